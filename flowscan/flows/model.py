@@ -1,0 +1,232 @@
+r"""Conditional density models p(x | theta) built on zuko flows."""
+
+from __future__ import annotations
+
+__all__ = ["FLOWS", "DensityModel"]
+
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+
+import torch
+import zuko
+from torch import Tensor, nn
+from torch.distributions import Distribution, Independent
+from zuko.flows import MaskedAutoregressiveTransform
+from zuko.lazy import UnconditionalDistribution
+
+from ..variables import Variable, bounds_tensor, check_events, check_theta
+from .logistic import Logistic
+from .preprocessing import BoundedStandardize
+
+FLOWS = {"nsf": zuko.flows.NSF, "maf": zuko.flows.MAF}
+_FORMAT = "flowscan.DensityModel"
+_VERSION = 1
+
+
+def _logistic(loc: Tensor, scale: Tensor) -> Distribution:
+    return Independent(Logistic(loc, scale), 1)
+
+
+class DensityModel(nn.Module):
+    r"""A normalized density p(x | theta) in the observables' own units.
+
+    The observables are mapped onto the real line (`BoundedStandardize`, whose
+    log-Jacobian is included), then modelled by a zuko flow conditioned on theta
+    scaled to [-1, 1] over the trained range: one conditional affine (location-scale)
+    layer, which lets the following layers work on a centred, unit-width shape, then
+    `transforms` layers of the chosen family, on a standard logistic base (`Logistic`
+    explains why not a Gaussian). Conditioner networks use SiLU activations, so the
+    density is smooth in theta and its Hessian is meaningful (ReLU networks would make
+    it piecewise linear). With no parameters the model is
+    unconditional. Calling the model, `model(theta)`, returns the zuko distribution
+    p(x | theta) with `log_prob(x)` and `sample(shape)`; `log_prob(x, theta)` and
+    `sample(n, theta)` are the checked entry points.
+
+    Arguments:
+        observables: Observables x, with their hard bounds.
+        theta_vars: Parameters theta; `low`/`high` left `None` are set from the
+            training data by `adapt`.
+        flow: `"nsf"` (neural spline flow, default) or `"maf"` (affine MAF).
+        transforms: Number of flow transforms.
+        hidden_features: Hidden layer sizes of each conditioner network.
+        bins: Spline bins (NSF only).
+        seed: Seed of the weight initialization.
+
+    Example:
+        >>> m = DensityModel([Variable("m", "GeV", 100.0, 1000.0)])
+        >>> m.log_prob(torch.tensor([[500.0]])).shape
+        torch.Size([1])
+    """
+
+    def __init__(
+        self,
+        observables: Sequence[Variable],
+        theta_vars: Sequence[Variable] = (),
+        flow: str = "nsf",
+        transforms: int = 5,
+        hidden_features: Sequence[int] = (64, 64),
+        bins: int = 8,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if flow not in FLOWS:
+            raise ValueError(f"unknown flow {flow!r}; choose one of {sorted(FLOWS)}")
+        if not observables:
+            raise ValueError("a density model needs at least one observable")
+        self.observables = list(observables)
+        self._theta_spec = list(theta_vars)
+        self.config = {
+            "observables": [v.to_dict() for v in observables],
+            "theta_vars": [p.to_dict() for p in theta_vars],
+            "flow": flow,
+            "transforms": transforms,
+            "hidden_features": list(hidden_features),
+            "bins": bins,
+            "seed": seed,
+        }
+        self.allow_extrapolation = False
+        self.history: list[dict] = []
+
+        kwargs = {"bins": bins} if flow == "nsf" else {}
+        features, context = len(observables), len(theta_vars)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            shift = MaskedAutoregressiveTransform(
+                features, context, hidden_features=tuple(hidden_features), activation=nn.SiLU
+            )
+            core = FLOWS[flow](
+                features,
+                context,
+                transforms=transforms,
+                hidden_features=tuple(hidden_features),
+                activation=nn.SiLU,
+                **kwargs,
+            )
+        self.preprocessing = BoundedStandardize(self.observables)
+        zeros = torch.zeros(features)
+        base = UnconditionalDistribution(_logistic, zeros, torch.ones_like(zeros), buffer=True)
+        self.flow = zuko.flows.Flow(
+            [self.preprocessing, shift, *core.transform.transforms], base
+        )
+        ranges = bounds_tensor(theta_vars).float() if theta_vars else torch.empty(0, 2)
+        self.register_buffer("theta_range", ranges)
+
+    @property
+    def theta_vars(self) -> list[Variable]:
+        r"""The parameters theta with their trained ranges."""
+        return [
+            replace(p, low=float(lo), high=float(hi))
+            for p, (lo, hi) in zip(self._theta_spec, self.theta_range.tolist(), strict=True)
+        ]
+
+    @property
+    def conditional(self) -> bool:
+        return len(self._theta_spec) > 0
+
+    @torch.no_grad()
+    def adapt(self, x: Tensor, theta: Tensor | None = None) -> None:
+        r"""Sets the preprocessing from training events `x` `(N, F)` and any open
+        parameter range from the training parameters `theta` `(N, D)`."""
+        self.preprocessing.adapt(x)
+        if self.conditional:
+            lo, hi = theta.min(dim=0).values, theta.max(dim=0).values
+            r = self.theta_range
+            r[:, 0] = torch.where(torch.isfinite(r[:, 0]), r[:, 0], lo.to(r))
+            r[:, 1] = torch.where(torch.isfinite(r[:, 1]), r[:, 1], hi.to(r))
+
+    def _context(self, theta: Tensor | None) -> Tensor | None:
+        if not self.conditional:
+            if theta is not None and theta.numel() > 0:
+                raise ValueError("this model is unconditional: pass theta=None")
+            return None
+        if theta is None:
+            names = [p.name for p in self._theta_spec]
+            raise ValueError(f"this model is conditional on {names}: pass theta")
+        ref = self.theta_range
+        theta = torch.as_tensor(theta).to(device=ref.device)
+        if not self.allow_extrapolation:
+            check_theta(theta, self.theta_vars)
+        theta = theta.to(ref.dtype)
+        lo, hi = ref[:, 0], ref[:, 1]
+        return 2 * (theta - lo) / (hi - lo) - 1
+
+    def forward(self, theta: Tensor | None = None) -> Distribution:
+        r"""Returns the distribution p(x | theta) for theta of shape `(*, D)` (unchecked
+        x: use `log_prob` for validated events)."""
+        return self.flow(self._context(theta))
+
+    def log_prob(self, x: Tensor, theta: Tensor | None = None) -> Tensor:
+        r"""Log-density of events `x` `(N, F)` in units of 1/prod(observable units).
+
+        Arguments:
+            x: Events, shape `(N, F)`, inside the observables' bounds.
+            theta: Parameters, shape `(*, D)`, broadcast against the event batch:
+                `(D,)` gives `(N,)`, `(N, D)` one theta per event, `(K, 1, D)` gives `(K, N)`.
+        """
+        x = torch.as_tensor(x)
+        check_events(x, self.observables)
+        x = x.to(self.theta_range)
+        if theta is not None and torch.as_tensor(theta).ndim > 2:
+            # zuko's affine layers need x to carry the batch dimensions of theta.
+            batch = torch.broadcast_shapes(x.shape[:-1], torch.as_tensor(theta).shape[:-1])
+            x = x.expand(*batch, x.shape[-1])
+        return self(theta).log_prob(x)
+
+    @torch.no_grad()
+    def sample(self, n: int, theta: Tensor | None = None, seed: int | None = None) -> Tensor:
+        r"""Draws `n` events at one theta `(D,)`; returns shape `(n, F)` in observable units."""
+        with torch.random.fork_rng(devices=[] if self.theta_range.device.type == "cpu" else None):
+            if seed is not None:
+                torch.manual_seed(seed)
+            return self(theta).sample((n,))
+
+    def save(self, path: str | os.PathLike) -> None:
+        r"""Writes weights, architecture, preprocessing, trained ranges and training
+        history to one file."""
+        torch.save(
+            {
+                "format": _FORMAT,
+                "version": _VERSION,
+                "config": self.config,
+                "state_dict": {k: v.cpu() for k, v in self.state_dict().items()},
+                "history": self.history,
+            },
+            path,
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> DensityModel:
+        r"""Rebuilds a model written by `save`; raises `ValueError` for a file that is not one."""
+        try:
+            blob = torch.load(path, map_location=device, weights_only=True)
+        except FileNotFoundError:
+            raise
+        except Exception as e:
+            raise ValueError(
+                f"{path} is not a readable flowscan model file ({type(e).__name__}: {e}); "
+                "it may be truncated or corrupt: retrain or copy it again"
+            ) from None
+        if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
+            raise ValueError(f"{path} is not a flowscan model file (no '{_FORMAT}' header)")
+        if blob.get("version") != _VERSION:
+            raise ValueError(
+                f"{path} has model-file version {blob.get('version')}, "
+                f"this flowscan reads version {_VERSION}"
+            )
+        c = blob["config"]
+        model = cls(
+            [Variable(**v) for v in c["observables"]],
+            [Variable(**p) for p in c["theta_vars"]],
+            flow=c["flow"],
+            transforms=c["transforms"],
+            hidden_features=c["hidden_features"],
+            bins=c["bins"],
+            seed=c["seed"],
+        )
+        try:
+            model.load_state_dict(blob["state_dict"])
+        except RuntimeError as e:
+            raise ValueError(f"{path}: weights do not match the stored architecture: {e}") from None
+        model.history = blob.get("history", [])
+        return model.to(device)

@@ -1,0 +1,42 @@
+r"""What a run writes beside its results: configuration, seed and versions."""
+
+from __future__ import annotations
+
+__all__ = ["versions", "write_json"]
+
+import json
+import os
+import platform
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+
+_PACKAGES = ["flowscan", "torch", "zuko", "numpy", "scipy", "iminuit", "botorch", "pandas"]
+
+
+def versions() -> dict[str, str]:
+    r"""Versions of Python, the platform and the packages a result depends on."""
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for name in _PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _default(o: object) -> object:
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, os.PathLike):
+        return os.fspath(o)
+    raise TypeError(f"cannot write {type(o).__name__} to JSON")
+
+
+def write_json(path: str | os.PathLike, data: dict) -> None:
+    r"""Writes `data` as indented JSON (numpy arrays as lists)."""
+    Path(path).write_text(json.dumps(data, indent=2, default=_default) + "\n")

@@ -1,0 +1,103 @@
+r"""Unbinned mixture likelihoods of signal and background densities."""
+
+from __future__ import annotations
+
+__all__ = ["Density", "MixtureLikelihood"]
+
+import math
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from ..variables import Variable, check_events
+
+
+class Density(Protocol):
+    r"""What a likelihood needs of a density: a flow (`DensityModel`) or a closed form."""
+
+    observables: list[Variable]
+    theta_vars: list[Variable]
+
+    def log_prob(self, x: Tensor, theta: Tensor) -> Tensor: ...
+
+
+class MixtureLikelihood:
+    r"""Negative log-likelihood of a signal plus background mixture with a fixed
+    signal fraction `f_s = n_sig / (n_sig + n_bkg)` (seed 002),
+
+    .. math:: \mathrm{NLL}(\theta) = -\sum_i \log\left[f_s\, p_s(x_i | \theta_s)
+        + (1 - f_s)\, p_b(x_i | \theta_b)\right], \quad \theta = (\theta_s, \theta_b).
+
+    Per-event terms are combined with `logaddexp` and summed in float64, whatever
+    dtype the densities run in, so the sum over 1e5 events keeps ~1e-9 relative
+    precision. `nll` is a differentiable torch scalar; calling the likelihood is `nll`.
+
+    Arguments:
+        signal: Density with `log_prob(x, theta_sig)`.
+        background: Density with `log_prob(x, theta_bkg)`.
+        x: Observed events, shape `(N, F)`, in observable units.
+        n_sig: Signal events assumed in the data.
+        n_bkg: Background events assumed in the data.
+
+    Example:
+        >>> from flowscan.toys import BreitWigner, Exponential, pseudo_data
+        >>> x = pseudo_data(torch.tensor([500.0, 40.0]), torch.tensor([200.0]), 100, 1000)
+        >>> nll = MixtureLikelihood(BreitWigner(), Exponential(), x, 100, 1000)
+        >>> nll.names
+        ['m_pole', 'gamma', 'tau']
+    """
+
+    def __init__(
+        self, signal: Density, background: Density, x: Tensor, n_sig: float, n_bkg: float
+    ) -> None:
+        if [v.name for v in signal.observables] != [v.name for v in background.observables]:
+            raise ValueError(
+                f"signal observables {[v.name for v in signal.observables]} differ from "
+                f"background observables {[v.name for v in background.observables]}"
+            )
+        if not (n_sig >= 0 and n_bkg > 0 and math.isfinite(n_sig + n_bkg)):
+            raise ValueError(f"need n_sig >= 0 and n_bkg > 0, got n_sig={n_sig}, n_bkg={n_bkg}")
+        x = torch.as_tensor(x, dtype=torch.float64)
+        check_events(x, signal.observables)
+        check_events(x, background.observables)
+        self.signal, self.background, self.x = signal, background, x
+        self.f_sig = n_sig / (n_sig + n_bkg)
+        self.theta_vars = [*signal.theta_vars, *background.theta_vars]
+        self._n_sig_theta = len(signal.theta_vars)
+        self._cache: tuple[Tensor, Tensor] | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return [v.name for v in self.theta_vars]
+
+    def nll(self, theta: Tensor) -> Tensor:
+        r"""NLL at `theta` of shape `(P,)` (a float64 scalar) or a batch `(K, P)` (shape `(K,)`)."""
+        theta = torch.as_tensor(theta, dtype=torch.float64)
+        if theta.shape[-1:] != (len(self.theta_vars),) or theta.ndim > 2:
+            raise ValueError(
+                f"theta must have shape (P,) or (K, P) with P = {len(self.theta_vars)} "
+                f"for {self.names}, got {tuple(theta.shape)}"
+            )
+        batch = theta.unsqueeze(-2) if theta.ndim == 2 else theta
+        d = self._n_sig_theta
+        lp_s = self.signal.log_prob(self.x, batch[..., :d]).double()
+        lp_b = self._background_log_prob(batch[..., d:])
+        if self.f_sig == 0:
+            return -lp_b.sum(dim=-1)
+        mix = torch.logaddexp(math.log(self.f_sig) + lp_s, math.log1p(-self.f_sig) + lp_b)
+        return -mix.sum(dim=-1)
+
+    __call__ = nll
+
+    def _background_log_prob(self, theta_bkg: Tensor) -> Tensor:
+        r"""Per-event background log-density, `(N,)` or `(K, N)`. When theta_bkg needs no
+        gradient and is one value for the whole batch, it is computed once per value and
+        cached (grids and scans with the background fixed pay for it once)."""
+        first = theta_bkg.reshape(-1, theta_bkg.shape[-1])[0]
+        if theta_bkg.requires_grad or not (theta_bkg == first).all():
+            return self.background.log_prob(self.x, theta_bkg).double()
+        if self._cache is None or not torch.equal(self._cache[0], first):
+            with torch.no_grad():
+                self._cache = (first.clone(), self.background.log_prob(self.x, first).double())
+        return self._cache[1]

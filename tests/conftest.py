@@ -1,0 +1,27 @@
+import pytest
+import torch
+
+from flowscan.flows import DensityModel, train
+from flowscan.toys import MASS, BreitWigner, Exponential, training_set
+
+
+@pytest.fixture(scope="session")
+def tiny_signal_flow() -> DensityModel:
+    r"""A small conditional NSF trained for two epochs on 5k Breit-Wigner events (float32)."""
+    x, theta = training_set(BreitWigner(), 5_000, seed=11)
+    model = DensityModel([MASS], BreitWigner.theta_vars, transforms=2, hidden_features=(16, 16))
+    train(model, x, theta, epochs=2, batch_size=256, progress=False)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_background_flow() -> DensityModel:
+    x, theta = training_set(Exponential(), 5_000, seed=12)
+    model = DensityModel([MASS], Exponential.theta_vars, transforms=2, hidden_features=(16, 16))
+    train(model, x, theta, epochs=2, batch_size=256, progress=False)
+    return model.eval()
+
+
+@pytest.fixture(autouse=True)
+def _threads() -> None:
+    torch.set_num_threads(2)
