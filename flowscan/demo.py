@@ -47,8 +47,13 @@ class DemoConfig:
     def quick(cls, **changes) -> DemoConfig:
         r"""A seconds-long version for tests: small samples, few epochs, tiny flows."""
         base = {
-            "n_train": 10_000, "epochs": 2, "transforms": 2, "hidden_features": (16, 16),
-            "n_sig": 500, "n_bkg": 5_000, "grid": 6,
+            "n_train": 10_000,
+            "epochs": 2,
+            "transforms": 2,
+            "hidden_features": (16, 16),
+            "n_sig": 500,
+            "n_bkg": 5_000,
+            "grid": 6,
         }
         return cls(**(base | changes))
 
@@ -74,8 +79,14 @@ def train_toy_flows(
         if progress:
             print(f"training the {name} flow on {len(x)} events")
         train(
-            model, x, theta, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
-            seed=config.seed + i, progress=progress,
+            model,
+            x,
+            theta,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            lr=config.lr,
+            seed=config.seed + i,
+            progress=progress,
         )
         seconds[f"train_{name}"] = time.perf_counter() - t0
         models.append(model.eval())
@@ -116,10 +127,16 @@ def landscape(
         values.append(value.detach().cpu())
         grads.append(part.grad.cpu())
     shape = (size, size)
-    return (a, b), torch.cat(values).numpy().reshape(shape), torch.cat(grads).numpy().reshape(*shape, 2)
+    return (
+        (a, b),
+        torch.cat(values).numpy().reshape(shape),
+        torch.cat(grads).numpy().reshape(*shape, 2),
+    )
 
 
-def _curves(nll: MixtureLikelihood, theta: np.ndarray, grid: Tensor) -> tuple[np.ndarray, np.ndarray]:
+def _curves(
+    nll: MixtureLikelihood, theta: np.ndarray, grid: Tensor
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Expected events per GeV, total and background, on `grid` `(G, 1)`."""
     d, n = len(nll.signal.theta_vars), len(nll.x)
     t = torch.as_tensor(theta)
@@ -131,7 +148,9 @@ def _curves(nll: MixtureLikelihood, theta: np.ndarray, grid: Tensor) -> tuple[np
 
 
 def run_demo(
-    config: DemoConfig, out: str | Path | None = None, progress: bool = True,
+    config: DemoConfig,
+    out: str | Path | None = None,
+    progress: bool = True,
     echo: Callable[[str], None] = print,
 ) -> dict:
     r"""Trains, fits with flows and with exact densities, and writes to `out` (default
@@ -141,7 +160,9 @@ def run_demo(
 
     out = Path(out or f"runs/demo-{datetime.now():%Y%m%d-%H%M%S}")
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", {"config": asdict(config), "seed": config.seed, "versions": versions()})
+    write_json(
+        out / "config.json", {"config": asdict(config), "seed": config.seed, "versions": versions()}
+    )
     t_start = time.perf_counter()
 
     signal, background, seconds = train_toy_flows(config, progress)
@@ -160,7 +181,8 @@ def run_demo(
 
     units = [v.unit for v in nll_exact.theta_vars]
     rows = [
-        f"{'parameter':<10}{'unit':<6}{'truth':>10}{'fit (flows)':>14}{'fit (exact)':>20}{'(flow-exact)/sigma':>20}"
+        f"{'parameter':<10}{'unit':<6}{'truth':>10}{'fit (flows)':>14}{'fit (exact)':>20}"
+        f"{'(flow-exact)/sigma':>20}"
     ]
     for i, name in enumerate(names):
         pull = (fit_flow.theta[i] - fit_exact.theta[i]) / errors[i]
@@ -174,18 +196,27 @@ def run_demo(
         f"fit seconds: flows {fit_flow.seconds:.1f}, exact {fit_exact.seconds:.1f}"
     )
 
-    grid = torch.linspace(MASS.low, MASS.high, 600, dtype=torch.float64)[:, None]
+    edges = torch.linspace(MASS.low, MASS.high, 601, dtype=torch.float64)
+    grid = ((edges[1:] + edges[:-1]) / 2)[:, None]
     plots.plot_fit(
         x[:, 0].numpy(),
         grid[:, 0].numpy(),
-        {"flows": _curves(nll_flow, fit_flow.theta, grid), "exact": _curves(nll_exact, fit_exact.theta, grid)},
+        {
+            "flows": _curves(nll_flow, fit_flow.theta, grid),
+            "exact": _curves(nll_exact, fit_exact.theta, grid),
+        },
         MASS.label,
         out / "fit.png",
     )
     axes, values, grads = landscape(nll_flow, fit_flow.theta, config.grid)
     plots.plot_landscape(
-        axes, values - values.min(), grads, [v.label for v in nll_flow.theta_vars[:2]],
-        out / "landscape.png", trajectory=fit_flow.path[:, :2], truth=truth[:2].tolist(),
+        axes,
+        values - values.min(),
+        grads,
+        [v.label for v in nll_flow.theta_vars[:2]],
+        out / "landscape.png",
+        trajectory=fit_flow.path[:, :2],
+        truth=truth[:2].tolist(),
         title=f"flow NLL at tau = {fit_flow.theta[2]:.1f} GeV, path of the gradient scan",
     )
     seconds["total"] = time.perf_counter() - t_start
@@ -201,5 +232,6 @@ def run_demo(
         "scan_exact": fit_exact.to_dict(),
     }
     write_json(out / "result.json", result)
-    echo(f"wrote {out}/ (result.json, config.json, signal.pt, background.pt, data.csv, fit.png, landscape.png)")
+    files = "result.json, config.json, signal.pt, background.pt, data.csv, fit.png, landscape.png"
+    echo(f"wrote {out}/ ({files})")
     return result

@@ -48,12 +48,21 @@ def plot_fit(
     sub = None
     for (label, (total, bkg)), style in zip(curves.items(), ["-", "--", ":"], strict=False):
         line = top.plot(grid, total * width, style, label=f"{label}: signal + background")[0]
-        top.plot(grid, bkg * width, style, color=line.get_color(), alpha=0.5, label=f"{label}: background")
+        top.plot(
+            grid,
+            bkg * width,
+            style,
+            color=line.get_color(),
+            alpha=0.5,
+            label=f"{label}: background",
+        )
         bkg_at = np.interp(centres, grid, bkg * width)
         if sub is None:
             sub = counts - bkg_at
             bottom.errorbar(centres, sub, np.sqrt(counts), fmt="k.", label="data - background fit")
-        bottom.plot(grid, (total - bkg) * width, style, color=line.get_color(), label=f"{label}: signal")
+        bottom.plot(
+            grid, (total - bkg) * width, style, color=line.get_color(), label=f"{label}: signal"
+        )
     top.set_yscale("log")
     top.set_ylabel(f"events / {width:.3g}")
     top.legend(fontsize=8)
@@ -90,9 +99,11 @@ def plot_landscape(
     plt = _pyplot()
     a, b = axes
     fig, ax = plt.subplots(figsize=(7, 5.5))
-    levels = np.geomspace(0.5, max(dnll.max(), 1.0), 14)
-    cs = ax.contourf(a, b, np.clip(dnll, 0.5, None), levels=levels, cmap="viridis_r", norm="log")
-    fig.colorbar(cs, ax=ax, label=r"$\Delta$NLL")
+    decades = 10.0 ** np.arange(-1, np.ceil(np.log10(max(dnll.max(), 1.0))) + 1)
+    levels = np.unique(np.concatenate([decades, 2 * decades, 5 * decades]))
+    levels = levels[levels <= max(dnll.max(), 1.0) * 5]
+    cs = ax.contourf(a, b, np.clip(dnll, levels[0], None), levels=levels, cmap="viridis_r", norm="log")
+    fig.colorbar(cs, ax=ax, label=r"$\Delta$NLL", ticks=decades, format="%g")
     ax.contour(a, b, dnll, levels=[0.5, 2.0], colors="white", linewidths=1)
     # Unit arrows along -grad in axis-normalized coordinates, drawn in data units.
     ra, rb = a[-1] - a[0], b[-1] - b[0]
@@ -102,11 +113,22 @@ def plot_landscape(
     length = 0.6 * step / len(a)
     sl = (slice(None, None, step), slice(None, None, step))
     ax.quiver(
-        a[::step], b[::step], (ga / norm * ra * length)[sl], (gb / norm * rb * length)[sl],
-        color="k", alpha=0.5, angles="xy", scale_units="xy", scale=1, pivot="mid", width=0.003,
+        a[::step],
+        b[::step],
+        (ga / norm * ra * length)[sl],
+        (gb / norm * rb * length)[sl],
+        color="k",
+        alpha=0.5,
+        angles="xy",
+        scale_units="xy",
+        scale=1,
+        pivot="mid",
+        width=0.003,
     )
     if trajectory is not None:
-        ax.plot(trajectory[:, 0], trajectory[:, 1], "o-", color="tab:red", ms=3, label="optimizer path")
+        ax.plot(
+            trajectory[:, 0], trajectory[:, 1], "o-", color="tab:red", ms=3, label="optimizer path"
+        )
         ax.plot(*trajectory[-1], "X", color="tab:red", ms=10, label="best fit")
     if truth is not None:
         ax.plot(*truth, "*", color="gold", mec="k", ms=14, label="truth")

@@ -28,11 +28,18 @@ def _integral(model: DensityModel, theta: torch.Tensor | None = None) -> float:
 @pytest.mark.parametrize("theta", [(320.0, 25.0), (455.0, 33.0), (680.0, 75.0)])
 def test_flow_log_prob_is_normalized_on_the_window(tiny_signal_flow, theta):
     model = copy.deepcopy(tiny_signal_flow).double()  # float64 so quad reaches its tolerance
-    assert _integral(model, torch.tensor(theta, dtype=torch.float64)) == pytest.approx(1.0, abs=1e-4)
+    assert _integral(model, torch.tensor(theta, dtype=torch.float64)) == pytest.approx(
+        1.0, abs=1e-4
+    )
 
 
 def test_preprocessing_log_jacobian_matches_autograd_and_inverts():
-    obs = [Variable("a", "", 0.0, 1.0), Variable("b", "", 2.0, None), Variable("c", "", None, 5.0), Variable("d")]
+    obs = [
+        Variable("a", "", 0.0, 1.0),
+        Variable("b", "", 2.0, None),
+        Variable("c", "", None, 5.0),
+        Variable("d"),
+    ]
     pre = BoundedStandardize(obs)
     x = torch.tensor([[0.3, 2.5, 4.0, -1.0], [0.9, 10.0, -3.0, 2.0]], dtype=torch.float64)
     pre.adapt(torch.tensor([[0.2, 3.0, 1.0, 0.0], [0.7, 8.0, 4.5, 3.0], [0.5, 2.2, 0.0, -2.0]]))
@@ -41,14 +48,18 @@ def test_preprocessing_log_jacobian_matches_autograd_and_inverts():
     z, ladj = t.call_and_ladj(x)
     for row in range(len(x)):
         jac = torch.autograd.functional.jacobian(lambda v: t(v[None])[0], x[row])
-        assert ladj[row].item() == pytest.approx(torch.linalg.slogdet(jac).logabsdet.item(), rel=1e-10)
+        assert ladj[row].item() == pytest.approx(
+            torch.linalg.slogdet(jac).logabsdet.item(), rel=1e-10
+        )
     torch.testing.assert_close(t.inv(z), x)
 
 
 def test_logistic_base_matches_scipy():
     z = torch.linspace(-30, 30, 61, dtype=torch.float64)
     d = Logistic(torch.tensor(0.5, dtype=torch.float64), torch.tensor(2.0, dtype=torch.float64))
-    np.testing.assert_allclose(d.log_prob(z).numpy(), stats.logistic(0.5, 2.0).logpdf(z.numpy()), rtol=1e-12)
+    np.testing.assert_allclose(
+        d.log_prob(z).numpy(), stats.logistic(0.5, 2.0).logpdf(z.numpy()), rtol=1e-12
+    )
     torch.manual_seed(0)
     assert stats.kstest(d.sample((20_000,)).numpy(), stats.logistic(0.5, 2.0).cdf).pvalue > 0.01
 
@@ -142,7 +153,9 @@ def test_training_is_reproducible():
     x, theta = training_set(Exponential(), 2_000, seed=0)
     runs = []
     for _ in range(2):
-        model = DensityModel([MASS], Exponential.theta_vars, transforms=1, hidden_features=(8,), seed=3)
+        model = DensityModel(
+            [MASS], Exponential.theta_vars, transforms=1, hidden_features=(8,), seed=3
+        )
         runs.append(train(model, x, theta, epochs=2, batch_size=256, seed=5, progress=False))
     assert runs[0] == runs[1]
 

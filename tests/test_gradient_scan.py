@@ -42,7 +42,9 @@ def test_gradient_scan_recovers_the_exact_mle(seed):
 
 
 def test_gradient_scan_counts_and_bounds():
-    x = pseudo_data(torch.tensor([350.0, 50.0]), torch.tensor([250.0]), n_sig=200, n_bkg=2_000, seed=3)
+    x = pseudo_data(
+        torch.tensor([350.0, 50.0]), torch.tensor([250.0]), n_sig=200, n_bkg=2_000, seed=3
+    )
     nll = MixtureLikelihood(BreitWigner(), Exponential(), x, 200, 2_000)
     calls = []
 

@@ -43,7 +43,9 @@ def test_nll_sums_in_float64_with_float32_flows(tiny_signal_flow, tiny_backgroun
 
 
 @pytest.mark.parametrize("kind", ["exact", "flow"])
-def test_nll_gradient_matches_finite_differences(kind, tiny_signal_flow, tiny_background_flow, data):
+def test_nll_gradient_matches_finite_differences(
+    kind, tiny_signal_flow, tiny_background_flow, data
+):
     if kind == "exact":
         sig, bkg = BreitWigner(), Exponential()
     else:  # float64 copies, so central differences with small steps are accurate
@@ -64,8 +66,12 @@ def test_nll_gradient_matches_finite_differences(kind, tiny_signal_flow, tiny_ba
 
 def test_batched_nll_equals_single_calls(data):
     nll = MixtureLikelihood(BreitWigner(), Exponential(), data, 300, 3_000)
-    thetas = torch.tensor([[450.0, 40.0, 180.0], [400.0, 60.0, 200.0], [600.0, 20.0, 120.0]], dtype=torch.float64)
-    torch.testing.assert_close(nll(thetas), torch.stack([nll(t) for t in thetas]), rtol=1e-13, atol=0)
+    thetas = torch.tensor(
+        [[450.0, 40.0, 180.0], [400.0, 60.0, 200.0], [600.0, 20.0, 120.0]], dtype=torch.float64
+    )
+    torch.testing.assert_close(
+        nll(thetas), torch.stack([nll(t) for t in thetas]), rtol=1e-13, atol=0
+    )
 
 
 @pytest.mark.parametrize(

@@ -106,9 +106,7 @@ class DensityModel(nn.Module):
         self.preprocessing = BoundedStandardize(self.observables)
         zeros = torch.zeros(features)
         base = UnconditionalDistribution(_logistic, zeros, torch.ones_like(zeros), buffer=True)
-        self.flow = zuko.flows.Flow(
-            [self.preprocessing, shift, *core.transform.transforms], base
-        )
+        self.flow = zuko.flows.Flow([self.preprocessing, shift, *core.transform.transforms], base)
         ranges = bounds_tensor(theta_vars).float() if theta_vars else torch.empty(0, 2)
         self.register_buffer("theta_range", ranges)
 

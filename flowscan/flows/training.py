@@ -67,7 +67,11 @@ def train(
         raise ValueError(f"too few events ({len(x)}) to split off a validation set")
 
     def loss(idx: Tensor) -> Tensor:
-        return -model.flow(model._context(None if theta is None else theta[idx])).log_prob(x[idx]).mean()
+        return (
+            -model.flow(model._context(None if theta is None else theta[idx]))
+            .log_prob(x[idx])
+            .mean()
+        )
 
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
@@ -79,16 +83,21 @@ def train(
         order = trn[torch.randperm(len(trn), generator=gen).to(ref.device)]
         total = 0.0
         for idx in order.split(batch_size):
-            l = loss(idx)
+            value = loss(idx)
             opt.zero_grad()
-            l.backward()
+            value.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
-            total += l.item() * len(idx)
+            total += value.item() * len(idx)
         model.eval()
         with torch.no_grad():
             v = sum(loss(i).item() * len(i) for i in val.split(8 * batch_size)) / len(val)
-        record = {"epoch": epoch + 1, "train_loss": total / len(trn), "val_loss": v, "lr": sched.get_last_lr()[0]}
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": total / len(trn),
+            "val_loss": v,
+            "lr": sched.get_last_lr()[0],
+        }
         history.append(record)
         sched.step()
         bar.set_postfix(train=f"{record['train_loss']:.4f}", val=f"{v:.4f}")

@@ -66,7 +66,9 @@ class _ExactDensity:
     def _check(self, theta: Tensor) -> None:
         names = [p.name for p in self.theta_vars]
         if theta.shape[-1:] != (len(names),):
-            raise ValueError(f"theta must have shape (*, {len(names)}) for {names}, got {tuple(theta.shape)}")
+            raise ValueError(
+                f"theta must have shape (*, {len(names)}) for {names}, got {tuple(theta.shape)}"
+            )
         if not (torch.isfinite(theta) & (theta > 0)).all():
             raise ValueError(f"{names} must be finite and positive")
 
@@ -93,8 +95,10 @@ class BreitWigner(_ExactDensity):
     def _log_prob(self, m: Tensor, m0: Tensor, gamma: Tensor) -> Tensor:
         a, b = self._edges(m0, gamma)
         half = gamma / 2
-        return torch.log(half / math.pi) - torch.log((m - m0) ** 2 + half**2) - torch.log(
-            (b - a) / math.pi
+        return (
+            torch.log(half / math.pi)
+            - torch.log((m - m0) ** 2 + half**2)
+            - torch.log((b - a) / math.pi)
         )
 
     def _icdf(self, u: Tensor, m0: Tensor, gamma: Tensor) -> Tensor:
@@ -145,5 +149,7 @@ def pseudo_data(
     shuffled. Returns float64 events of shape `(n_sig + n_bkg, 1)`."""
     rng = np.random.default_rng(seed)
     s, b = (int(i) for i in rng.integers(2**63, size=2))
-    x = torch.cat([BreitWigner().sample(n_sig, theta_sig, s), Exponential().sample(n_bkg, theta_bkg, b)])
+    x = torch.cat(
+        [BreitWigner().sample(n_sig, theta_sig, s), Exponential().sample(n_bkg, theta_bkg, b)]
+    )
     return x[torch.from_numpy(rng.permutation(len(x)))]
