@@ -39,7 +39,7 @@ class DemoConfig:
     )
     n_sig: int = 1_000
     n_bkg: int = 100_000
-    grid: int = 20
+    grid: int = 16
     seed: int = 0
     device: str = "cpu"
 
@@ -109,29 +109,24 @@ def fit_toy(
 
 
 def landscape(
-    nll: MixtureLikelihood, theta: np.ndarray, size: int, chunk: int = 16
+    nll: MixtureLikelihood, theta: np.ndarray, size: int
 ) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
-    r"""NLL and its gradient over (m_pole, gamma) on a `size` x `size` grid spanning
-    their ranges, other parameters fixed at `theta`. Returns the axes, NLL `(size, size)`
-    and gradient `(size, size, 2)`, rows along gamma."""
+    r"""NLL and its autograd gradient over (m_pole, gamma) on a `size` x `size` grid
+    spanning their ranges, tau fixed at `theta[2]` (its background term is computed
+    once). Returns the axes, NLL `(size, size)` and gradient `(size, size, 2)` in 1/GeV,
+    rows along gamma. One theta per call: batching thetas is slower on CPU here, as the
+    spline backward pass is memory-bound."""
     (a0, a1), (b0, b1) = [(v.low, v.high) for v in nll.theta_vars[:2]]
     a, b = np.linspace(a0, a1, size), np.linspace(b0, b1, size)
-    bb, aa = np.meshgrid(b, a, indexing="ij")
-    points = np.stack([aa.ravel(), bb.ravel()], axis=-1)
-    values, grads = [], []
-    fixed = torch.as_tensor(theta[2:]).to(nll.x.device)
-    for part in torch.from_numpy(points).to(nll.x.device).split(chunk):
-        part.requires_grad_()
-        value = nll(torch.cat([part, fixed.expand(len(part), -1)], dim=-1))
-        value.sum().backward()
-        values.append(value.detach().cpu())
-        grads.append(part.grad.cpu())
-    shape = (size, size)
-    return (
-        (a, b),
-        torch.cat(values).numpy().reshape(shape),
-        torch.cat(grads).numpy().reshape(*shape, 2),
-    )
+    fixed = torch.as_tensor(theta[2:], device=nll.x.device, dtype=torch.float64)
+    values, grads = np.empty((size, size)), np.empty((size, size, 2))
+    for i, j in np.ndindex(size, size):
+        point = torch.tensor([a[j], b[i]], device=nll.x.device, dtype=torch.float64)
+        point.requires_grad_()
+        value = nll.nll_split(point, fixed)
+        value.backward()
+        values[i, j], grads[i, j] = value.item(), point.grad.cpu().numpy()
+    return (a, b), values, grads
 
 
 def _curves(

@@ -102,7 +102,9 @@ def plot_landscape(
     decades = 10.0 ** np.arange(-1, np.ceil(np.log10(max(dnll.max(), 1.0))) + 1)
     levels = np.unique(np.concatenate([decades, 2 * decades, 5 * decades]))
     levels = levels[levels <= max(dnll.max(), 1.0) * 5]
-    cs = ax.contourf(a, b, np.clip(dnll, levels[0], None), levels=levels, cmap="viridis_r", norm="log")
+    cs = ax.contourf(
+        a, b, np.clip(dnll, levels[0], None), levels=levels, cmap="viridis_r", norm="log"
+    )
     fig.colorbar(cs, ax=ax, label=r"$\Delta$NLL", ticks=decades, format="%g")
     ax.contour(a, b, dnll, levels=[0.5, 2.0], colors="white", linewidths=1)
     # Unit arrows along -grad in axis-normalized coordinates, drawn in data units.

@@ -74,6 +74,18 @@ def test_batched_nll_equals_single_calls(data):
     )
 
 
+def test_cached_background_gives_the_same_nll_and_gradient(tiny_background_flow, data):
+    nll = MixtureLikelihood(BreitWigner(), tiny_background_flow, data, 300, 3_000)
+    sig = THETA[:2].clone().requires_grad_()
+    cached = nll.nll_split(sig, THETA[2:])  # theta_bkg needs no gradient: cached
+    assert nll._cache is not None and torch.equal(nll._cache[0], THETA[2:])
+    cached.backward()
+    full = THETA.clone().requires_grad_()
+    nll(full).backward()
+    assert cached.item() == pytest.approx(nll(THETA).item(), rel=1e-14)
+    torch.testing.assert_close(sig.grad, full.grad[:2], rtol=1e-12, atol=0)
+
+
 @pytest.mark.parametrize(
     ("x", "match"),
     [

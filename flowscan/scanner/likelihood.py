@@ -79,22 +79,28 @@ class MixtureLikelihood:
                 f"theta must have shape (P,) or (K, P) with P = {len(self.theta_vars)} "
                 f"for {self.names}, got {tuple(theta.shape)}"
             )
-        batch = theta.unsqueeze(-2) if theta.ndim == 2 else theta
         d = self._n_sig_theta
-        lp_s = self.signal.log_prob(self.x, batch[..., :d]).double()
-        lp_b = self._background_log_prob(batch[..., d:])
+        return self.nll_split(theta[..., :d], theta[..., d:])
+
+    def nll_split(self, theta_sig: Tensor, theta_bkg: Tensor) -> Tensor:
+        r"""NLL with `theta_sig` `(*, D_s)` and `theta_bkg` `(*, D_b)` given apart, batch
+        shapes `()` or `(K,)`. A `theta_bkg` that needs no gradient and is one value for
+        the whole batch has its per-event background density computed once and cached."""
+        if theta_sig.ndim == 2:
+            theta_sig, theta_bkg = theta_sig.unsqueeze(-2), theta_bkg.unsqueeze(-2)
+        lp_s = self.signal.log_prob(self.x, theta_sig).double()
+        lp_b = self._background_log_prob(theta_bkg)
         if self.f_sig == 0:
-            return -lp_b.sum(dim=-1)
+            return -lp_b.sum(dim=-1).expand(lp_s.shape[:-1])
         mix = torch.logaddexp(math.log(self.f_sig) + lp_s, math.log1p(-self.f_sig) + lp_b)
         return -mix.sum(dim=-1)
 
     __call__ = nll
 
     def _background_log_prob(self, theta_bkg: Tensor) -> Tensor:
-        r"""Per-event background log-density, `(N,)` or `(K, N)`. When theta_bkg needs no
-        gradient and is one value for the whole batch, it is computed once per value and
-        cached (grids and scans with the background fixed pay for it once)."""
-        first = theta_bkg.reshape(-1, theta_bkg.shape[-1])[0]
+        r"""Per-event background log-density, `(N,)` or `(K, N)`, cached as `nll_split` says."""
+        d = theta_bkg.shape[-1]
+        first = theta_bkg.reshape(-1, d)[0] if theta_bkg.numel() else theta_bkg.new_empty(d)
         if theta_bkg.requires_grad or not (theta_bkg == first).all():
             return self.background.log_prob(self.x, theta_bkg).double()
         if self._cache is None or not torch.equal(self._cache[0], first):
