@@ -7,7 +7,7 @@ __all__ = ["DemoConfig", "fit_toy", "landscape", "run_demo", "train_toy_flows"]
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -109,15 +109,14 @@ def fit_toy(
 
 
 def landscape(
-    nll: MixtureLikelihood, theta: np.ndarray, size: int
+    nll: MixtureLikelihood, theta: np.ndarray, ranges: Sequence[tuple[float, float]], size: int
 ) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
-    r"""NLL and its autograd gradient over (m_pole, gamma) on a `size` x `size` grid
-    spanning their ranges, tau fixed at `theta[2]` (its background term is computed
-    once). Returns the axes, NLL `(size, size)` and gradient `(size, size, 2)` in 1/GeV,
-    rows along gamma. One theta per call: batching thetas is slower on CPU here, as the
-    spline backward pass is memory-bound."""
-    (a0, a1), (b0, b1) = [(v.low, v.high) for v in nll.theta_vars[:2]]
-    a, b = np.linspace(a0, a1, size), np.linspace(b0, b1, size)
+    r"""NLL and its autograd gradient over (m_pole, gamma) on a `size` x `size` grid over
+    `ranges` (GeV), tau fixed at `theta[2]` (its background term is computed once).
+    Returns the axes, NLL `(size, size)` and gradient `(size, size, 2)` in 1/GeV, rows
+    along gamma. One theta per call: batching thetas is slower on CPU here, as the spline
+    backward pass is memory-bound."""
+    a, b = (np.linspace(lo, hi, size) for lo, hi in ranges)
     fixed = torch.as_tensor(theta[2:], device=nll.x.device, dtype=torch.float64)
     values, grads = np.empty((size, size)), np.empty((size, size, 2))
     for i, j in np.ndindex(size, size):
@@ -203,16 +202,23 @@ def run_demo(
         MASS.label,
         out / "fit.png",
     )
-    axes, values, grads = landscape(nll_flow, fit_flow.theta, config.grid)
+    # Full range, and a zoom of +-4 sigma (exact-fit errors) around the flow minimum.
+    full = [(v.low, v.high) for v in nll_flow.theta_vars[:2]]
+    zoom = [
+        (max(v.low, t - 4 * s), min(v.high, t + 4 * s))
+        for v, t, s in zip(nll_flow.theta_vars[:2], fit_flow.theta, errors, strict=False)
+    ]
+    panels = []
+    for ranges, size in [(full, config.grid), (zoom, max(3, config.grid * 3 // 4))]:
+        axes, values, grads = landscape(nll_flow, fit_flow.theta, ranges, size)
+        panels.append((axes, values - fit_flow.nll, grads))
     plots.plot_landscape(
-        axes,
-        values - values.min(),
-        grads,
+        panels,
         [v.label for v in nll_flow.theta_vars[:2]],
         out / "landscape.png",
         trajectory=fit_flow.path[:, :2],
         truth=truth[:2].tolist(),
-        title=f"flow NLL at tau = {fit_flow.theta[2]:.1f} GeV, path of the gradient scan",
+        title=f"flow NLL at tau = {fit_flow.theta[2]:.1f} GeV and the path of the gradient scan",
     )
     seconds["total"] = time.perf_counter() - t_start
     result = {

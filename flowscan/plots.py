@@ -76,49 +76,70 @@ def plot_fit(
 
 
 def plot_landscape(
-    axes: tuple[np.ndarray, np.ndarray],
-    dnll: np.ndarray,
-    grad: np.ndarray,
+    panels: Sequence[tuple[tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray]],
     labels: Sequence[str],
     path: str | os.PathLike,
     trajectory: np.ndarray | None = None,
     truth: Sequence[float] | None = None,
     title: str = "",
 ) -> None:
-    r"""Delta NLL over two parameters with the descent direction field and a path.
+    r"""Delta NLL over two parameters with the descent direction field and a path, one
+    panel per grid (e.g. the full range and a zoom on the minimum).
 
     Arguments:
-        axes: Grid values of the two parameters, shapes `(A,)` and `(B,)`.
-        dnll: NLL minus its minimum on the grid, shape `(B, A)`.
-        grad: NLL gradient on the grid, shape `(B, A, 2)`, per unit of each parameter.
+        panels: Per panel `(axes, dnll, grad)`: grid values of the two parameters,
+            shapes `(A,)` and `(B,)`; NLL minus its minimum, `(B, A)`; NLL gradient,
+            `(B, A, 2)`, per unit of each parameter.
         labels: Axis labels with units.
         path: Output PNG file.
         trajectory: Optimizer path, shape `(S, 2)`.
         truth: True point.
+        title: Figure title.
     """
     plt = _pyplot()
+    fig, axs = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5.5), squeeze=False)
+    for ax, (axes, dnll, grad) in zip(axs[0], panels, strict=True):
+        _draw_landscape(fig, ax, axes, dnll, grad)
+        if trajectory is not None:
+            ax.plot(*trajectory.T, "o-", color="tab:red", ms=3, label="optimizer path")
+            ax.plot(*trajectory[-1], "X", color="tab:red", ms=10, label="best fit")
+        if truth is not None:
+            ax.plot(*truth, "*", color="gold", mec="k", ms=14, label="truth")
+        ax.set_xlim(axes[0][0], axes[0][-1])
+        ax.set_ylim(axes[1][0], axes[1][-1])
+        ax.set_xlabel(labels[0])
+        ax.set_ylabel(labels[1])
+    axs[0, 0].legend(fontsize=8, loc="upper right")
+    fig.suptitle(
+        title + "\n" + r"white contours: $\Delta$NLL = 1.15, 3.0 (68%, 95% for 2 parameters)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _draw_landscape(fig, ax, axes, dnll: np.ndarray, grad: np.ndarray) -> None:
     a, b = axes
-    fig, ax = plt.subplots(figsize=(7, 5.5))
-    decades = 10.0 ** np.arange(-1, np.ceil(np.log10(max(dnll.max(), 1.0))) + 1)
+    top = max(dnll.max(), 1.0)
+    decades = 10.0 ** np.arange(-1, np.ceil(np.log10(top)) + 1)
     levels = np.unique(np.concatenate([decades, 2 * decades, 5 * decades]))
-    levels = levels[levels <= max(dnll.max(), 1.0) * 5]
+    levels = levels[levels <= top * 5]
     cs = ax.contourf(
         a, b, np.clip(dnll, levels[0], None), levels=levels, cmap="viridis_r", norm="log"
     )
     fig.colorbar(cs, ax=ax, label=r"$\Delta$NLL", ticks=decades, format="%g")
-    ax.contour(a, b, dnll, levels=[0.5, 2.0], colors="white", linewidths=1)
+    ax.contour(a, b, dnll, levels=[1.15, 3.0], colors="white", linewidths=1)
     # Unit arrows along -grad in axis-normalized coordinates, drawn in data units.
     ra, rb = a[-1] - a[0], b[-1] - b[0]
     ga, gb = -grad[..., 0] * ra, -grad[..., 1] * rb
     norm = np.hypot(ga, gb) + 1e-300
-    step = max(1, len(a) // 15)
-    length = 0.6 * step / len(a)
-    sl = (slice(None, None, step), slice(None, None, step))
+    length = 0.6 / len(a)
     ax.quiver(
-        a[::step],
-        b[::step],
-        (ga / norm * ra * length)[sl],
-        (gb / norm * rb * length)[sl],
+        a,
+        b,
+        ga / norm * ra * length,
+        gb / norm * rb * length,
         color="k",
         alpha=0.5,
         angles="xy",
@@ -127,17 +148,3 @@ def plot_landscape(
         pivot="mid",
         width=0.003,
     )
-    if trajectory is not None:
-        ax.plot(
-            trajectory[:, 0], trajectory[:, 1], "o-", color="tab:red", ms=3, label="optimizer path"
-        )
-        ax.plot(*trajectory[-1], "X", color="tab:red", ms=10, label="best fit")
-    if truth is not None:
-        ax.plot(*truth, "*", color="gold", mec="k", ms=14, label="truth")
-    ax.set_xlabel(labels[0])
-    ax.set_ylabel(labels[1])
-    ax.set_title(title or r"NLL landscape, contours at $\Delta$NLL = 0.5, 2", fontsize=10)
-    ax.legend(fontsize=8, loc="upper right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
