@@ -2,11 +2,12 @@ r"""Conditional density models p(x | theta) built on zuko flows."""
 
 from __future__ import annotations
 
-__all__ = ["FLOWS", "DensityModel"]
+__all__ = ["FLOWS", "SPLINE_BOUND", "DensityModel"]
 
 import os
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 
 import torch
 import zuko
@@ -14,12 +15,29 @@ from torch import Tensor, nn
 from torch.distributions import Distribution, Independent
 from zuko.flows import MaskedAutoregressiveTransform
 from zuko.lazy import UnconditionalDistribution
+from zuko.transforms import MonotonicRQSTransform
 
 from ..variables import Variable, bounds_tensor, check_events, check_theta
 from .logistic import Logistic
 from .preprocessing import BoundedStandardize
 
-FLOWS = {"nsf": zuko.flows.NSF, "maf": zuko.flows.MAF}
+SPLINE_BOUND = 10.0
+
+
+def _nsf(features: int, context: int, bins: int = 8, **kwargs) -> zuko.flows.Flow:
+    r"""zuko's NSF with splines on [-10, 10] instead of [-5, 5] (identity outside): the
+    Breit-Wigner tails reach beyond 5 once the affine layer has given the peak unit
+    width, and the wider domain cut the toy signal's KL from 0.0054 to 0.0006 nats/event."""
+    return zuko.flows.MAF(
+        features,
+        context,
+        univariate=partial(MonotonicRQSTransform, bound=SPLINE_BOUND),
+        shapes=[(bins,), (bins,), (bins - 1,)],
+        **kwargs,
+    )
+
+
+FLOWS = {"nsf": _nsf, "maf": zuko.flows.MAF}
 _FORMAT = "flowscan.DensityModel"
 _VERSION = 1
 
@@ -47,7 +65,8 @@ class DensityModel(nn.Module):
         observables: Observables x, with their hard bounds.
         theta_vars: Parameters theta; `low`/`high` left `None` are set from the
             training data by `adapt`.
-        flow: `"nsf"` (neural spline flow, default) or `"maf"` (affine MAF).
+        flow: `"nsf"` (rational-quadratic splines on [-10, 10], default) or `"maf"`
+            (affine MAF).
         transforms: Number of flow transforms.
         hidden_features: Hidden layer sizes of each conditioner network.
         bins: Spline bins (NSF only).
