@@ -152,7 +152,9 @@ class DensityModel(nn.Module):
             r[:, 0] = torch.where(torch.isfinite(r[:, 0]), r[:, 0], lo.to(r))
             r[:, 1] = torch.where(torch.isfinite(r[:, 1]), r[:, 1], hi.to(r))
 
-    def _context(self, theta: Tensor | None) -> Tensor | None:
+    def context(self, theta: Tensor | None) -> Tensor | None:
+        r"""The flow context for theta `(*, D)`: theta checked against the trained range
+        (unless `allow_extrapolation`) and scaled to [-1, 1] over it; `None` if unconditional."""
         if not self.conditional:
             if theta is not None and theta.numel() > 0:
                 raise ValueError("this model is unconditional: pass theta=None")
@@ -171,7 +173,7 @@ class DensityModel(nn.Module):
     def forward(self, theta: Tensor | None = None) -> Distribution:
         r"""Returns the distribution p(x | theta) for theta of shape `(*, D)` (unchecked
         x: use `log_prob` for validated events)."""
-        return self.flow(self._context(theta))
+        return self.flow(self.context(theta))
 
     def log_prob(self, x: Tensor, theta: Tensor | None = None) -> Tensor:
         r"""Log-density of events `x` `(N, F)` in units of 1/prod(observable units).
