@@ -101,8 +101,10 @@ def fit_toy(
 ) -> tuple[MixtureLikelihood, ScanResult]:
     r"""Gradient scan of (m_pole, gamma, tau) on events `x`. Flows are evaluated in a
     float64 copy (see the README on precision); parameter bounds are the toy's ranges."""
-    if isinstance(signal, DensityModel):
-        signal, background = copy.deepcopy(signal).double(), copy.deepcopy(background).double()
+    signal, background = (
+        copy.deepcopy(d).double() if isinstance(d, DensityModel) else d
+        for d in (signal, background)
+    )
     nll = MixtureLikelihood(signal, background, x.to(config.device), config.n_sig, config.n_bkg)
     theta_vars = [*BreitWigner.theta_vars, *Exponential.theta_vars]
     return nll, gradient_scan(nll, theta_vars)

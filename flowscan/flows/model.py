@@ -56,10 +56,11 @@ class DensityModel(nn.Module):
     `transforms` layers of the chosen family, on a standard logistic base (`Logistic`
     explains why not a Gaussian). Conditioner networks use SiLU activations, so the
     density is smooth in theta and its Hessian is meaningful (ReLU networks would make
-    it piecewise linear). With no parameters the model is
-    unconditional. Calling the model, `model(theta)`, returns the zuko distribution
-    p(x | theta) with `log_prob(x)` and `sample(shape)`; `log_prob(x, theta)` and
-    `sample(n, theta)` are the checked entry points.
+    it piecewise linear). With no parameters the model is unconditional.
+
+    Calling the model, `model(theta)`, returns the zuko distribution p(x | theta) with
+    `log_prob(x)` and `sample(shape)`; `log_prob(x, theta)` and `sample(n, theta)` are
+    the checked entry points.
 
     Arguments:
         observables: Observables x, with their hard bounds.
@@ -67,7 +68,7 @@ class DensityModel(nn.Module):
             training data by `adapt`.
         flow: `"nsf"` (rational-quadratic splines on [-10, 10], default) or `"maf"`
             (affine MAF).
-        transforms: Number of flow transforms.
+        transforms: Number of flow transforms after the affine layer.
         hidden_features: Hidden layer sizes of each conditioner network.
         bins: Spline bins (NSF only).
         seed: Seed of the weight initialization.
@@ -83,7 +84,7 @@ class DensityModel(nn.Module):
         observables: Sequence[Variable],
         theta_vars: Sequence[Variable] = (),
         flow: str = "nsf",
-        transforms: int = 5,
+        transforms: int = 4,
         hidden_features: Sequence[int] = (64, 64),
         bins: int = 8,
         seed: int = 0,
