@@ -201,7 +201,7 @@ def run_demo(
             "flows": _curves(nll_flow, fit_flow.theta, grid),
             "exact": _curves(nll_exact, fit_exact.theta, grid),
         },
-        MASS.label,
+        MASS,
         out / "fit.png",
     )
     # Full range, and a zoom of +-4 sigma (exact-fit errors) around the flow minimum.

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .variables import Variable
+
 
 def _pyplot():
     import matplotlib
@@ -23,7 +25,7 @@ def plot_fit(
     x: np.ndarray,
     grid: np.ndarray,
     curves: dict[str, tuple[np.ndarray, np.ndarray]],
-    xlabel: str,
+    observable: Variable,
     path: str | os.PathLike,
     bins: int = 90,
 ) -> None:
@@ -35,11 +37,11 @@ def plot_fit(
         grid: Points where the curves are given, shape `(G,)`.
         curves: Per fit label, `(total, background)` expected events per unit of x,
             each shape `(G,)`.
-        xlabel: Axis label with unit.
+        observable: The observable, whose bounds give the histogram range.
         path: Output PNG file.
     """
     plt = _pyplot()
-    counts, edges = np.histogram(x, bins=bins, range=(grid[0], grid[-1]))
+    counts, edges = np.histogram(x, bins=bins, range=(observable.low, observable.high))
     centres, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
     fig, (top, bottom) = plt.subplots(
         2, 1, figsize=(7, 6.5), sharex=True, gridspec_kw={"height_ratios": [2, 1]}
@@ -64,10 +66,10 @@ def plot_fit(
             grid, (total - bkg) * width, style, color=line.get_color(), label=f"{label}: signal"
         )
     top.set_yscale("log")
-    top.set_ylabel(f"events / {width:.3g}")
+    top.set_ylabel(f"events / {width:.3g} {observable.unit}")
     top.legend(fontsize=8)
     bottom.axhline(0, color="grey", lw=0.5)
-    bottom.set_xlabel(xlabel)
+    bottom.set_xlabel(observable.label)
     bottom.set_ylabel("data - background")
     bottom.legend(fontsize=8)
     fig.tight_layout()
