@@ -80,11 +80,11 @@ def gradient_scan(
         line_search_fn="strong_wolfe",
     )
     opt.step(closure)
-    iterations = opt.state[opt._params[0]]["n_iter"]
+    iterations = opt.state[u]["n_iter"]
 
     best = int(np.argmin(values))
-    improving = [0] + [i for i in range(1, len(values)) if values[i] < min(values[:i])]
-    converged = iterations < max_iter
+    improving = [0] + [i for i in range(1, evals) if values[i] < trace[i - 1][2]]
+    converged = iterations < max_iter and evals < 10 * max_iter
     return ScanResult(
         method="gradient",
         names=[v.name for v in theta_vars],
@@ -95,7 +95,7 @@ def gradient_scan(
         seconds=time.perf_counter() - t0,
         converged=converged,
         message=f"L-BFGS stopped after {iterations} iterations"
-        + ("" if converged else f" (max_iter={max_iter} reached)"),
+        + ("" if converged else f" (budget of {max_iter} iterations reached)"),
         path=torch.stack([points[i] for i in improving]).numpy(),
         trace=np.array(trace),
     )
