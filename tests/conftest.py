@@ -1,5 +1,7 @@
+import numpy as np
 import pytest
 import torch
+from scipy import stats
 
 from flowscan.flows import DensityModel, train
 from flowscan.toys import MASS, BreitWigner, Exponential, training_set
@@ -25,3 +27,14 @@ def tiny_background_flow() -> DensityModel:
 @pytest.fixture(autouse=True)
 def _threads() -> None:
     torch.set_num_threads(2)
+
+
+def scipy_mixture_nll(x: np.ndarray, theta: np.ndarray, f: float) -> float:
+    r"""Independent reference: the toy's mixture NLL from scipy's Cauchy and truncated
+    exponential, theta = (m_pole, gamma, tau) in GeV, signal fraction f."""
+    m0, gamma, tau = theta
+    lo, hi = MASS.low, MASS.high
+    cauchy = stats.cauchy(m0, gamma / 2)
+    ps = cauchy.pdf(x) / (cauchy.cdf(hi) - cauchy.cdf(lo))
+    pb = stats.truncexpon(b=(hi - lo) / tau, loc=lo, scale=tau).pdf(x)
+    return -np.sum(np.log(f * ps + (1 - f) * pb))

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 import torch
+from conftest import scipy_mixture_nll
 from iminuit import Minuit
-from scipy import stats
 
 from flowscan.scanner import MixtureLikelihood, gradient_scan
 from flowscan.toys import MASS, BreitWigner, Exponential, pseudo_data
@@ -14,10 +14,7 @@ def _minuit_mle(x: np.ndarray, f: float, start: list[float]) -> Minuit:
     r"""Independent reference: Minuit on the scipy closed-form mixture pdf."""
 
     def nll(m0: float, gamma: float, tau: float) -> float:
-        cauchy = stats.cauchy(m0, gamma / 2)
-        ps = cauchy.pdf(x) / (cauchy.cdf(HI) - cauchy.cdf(LO))
-        pb = stats.truncexpon(b=(HI - LO) / tau, loc=LO, scale=tau).pdf(x)
-        return -np.sum(np.log(f * ps + (1 - f) * pb))
+        return scipy_mixture_nll(x, np.array([m0, gamma, tau]), f)
 
     m = Minuit(nll, *start)
     m.errordef = Minuit.LIKELIHOOD

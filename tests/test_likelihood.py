@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from scipy import stats
+from conftest import scipy_mixture_nll
 
 from flowscan.scanner import MixtureLikelihood
 from flowscan.toys import MASS, BreitWigner, Exponential, pseudo_data
@@ -15,18 +15,10 @@ def data() -> torch.Tensor:
     return pseudo_data(THETA[:2], THETA[2:], n_sig=300, n_bkg=3_000, seed=7)
 
 
-def _scipy_nll(x: np.ndarray, theta: np.ndarray, f: float) -> float:
-    m0, gamma, tau = theta
-    cauchy = stats.cauchy(m0, gamma / 2)
-    ps = cauchy.pdf(x) / (cauchy.cdf(HI) - cauchy.cdf(LO))
-    pb = stats.truncexpon(b=(HI - LO) / tau, loc=LO, scale=tau).pdf(x)
-    return -np.sum(np.log(f * ps + (1 - f) * pb))
-
-
 def test_nll_matches_scipy_closed_form(data):
     nll = MixtureLikelihood(BreitWigner(), Exponential(), data, 300, 3_000)
     for theta in [THETA, torch.tensor([520.0, 25.0, 140.0], dtype=torch.float64)]:
-        ref = _scipy_nll(data[:, 0].numpy(), theta.numpy(), 300 / 3_300)
+        ref = scipy_mixture_nll(data[:, 0].numpy(), theta.numpy(), 300 / 3_300)
         assert nll(theta).item() == pytest.approx(ref, rel=1e-12)
 
 
