@@ -18,7 +18,7 @@ from torch import Tensor
 
 from .flows import DensityModel, train
 from .runinfo import versions, write_json
-from .scanner import MixtureLikelihood, ScanResult, covariance, gradient_scan
+from .scanner import MixtureLikelihood, ParameterSpace, ScanResult, covariance, gradient_scan
 from .toys import MASS, BreitWigner, Exponential, pseudo_data, training_set
 
 
@@ -106,8 +106,8 @@ def fit_toy(
         for d in (signal, background)
     )
     nll = MixtureLikelihood(signal, background, x.to(config.device), config.n_sig, config.n_bkg)
-    theta_vars = [*BreitWigner.theta_vars, *Exponential.theta_vars]
-    return nll, gradient_scan(nll, theta_vars)
+    space = ParameterSpace([*BreitWigner.theta_vars, *Exponential.theta_vars])
+    return nll, gradient_scan(nll, space)
 
 
 def landscape(

@@ -3,6 +3,17 @@ r"""Likelihoods, optimizers and statistics for parameter scans."""
 from .errors import covariance
 from .gradient import gradient_scan
 from .likelihood import Density, MixtureLikelihood
+from .minuit import MinuitCost, minuit_scan
 from .result import ScanResult
+from .space import ParameterSpace
 
-__all__ = ["Density", "covariance", "MixtureLikelihood", "ScanResult", "gradient_scan"]
+__all__ = [
+    "Density",
+    "MinuitCost",
+    "MixtureLikelihood",
+    "ParameterSpace",
+    "ScanResult",
+    "covariance",
+    "gradient_scan",
+    "minuit_scan",
+]

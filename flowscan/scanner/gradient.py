@@ -5,20 +5,19 @@ from __future__ import annotations
 __all__ = ["gradient_scan"]
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ..variables import Variable, bounds_tensor
 from .result import ScanResult
+from .space import ParameterSpace
 
 
 def gradient_scan(
     nll: Callable[[Tensor], Tensor],
-    theta_vars: Sequence[Variable],
-    start: Tensor | None = None,
+    space: ParameterSpace,
     *,
     tol: float = 1e-4,
     max_iter: int = 200,
@@ -26,31 +25,23 @@ def gradient_scan(
     r"""Minimizes `nll` by L-BFGS with autograd gradients, inside the parameter box.
 
     The box is never left: the search runs on `u` with
-    `theta = low + (high - low) * sigmoid(u)`. L-BFGS (strong-Wolfe line search) stops
-    when an iteration changes the NLL by less than `tol`, or the largest gradient
-    component with respect to `u` falls below `tol`, or after `max_iter` iterations.
-    With `tol = 1e-4` the NLL is within ~1e-4 of its minimum, i.e. theta is within
-    ~0.01 standard deviations of it (float64 likelihood; see the README on precision).
+    `theta = low + (high - low) * sigmoid(u)` for the floating parameters. L-BFGS
+    (strong-Wolfe line search) starts at `space.start` and stops when an iteration
+    changes the NLL by less than `tol`, or the largest gradient component with respect
+    to `u` falls below `tol`, or after `max_iter` iterations. With `tol = 1e-4` the NLL is
+    within ~1e-4 of its minimum, i.e. theta is within ~0.01 standard deviations of it
+    (float64 likelihood; see the README on precision).
 
     Arguments:
-        nll: Differentiable NLL of theta, shape `(P,)`; a `MixtureLikelihood`.
-        theta_vars: The P parameters, with finite `low`/`high`.
-        start: Starting theta `(P,)`; the box centre if `None`.
+        nll: Differentiable NLL of the full theta, shape `(P,)`; a `MixtureLikelihood`.
+        space: Parameters, bounds, start and fixed parameters.
         tol: Stopping tolerance on NLL changes and gradients (NLL units).
         max_iter: Most L-BFGS iterations.
     """
-    bounds = bounds_tensor(theta_vars)
-    if not torch.isfinite(bounds).all():
-        raise ValueError("every parameter needs finite bounds for a gradient scan")
+    bounds = torch.from_numpy(space.floating_bounds)
     low, width = bounds[:, 0], bounds[:, 1] - bounds[:, 0]
-    start = low + width / 2 if start is None else torch.as_tensor(start, dtype=torch.float64)
-    if start.shape != low.shape:
-        raise ValueError(f"start must have shape ({len(low)},), got {tuple(start.shape)}")
-    for v, value in zip(theta_vars, start.tolist(), strict=True):
-        if not v.low <= value <= v.high:
-            raise ValueError(f"start {v.name} = {value:g} {v.unit} is outside [{v.low}, {v.high}]")
-    frac = ((start - low) / width).clamp(1e-6, 1 - 1e-6)
-    u = torch.logit(frac).requires_grad_()
+    start = torch.from_numpy(space.start[space.floating])
+    u = torch.logit(((start - low) / width).clamp(1e-6, 1 - 1e-6)).requires_grad_()
 
     evals, points, values, trace = 0, [], [], []
     t0 = time.perf_counter()
@@ -58,7 +49,7 @@ def gradient_scan(
     def closure() -> Tensor:
         nonlocal evals
         opt.zero_grad()
-        theta = low + width * torch.sigmoid(u)
+        theta = space.full(low + width * torch.sigmoid(u))
         value = nll(theta)
         if not torch.isfinite(value):
             raise FloatingPointError(f"NLL is {value.item()} at theta = {theta.tolist()}")
@@ -87,7 +78,7 @@ def gradient_scan(
     converged = iterations < max_iter and evals < 10 * max_iter
     return ScanResult(
         method="gradient",
-        names=[v.name for v in theta_vars],
+        names=space.names,
         theta=points[best].numpy(),
         nll=values[best],
         nll_evals=evals,

@@ -25,6 +25,9 @@ class ScanResult:
         message: Why it stopped.
         path: Successive best points, shape `(S, P)`, the start first.
         trace: Rows `(nll_evals, seconds, best nll so far)` after each evaluation.
+        errors: Standard errors `(P,)` where the method has them (0 for fixed ones).
+        covariance: Covariance `(P, P)` where the method has it.
+        minos: MINOS intervals, name -> (lower, upper) offsets, where asked for.
     """
 
     method: str
@@ -38,6 +41,9 @@ class ScanResult:
     message: str
     path: np.ndarray = field(repr=False)
     trace: np.ndarray = field(repr=False)
+    errors: np.ndarray | None = None
+    covariance: np.ndarray | None = field(default=None, repr=False)
+    minos: dict[str, tuple[float, float]] | None = None
 
     @property
     def values(self) -> dict[str, float]:

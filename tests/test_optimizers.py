@@ -1,0 +1,118 @@
+import numpy as np
+import pytest
+import torch
+from conftest import scipy_mixture_nll
+from iminuit import Minuit
+
+from flowscan import Variable
+from flowscan.scanner import (
+    MixtureLikelihood,
+    ParameterSpace,
+    covariance,
+    gradient_scan,
+    minuit_scan,
+)
+from flowscan.toys import MASS, BreitWigner, Exponential, pseudo_data
+
+LO, HI = MASS.low, MASS.high
+
+
+def _minuit_mle(x: np.ndarray, f: float, start: list[float], fix_gamma: bool = False) -> Minuit:
+    r"""Independent reference: Minuit with numerical derivatives on the scipy
+    closed-form mixture pdf."""
+
+    def nll(m0: float, gamma: float, tau: float) -> float:
+        return scipy_mixture_nll(x, np.array([m0, gamma, tau]), f)
+
+    m = Minuit(nll, *start)
+    m.fixed["gamma"] = fix_gamma
+    m.errordef = Minuit.LIKELIHOOD
+    m.limits = [(300, 700), (20, 80), (100, 300)]
+    m.tol = 1e-4
+    m.migrad()
+    assert m.valid
+    return m
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("optimizer", [gradient_scan, minuit_scan])
+def test_optimizer_recovers_the_exact_mle(optimizer, seed):
+    truth = torch.tensor([480.0, 35.0, 160.0], dtype=torch.float64)
+    x = pseudo_data(truth[:2], truth[2:], n_sig=1_000, n_bkg=20_000, seed=seed)
+    nll = MixtureLikelihood(BreitWigner(), Exponential(), x, 1_000, 20_000)
+    result = optimizer(nll, ParameterSpace(nll.theta_vars))
+    ref = _minuit_mle(x[:, 0].numpy(), 1_000 / 21_000, truth.tolist())
+    assert result.converged
+    for value, reference, error in zip(result.theta, ref.values, ref.errors, strict=True):
+        assert value == pytest.approx(reference, abs=0.05 * error)
+    assert result.nll == pytest.approx(ref.fval, abs=1e-3)
+
+
+def test_gradient_scan_counts_and_bounds():
+    x = pseudo_data(
+        torch.tensor([350.0, 50.0]), torch.tensor([250.0]), n_sig=200, n_bkg=2_000, seed=3
+    )
+    nll = MixtureLikelihood(BreitWigner(), Exponential(), x, 200, 2_000)
+    calls = []
+
+    def counting(theta: torch.Tensor) -> torch.Tensor:
+        calls.append(theta.detach().clone())
+        return nll(theta)
+
+    space = ParameterSpace(nll.theta_vars, start=[650.0, 75.0, 110.0])
+    result = gradient_scan(counting, space)
+    assert result.nll_evals == result.grad_evals == len(calls)
+    assert len(result.trace) == len(calls) and result.trace[-1][0] == len(calls)
+    low = np.array([v.low for v in nll.theta_vars])
+    high = np.array([v.high for v in nll.theta_vars])
+    visited = torch.stack(calls).numpy()
+    assert (visited >= low).all() and (visited <= high).all()
+    np.testing.assert_allclose(result.path[0], [650.0, 75.0, 110.0])
+    assert np.all(np.diff([nll(torch.as_tensor(p)).item() for p in result.path]) < 0)
+
+
+def test_minuit_hesse_errors_match_the_autograd_hessian():
+    truth = torch.tensor([520.0, 40.0, 200.0], dtype=torch.float64)
+    x = pseudo_data(truth[:2], truth[2:], n_sig=1_000, n_bkg=20_000, seed=4)
+    nll = MixtureLikelihood(BreitWigner(), Exponential(), x, 1_000, 20_000)
+    result = minuit_scan(nll, ParameterSpace(nll.theta_vars), minos=True)
+    reference = np.sqrt(np.diag(covariance(nll, result.theta)))
+    np.testing.assert_allclose(result.errors, reference, rtol=0.05)
+    for name, error in zip(result.names, reference, strict=True):
+        lower, upper = result.minos[name]
+        assert lower < 0 < upper
+        assert (upper - lower) / 2 == pytest.approx(error, rel=0.2)
+
+
+@pytest.mark.parametrize("optimizer", [gradient_scan, minuit_scan])
+def test_fixed_parameters_stay_at_their_start(optimizer):
+    x = pseudo_data(
+        torch.tensor([450.0, 40.0]), torch.tensor([180.0]), n_sig=500, n_bkg=5_000, seed=5
+    )
+    nll = MixtureLikelihood(BreitWigner(), Exponential(), x, 500, 5_000)
+    space = ParameterSpace(nll.theta_vars, start=[450.0, 40.0, 180.0], fixed=["gamma"])
+    result = optimizer(nll, space)
+    assert result.theta[1] == 40.0
+    ref = _minuit_mle(x[:, 0].numpy(), 500 / 5_500, [450.0, 40.0, 180.0], fix_gamma=True)
+    assert result.theta[0] == pytest.approx(ref.values["m0"], abs=0.05 * ref.errors["m0"])
+
+
+def test_parameter_space_maps_the_unit_box_and_checks_its_input():
+    space = ParameterSpace(BreitWigner.theta_vars, fixed=["gamma"])
+    assert space.floating_names == ["m_pole"] and space.start.tolist() == [500.0, 50.0]
+    u = torch.tensor([[0.0], [0.25], [1.0]], dtype=torch.float64)
+    torch.testing.assert_close(
+        space.from_unit(u), torch.tensor([[300.0], [400.0], [700.0]], dtype=torch.float64)
+    )
+    torch.testing.assert_close(space.to_unit(space.from_unit(u)), u)
+    torch.testing.assert_close(space.full(torch.tensor([420.0])), torch.tensor([420.0, 50.0]))
+    with pytest.raises(ValueError, match="start gamma = 90 GeV is outside"):
+        ParameterSpace(BreitWigner.theta_vars, start=[400.0, 90.0])
+    with pytest.raises(ValueError, match="cannot fix"):
+        ParameterSpace(BreitWigner.theta_vars, fixed=["width"])
+    with pytest.raises(ValueError, match="nothing to scan"):
+        ParameterSpace(BreitWigner.theta_vars, fixed=["m_pole", "gamma"])
+    with pytest.raises(ValueError, match="finite bounds"):
+        ParameterSpace([Variable("mu")])
+    with pytest.raises(ValueError, match="must be below"):
+        Variable("tau", "GeV", 300.0, 100.0)
