@@ -64,6 +64,10 @@ def test_batched_nll_equals_single_calls(data):
     torch.testing.assert_close(
         nll(thetas), torch.stack([nll(t) for t in thetas]), rtol=1e-13, atol=0
     )
+    nll.max_elements = 2 * len(data)  # chunks of two thetas
+    torch.testing.assert_close(
+        nll(thetas), torch.stack([nll(t) for t in thetas]), rtol=1e-13, atol=0
+    )
 
 
 def test_cached_background_gives_the_same_nll_and_gradient(tiny_background_flow, data):

@@ -10,14 +10,18 @@ from flowscan.scanner import (
     ParameterSpace,
     covariance,
     gradient_scan,
+    grid_scan,
     minuit_scan,
+    random_scan,
 )
 from flowscan.toys import MASS, BreitWigner, Exponential, pseudo_data
 
 LO, HI = MASS.low, MASS.high
 
 
-def _minuit_mle(x: np.ndarray, f: float, start: list[float], fix_gamma: bool = False) -> Minuit:
+def _minuit_mle(
+    x: np.ndarray, f: float, start: list[float], fix_gamma: bool = False, fix_tau: bool = False
+) -> Minuit:
     r"""Independent reference: Minuit with numerical derivatives on the scipy
     closed-form mixture pdf."""
 
@@ -26,6 +30,7 @@ def _minuit_mle(x: np.ndarray, f: float, start: list[float], fix_gamma: bool = F
 
     m = Minuit(nll, *start)
     m.fixed["gamma"] = fix_gamma
+    m.fixed["tau"] = fix_tau
     m.errordef = Minuit.LIKELIHOOD
     m.limits = [(300, 700), (20, 80), (100, 300)]
     m.tol = 1e-4
@@ -116,3 +121,53 @@ def test_parameter_space_maps_the_unit_box_and_checks_its_input():
         ParameterSpace([Variable("mu")])
     with pytest.raises(ValueError, match="must be below"):
         Variable("tau", "GeV", 300.0, 100.0)
+
+
+def test_grid_scan_finds_the_mle_to_its_spacing():
+    x = pseudo_data(
+        torch.tensor([450.0, 40.0]), torch.tensor([180.0]), n_sig=500, n_bkg=5_000, seed=5
+    )
+    nll = MixtureLikelihood(BreitWigner(), Exponential(), x, 500, 5_000)
+    space = ParameterSpace(nll.theta_vars, start=[450.0, 40.0, 180.0], fixed=["gamma", "tau"])
+    result = grid_scan(nll, space, 401)  # 1 GeV spacing in m_pole
+    ref = _minuit_mle(
+        x[:, 0].numpy(), 500 / 5_500, [450.0, 40.0, 180.0], fix_gamma=True, fix_tau=True
+    )
+    assert result.nll_evals == 401 and result.grad_evals == 0
+    assert result.theta[0] == pytest.approx(ref.values["m0"], abs=0.5 + 1e-9)
+    assert result.nll == pytest.approx(nll(torch.as_tensor(result.theta)).item(), rel=1e-12)
+
+
+def test_random_scan_reports_the_best_of_its_points_and_stays_in_the_box():
+    x = pseudo_data(
+        torch.tensor([450.0, 40.0]), torch.tensor([180.0]), n_sig=200, n_bkg=2_000, seed=6
+    )
+    nll = MixtureLikelihood(BreitWigner(), Exponential(), x, 200, 2_000)
+    calls = []
+
+    def counting(theta: torch.Tensor) -> torch.Tensor:
+        calls.append(theta.clone())
+        return nll(theta)
+
+    result = random_scan(counting, ParameterSpace(nll.theta_vars), 128, batch=48, seed=1)
+    visited = torch.cat(calls)
+    assert len(visited) == result.nll_evals == 128 and [len(c) for c in calls] == [48, 48, 32]
+    singles = torch.stack([nll(t) for t in visited])
+    assert result.nll == pytest.approx(singles.min().item(), rel=1e-12)
+    np.testing.assert_allclose(
+        result.trace[:, 2], np.minimum.accumulate(singles.numpy()), rtol=1e-12
+    )
+    bounds = np.array([[v.low, v.high] for v in nll.theta_vars])
+    assert ((visited.numpy() >= bounds[:, 0]) & (visited.numpy() <= bounds[:, 1])).all()
+    again = random_scan(nll, ParameterSpace(nll.theta_vars), 128, seed=1)
+    np.testing.assert_array_equal(again.theta, result.theta)
+
+
+def test_budgets_must_be_positive():
+    x = pseudo_data(torch.tensor([450.0, 40.0]), torch.tensor([180.0]), n_sig=20, n_bkg=200, seed=6)
+    nll = MixtureLikelihood(BreitWigner(), Exponential(), x, 20, 200)
+    space = ParameterSpace(nll.theta_vars)
+    with pytest.raises(ValueError, match="at least one point"):
+        random_scan(nll, space, 0)
+    with pytest.raises(ValueError, match="positive number of grid points"):
+        grid_scan(nll, space, [5, 0, 5])

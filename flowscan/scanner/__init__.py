@@ -5,6 +5,7 @@ from .gradient import gradient_scan
 from .likelihood import Density, MixtureLikelihood
 from .minuit import MinuitCost, minuit_scan
 from .result import ScanResult
+from .sampling import grid_scan, random_scan
 from .space import ParameterSpace
 
 __all__ = [
@@ -15,5 +16,7 @@ __all__ = [
     "ScanResult",
     "covariance",
     "gradient_scan",
+    "grid_scan",
     "minuit_scan",
+    "random_scan",
 ]

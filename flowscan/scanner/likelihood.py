@@ -48,6 +48,8 @@ class MixtureLikelihood:
         ['m_pole', 'gamma', 'tau']
     """
 
+    max_elements: int = 2**22
+
     def __init__(
         self, signal: Density, background: Density, x: Tensor, n_sig: float, n_bkg: float
     ) -> None:
@@ -84,10 +86,17 @@ class MixtureLikelihood:
 
     def nll_split(self, theta_sig: Tensor, theta_bkg: Tensor) -> Tensor:
         r"""NLL with `theta_sig` `(*, D_s)` and `theta_bkg` `(*, D_b)` given apart, batch
-        shapes `()` or `(K,)`. A `theta_bkg` that needs no gradient and is one value for
-        the whole batch has its per-event background density computed once and cached."""
+        shapes `()` or `(K,)`. A batch is evaluated in chunks of at most `max_elements`
+        theta-event pairs, which bounds memory. A `theta_bkg` that needs no gradient and is
+        one value for the whole batch has its per-event background density computed once
+        and cached."""
         if theta_sig.ndim == 2:
-            theta_sig, theta_bkg = theta_sig.unsqueeze(-2), theta_bkg.unsqueeze(-2)
+            size = max(1, self.max_elements // len(self.x))
+            parts = zip(theta_sig.split(size), theta_bkg.split(size), strict=True)
+            return torch.cat([self._nll(s.unsqueeze(-2), b.unsqueeze(-2)) for s, b in parts])
+        return self._nll(theta_sig, theta_bkg)
+
+    def _nll(self, theta_sig: Tensor, theta_bkg: Tensor) -> Tensor:
         lp_s = self.signal.log_prob(self.x, theta_sig).double()
         lp_b = self._background_log_prob(theta_bkg)
         if self.f_sig == 0:
