@@ -8,6 +8,7 @@ from flowscan import Variable
 from flowscan.scanner import (
     MixtureLikelihood,
     ParameterSpace,
+    bayesopt_scan,
     covariance,
     gradient_scan,
     grid_scan,
@@ -171,3 +172,39 @@ def test_budgets_must_be_positive():
         random_scan(nll, space, 0)
     with pytest.raises(ValueError, match="positive number of grid points"):
         grid_scan(nll, space, [5, 0, 5])
+
+
+def test_bayesopt_approaches_the_mle_in_one_dimension_within_its_budget():
+    x = pseudo_data(
+        torch.tensor([450.0, 40.0]), torch.tensor([180.0]), n_sig=500, n_bkg=5_000, seed=5
+    )
+    nll = MixtureLikelihood(BreitWigner(), Exponential(), x, 500, 5_000)
+    space = ParameterSpace(nll.theta_vars, start=[450.0, 40.0, 180.0], fixed=["gamma", "tau"])
+    result = bayesopt_scan(nll, space, budget=20, q=2, seed=3)
+    ref = _minuit_mle(
+        x[:, 0].numpy(), 500 / 5_500, [450.0, 40.0, 180.0], fix_gamma=True, fix_tau=True
+    )
+    assert result.nll_evals == 20 and result.grad_evals == 0
+    assert result.theta[0] == pytest.approx(ref.values["m0"], abs=0.5 * ref.errors["m0"])
+    assert result.nll == pytest.approx(nll(torch.as_tensor(result.theta)).item(), rel=1e-12)
+    again = bayesopt_scan(nll, space, budget=20, q=2, seed=3)
+    np.testing.assert_array_equal(again.theta, result.theta)
+
+
+def test_multistart_gradient_scan_counts_its_batch_and_finds_the_mle():
+    truth = torch.tensor([620.0, 30.0, 140.0], dtype=torch.float64)
+    x = pseudo_data(truth[:2], truth[2:], n_sig=1_000, n_bkg=20_000, seed=8)
+    nll = MixtureLikelihood(BreitWigner(), Exponential(), x, 1_000, 20_000)
+    calls = []
+
+    def counting(theta: torch.Tensor) -> torch.Tensor:
+        calls.append(theta.shape[0] if theta.ndim == 2 else 1)
+        return nll(theta)
+
+    space = ParameterSpace(nll.theta_vars, start=[310.0, 75.0, 290.0])
+    result = gradient_scan(counting, space, starts=15)
+    assert calls[0] == 16  # the start and 15 Sobol points in one batch
+    assert result.nll_evals == sum(calls) and result.grad_evals == len(calls) - 1
+    ref = _minuit_mle(x[:, 0].numpy(), 1_000 / 21_000, truth.tolist())
+    for value, reference, error in zip(result.theta, ref.values, ref.errors, strict=True):
+        assert value == pytest.approx(reference, abs=0.05 * error)

@@ -1,5 +1,6 @@
 r"""Likelihoods, optimizers and statistics for parameter scans."""
 
+from .bayesopt import bayesopt_scan
 from .errors import covariance
 from .gradient import gradient_scan
 from .likelihood import Density, MixtureLikelihood
@@ -14,6 +15,7 @@ __all__ = [
     "MixtureLikelihood",
     "ParameterSpace",
     "ScanResult",
+    "bayesopt_scan",
     "covariance",
     "gradient_scan",
     "grid_scan",
