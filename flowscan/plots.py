@@ -2,7 +2,7 @@ r"""Figures: fitted spectra and NLL landscapes (matplotlib, Agg backend)."""
 
 from __future__ import annotations
 
-__all__ = ["plot_fit", "plot_landscape"]
+__all__ = ["plot_convergence", "plot_fit", "plot_landscape"]
 
 import os
 from collections.abc import Sequence
@@ -150,3 +150,31 @@ def _draw_landscape(fig, ax, axes, dnll: np.ndarray, grad: np.ndarray) -> None:
         pivot="mid",
         width=0.003,
     )
+
+
+def plot_convergence(traces: dict[str, np.ndarray], path: str | os.PathLike) -> None:
+    r"""Best NLL so far, minus the best any method found, against NLL evaluations and
+    against seconds, one line per method.
+
+    Arguments:
+        traces: Per method, rows `(evaluations, seconds, best NLL so far)`, shape `(T, 3)`.
+        path: Output PNG file.
+    """
+    plt = _pyplot()
+    floor = min(t[:, 2].min() for t in traces.values())
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    for method, trace in traces.items():
+        excess = np.maximum(trace[:, 2] - floor, 1e-4)
+        axes[0].step(trace[:, 0], excess, where="post", label=method)
+        axes[1].step(trace[:, 1], excess, where="post", label=method)
+    axes[0].set_xscale("log")
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("NLL evaluations (a gradient counts as one)")
+    axes[1].set_xlabel("seconds")
+    axes[0].set_ylabel("best NLL so far - best found (floor 1e-4)")
+    for ax in axes:
+        ax.axhline(0.5, color="grey", lw=0.5, ls=":")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -34,6 +34,76 @@ def test_demo_quick_writes_a_well_formed_result(tmp_path, capsys):
     assert DensityModel.load(out / "signal.pt").theta_vars[0].name == "m_pole"
 
 
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    assert main(["demo", "--quick", "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def test_scan_runs_every_method_on_the_demo_output(quick_demo, tmp_path, capsys):
+    out = tmp_path / "scan"
+    args = [
+        "scan",
+        "--signal",
+        str(quick_demo / "signal.pt"),
+        "--background",
+        str(quick_demo / "background.pt"),
+        "--data",
+        str(quick_demo / "data.csv"),
+        "--n-sig",
+        "500",
+        "--n-bkg",
+        "5000",
+        "--method",
+        "all",
+        "--budget",
+        "12",
+        "--grid",
+        "3",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    assert "minuit: NLL =" in capsys.readouterr().out
+    scan = json.loads((out / "scan.json").read_text())
+    results = scan["results"]
+    assert list(results) == ["minuit", "gradient", "bayesopt", "grid", "random"]
+    assert results["grid"]["nll_evals"] == 27 and results["random"]["nll_evals"] == 12
+    # The two gradient-based fits agree with each other and beat every sampled point.
+    assert results["minuit"]["nll"] == pytest.approx(results["gradient"]["nll"], abs=1e-3)
+    for method in ["bayesopt", "grid", "random"]:
+        assert results[method]["nll"] >= results["gradient"]["nll"] - 1e-3
+    assert scan["config"]["events"] == 5_500 and (out / "convergence.png").stat().st_size > 0
+
+
+def test_scan_reports_bad_input(quick_demo, tmp_path, capsys):
+    base = [
+        "scan",
+        "--signal",
+        str(quick_demo / "signal.pt"),
+        "--background",
+        str(quick_demo / "background.pt"),
+        "--data",
+        str(quick_demo / "data.csv"),
+        "--n-sig",
+        "500",
+        "--n-bkg",
+        "5000",
+        "--out",
+        str(tmp_path),
+    ]
+    assert main([*base, "--method", "newton"]) == 2
+    assert "unknown method(s) ['newton']" in capsys.readouterr().err
+    assert main([*base, "--columns", "mass"]) == 2
+    assert "missing columns ['mass']" in capsys.readouterr().err
+    assert main([*base, "--start", "m_pole=900"]) == 2
+    assert "start m_pole = 900 GeV is outside" in capsys.readouterr().err
+    (tmp_path / "bad.pt").write_bytes(b"garbage")
+    assert main([*base[:2], str(tmp_path / "bad.pt"), *base[3:]]) == 2
+    assert "not a readable flowscan model file" in capsys.readouterr().err
+
+
 def test_cli_reports_bad_arguments(capsys):
     with pytest.raises(SystemExit) as err:
         main(["demo", "--epochs", "many"])

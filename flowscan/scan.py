@@ -1,0 +1,156 @@
+r"""`flowscan scan`: every optimizer on one likelihood from saved models and a data file."""
+
+from __future__ import annotations
+
+__all__ = ["METHODS", "parse_start", "run_scan"]
+
+import os
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from .flows import DensityModel
+from .runinfo import versions, write_json
+from .scanner import (
+    MixtureLikelihood,
+    ParameterSpace,
+    ScanResult,
+    bayesopt_scan,
+    gradient_scan,
+    grid_scan,
+    minuit_scan,
+    random_scan,
+)
+from .toys import read_events
+
+METHODS = ["minuit", "gradient", "bayesopt", "grid", "random"]
+
+
+def _optimizer(
+    method: str, budget: int, grid: int, minos: bool, seed: int
+) -> Callable[[MixtureLikelihood, ParameterSpace], ScanResult]:
+    return {
+        "minuit": lambda nll, space: minuit_scan(nll, space, minos=minos),
+        "gradient": lambda nll, space: gradient_scan(nll, space, starts=15, seed=seed),
+        "bayesopt": lambda nll, space: bayesopt_scan(nll, space, budget, seed=seed),
+        "grid": lambda nll, space: grid_scan(nll, space, grid),
+        "random": lambda nll, space: random_scan(nll, space, budget, seed=seed),
+    }[method]
+
+
+def run_scan(
+    signal: str | os.PathLike,
+    background: str | os.PathLike,
+    data: str | os.PathLike,
+    n_sig: float,
+    n_bkg: float,
+    methods: Sequence[str] = ("minuit", "gradient"),
+    *,
+    columns: Sequence[str] | None = None,
+    start: dict[str, float] | None = None,
+    fixed: Sequence[str] = (),
+    budget: int = 64,
+    grid: int = 11,
+    minos: bool = False,
+    seed: int = 0,
+    out: str | os.PathLike | None = None,
+    echo: Callable[[str], None] = print,
+) -> dict[str, ScanResult]:
+    r"""Fits `data` with each method and writes `scan.json` and `convergence.png` to `out`
+    (default `runs/scan-<timestamp>/`).
+
+    Arguments:
+        signal, background: Model files written by `DensityModel.save`.
+        data: CSV, Parquet or HDF5 table of events.
+        n_sig, n_bkg: Yields fixing the signal fraction.
+        methods: Any of `METHODS`.
+        columns: Data columns of the observables, in model order (default: their names).
+        start: Starting values by name (default: the centre of the trained ranges).
+        fixed: Parameters held at their start.
+        budget: Evaluations for `bayesopt` and `random`.
+        grid: Grid points per floating parameter for `grid`.
+        minos: MINOS intervals for `minuit`.
+        seed: Seed of the Sobol points, BO and random points.
+    """
+    from . import plots
+
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown or not methods:
+        raise ValueError(f"unknown method(s) {unknown or methods}; choose from {METHODS} or 'all'")
+    sig, bkg = (DensityModel.load(p).double() for p in (signal, background))
+    columns = list(columns or [v.name for v in sig.observables])
+    x = read_events(data, columns)
+    nll = MixtureLikelihood(sig, bkg, x, n_sig, n_bkg)
+    names = nll.names
+    start = start or {}
+    bad = sorted(set(start) - set(names))
+    if bad:
+        raise ValueError(f"--start names {bad} are not parameters; parameters are {names}")
+    centre = [(v.low + v.high) / 2 for v in nll.theta_vars]
+    space = ParameterSpace(
+        nll.theta_vars, [start.get(n, c) for n, c in zip(names, centre, strict=True)], fixed
+    )
+    out = Path(out or f"runs/scan-{datetime.now():%Y%m%d-%H%M%S}")
+    out.mkdir(parents=True, exist_ok=True)
+
+    results = {}
+    for method in methods:
+        echo(f"running {method} ...")
+        results[method] = _optimizer(method, budget, grid, minos, seed)(nll, space)
+        echo(_table(results[method], nll))
+    config = {
+        "signal": str(signal),
+        "background": str(background),
+        "data": str(data),
+        "columns": columns,
+        "n_sig": n_sig,
+        "n_bkg": n_bkg,
+        "methods": list(methods),
+        "start": dict(zip(names, space.start.tolist(), strict=True)),
+        "fixed": list(fixed),
+        "budget": budget,
+        "grid": grid,
+        "minos": minos,
+        "seed": seed,
+        "events": len(x),
+    }
+    write_json(
+        out / "scan.json",
+        {
+            "config": config,
+            "versions": versions(),
+            "results": {m: r.to_dict() for m, r in results.items()},
+        },
+    )
+    plots.plot_convergence({m: r.trace for m, r in results.items()}, out / "convergence.png")
+    echo(f"wrote {out}/ (scan.json, convergence.png)")
+    return results
+
+
+def _table(result: ScanResult, nll: MixtureLikelihood) -> str:
+    units = {v.name: v.unit for v in nll.theta_vars}
+    lines = [
+        f"  {result.method}: NLL = {result.nll:.3f}, {result.nll_evals} NLL and "
+        f"{result.grad_evals} gradient evaluations, {result.seconds:.1f} s; {result.message}"
+    ]
+    for i, name in enumerate(result.names):
+        error = "" if result.errors is None else f" +- {result.errors[i]:.3g}"
+        if result.minos is not None and name in result.minos:
+            lo, hi = result.minos[name]
+            error += f" (MINOS {lo:+.3g} / {hi:+.3g})"
+        lines.append(f"    {name:<10}{result.theta[i]:>12.4g}{error} {units[name]}")
+    return "\n".join(lines)
+
+
+def parse_start(text: str | None) -> dict[str, float]:
+    r"""`"m_pole=450,gamma=30"` to a dict; raises `ValueError` on a malformed item."""
+    out = {}
+    for item in filter(None, (text or "").split(",")):
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise ValueError(f"--start item {item!r} is not name=value")
+    return out
