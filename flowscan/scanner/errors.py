@@ -14,7 +14,9 @@ from torch import Tensor
 def covariance(nll: Callable[[Tensor], Tensor], theta: np.ndarray | Tensor) -> np.ndarray:
     r"""Inverse of the autograd Hessian of `nll` at `theta` `(P,)`, shape `(P, P)`, in
     float64: the asymptotic covariance of the maximum-likelihood estimate (its diagonal
-    square roots are the HESSE-style errors)."""
+    square roots are the HESSE-style errors). Meant for smooth (closed-form) densities:
+    a spline flow's NLL has small ripples in theta that dominate its exact Hessian, so
+    for flows use `minuit_scan`, whose HESSE differentiates at the scale of the errors."""
     theta = torch.as_tensor(theta, dtype=torch.float64)
     hessian = torch.autograd.functional.hessian(nll, theta)
     eigenvalues = torch.linalg.eigvalsh(hessian)
