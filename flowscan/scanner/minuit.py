@@ -93,11 +93,13 @@ def minuit_scan(
     estimated distance to the minimum EDM < 0.002 x tol x errordef = 1e-4 in NLL units,
     ~0.01 standard deviations. Errors are for errordef 0.5 (68% intervals).
 
-    HESSE differentiates the NLL numerically, with steps near the errors, on purpose: a
-    spline flow is only C1 in theta, and its exact (autograd) Hessian at a point picks
-    up NLL ripples of ~1e-4 at the 0.1 GeV scale. On the demo's flows and data the
-    autograd Hessian gave m_pole and gamma errors of 1.19 and 2.80 GeV, numerical HESSE
-    2.51 and 4.91, MINOS about +-2.4 and +-4.9, and the exact-density fit 2.41 and 4.92.
+    HESSE differentiates the NLL numerically, not through the autograd Hessian: a spline
+    flow is only C1 in theta, and its NLL carries ripples of ~1e-4 at the 0.1 GeV scale
+    that dominate the exact Hessian at a point. Even numerical HESSE depends on its steps
+    on such an NLL, so with flows prefer MINOS. On the demo's flows and data (m_pole,
+    gamma in GeV): autograd Hessian 1.19, 2.80; HESSE after one MIGRAD 2.51, 4.91 (EDM
+    then 0.0016, above target), after the second MIGRAD below 4.30, 7.56; MINOS
+    -2.27/+2.63, -4.38/+5.46; the exact-density fit 2.41, 4.92.
 
     Returns:
         A `ScanResult` with `errors` (HESSE), `covariance` (floating parameters, zero
@@ -109,6 +111,11 @@ def minuit_scan(
     m.limits = [tuple(b) for b in space.floating_bounds]
     m.migrad()
     m.hesse()
+    if not m.valid:
+        # HESSE's covariance can raise the EDM above the target (the flow NLL's ripples
+        # tilt the gradient); MIGRAD seeded with it then finishes the descent.
+        m.migrad()
+        m.hesse()
     intervals = None
     if minos and m.valid:
         m.minos()
