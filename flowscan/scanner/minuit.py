@@ -98,7 +98,7 @@ def minuit_scan(
     that dominate the exact Hessian at a point. Even numerical HESSE depends on its steps
     on such an NLL, so with flows prefer MINOS. On the demo's flows and data (m_pole,
     gamma in GeV): autograd Hessian 1.19, 2.80; HESSE after one MIGRAD 2.51, 4.91 (EDM
-    then 0.0016, above target), after the second MIGRAD below 4.30, 7.56; MINOS
+    then 0.0016, above target), after a second MIGRAD 4.30, 7.56; MINOS
     -2.27/+2.63, -4.38/+5.46; the exact-density fit 2.41, 4.92.
 
     Returns:
