@@ -34,6 +34,14 @@ def test_demo_quick_writes_a_well_formed_result(tmp_path, capsys):
     assert DensityModel.load(out / "signal.pt").theta_vars[0].name == "m_pole"
 
 
+def _scan_args(demo, out, *extra: str) -> list[str]:
+    return [
+        "scan", "--signal", str(demo / "signal.pt"), "--background", str(demo / "background.pt"),
+        "--data", str(demo / "data.csv"), "--n-sig", "500", "--n-bkg", "5000", "--out", str(out),
+        *extra,
+    ]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def quick_demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
@@ -43,27 +51,7 @@ def quick_demo(tmp_path_factory):
 
 def test_scan_runs_every_method_on_the_demo_output(quick_demo, tmp_path, capsys):
     out = tmp_path / "scan"
-    args = [
-        "scan",
-        "--signal",
-        str(quick_demo / "signal.pt"),
-        "--background",
-        str(quick_demo / "background.pt"),
-        "--data",
-        str(quick_demo / "data.csv"),
-        "--n-sig",
-        "500",
-        "--n-bkg",
-        "5000",
-        "--method",
-        "all",
-        "--budget",
-        "12",
-        "--grid",
-        "3",
-        "--out",
-        str(out),
-    ]
+    args = _scan_args(quick_demo, out, "--method", "all", "--budget", "12", "--grid", "3")
     assert main(args) == 0
     assert "minuit: NLL =" in capsys.readouterr().out
     scan = json.loads((out / "scan.json").read_text())
@@ -78,21 +66,7 @@ def test_scan_runs_every_method_on_the_demo_output(quick_demo, tmp_path, capsys)
 
 
 def test_scan_reports_bad_input(quick_demo, tmp_path, capsys):
-    base = [
-        "scan",
-        "--signal",
-        str(quick_demo / "signal.pt"),
-        "--background",
-        str(quick_demo / "background.pt"),
-        "--data",
-        str(quick_demo / "data.csv"),
-        "--n-sig",
-        "500",
-        "--n-bkg",
-        "5000",
-        "--out",
-        str(tmp_path),
-    ]
+    base = _scan_args(quick_demo, tmp_path)
     assert main([*base, "--method", "newton"]) == 2
     assert "unknown method(s) ['newton']" in capsys.readouterr().err
     assert main([*base, "--columns", "mass"]) == 2
@@ -100,7 +74,8 @@ def test_scan_reports_bad_input(quick_demo, tmp_path, capsys):
     assert main([*base, "--start", "m_pole=900"]) == 2
     assert "start m_pole = 900 GeV is outside" in capsys.readouterr().err
     (tmp_path / "bad.pt").write_bytes(b"garbage")
-    assert main([*base[:2], str(tmp_path / "bad.pt"), *base[3:]]) == 2
+    base[2] = str(tmp_path / "bad.pt")  # the signal model
+    assert main(base) == 2
     assert "not a readable flowscan model file" in capsys.readouterr().err
 
 

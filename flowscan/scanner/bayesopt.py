@@ -77,22 +77,11 @@ def bayesopt_scan(
             evaluate(candidates)
             unit = torch.cat([unit, candidates.detach()])
 
-    values = np.array(values)
-    best = int(np.argmin(values))
-    thetas = space.full(space.from_unit(unit))
-    improving = [0] + [i for i in range(1, len(values)) if values[i] < values[:i].min()]
-    return ScanResult(
-        method="bayesopt",
-        names=space.names,
-        theta=thetas[best].numpy(),
-        nll=float(values[best]),
-        nll_evals=len(values),
-        grad_evals=0,
-        seconds=time.perf_counter() - t0,
-        converged=True,
-        message=f"budget of {budget} evaluations spent",
-        path=thetas[improving].numpy(),
-        trace=np.column_stack(
-            [np.arange(1, len(values) + 1), times, np.minimum.accumulate(values)]
-        ),
+    return ScanResult.from_evaluations(
+        "bayesopt",
+        space.names,
+        space.full(space.from_unit(unit)).numpy(),
+        np.array(values),
+        np.array(times),
+        f"budget of {budget} evaluations spent",
     )

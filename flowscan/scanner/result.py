@@ -57,3 +57,36 @@ class ScanResult:
             if isinstance(v, np.ndarray):
                 d[k] = v.tolist()
         return d
+
+    @classmethod
+    def from_evaluations(
+        cls,
+        method: str,
+        names: list[str],
+        thetas: np.ndarray,
+        values: np.ndarray,
+        times: np.ndarray,
+        message: str,
+    ) -> ScanResult:
+        r"""Result of a gradient-free scan from its evaluations in order: thetas `(K, P)`,
+        NLL values `(K,)` (non-finite ones never count as best) and the seconds at which
+        each was known `(K,)`. The path is the sequence of running-best points."""
+        finite = np.where(np.isfinite(values), values, np.inf)
+        if not np.isfinite(finite).any():
+            raise FloatingPointError(f"{method}: the NLL is not finite at any evaluated point")
+        best = np.minimum.accumulate(finite)
+        improving = np.flatnonzero(np.r_[True, best[1:] < best[:-1]])
+        k = int(np.argmin(finite))
+        return cls(
+            method=method,
+            names=names,
+            theta=thetas[k],
+            nll=float(values[k]),
+            nll_evals=len(values),
+            grad_evals=0,
+            seconds=float(times[-1]),
+            converged=True,
+            message=message,
+            path=thetas[improving],
+            trace=np.column_stack([np.arange(1, len(values) + 1), times, best]),
+        )

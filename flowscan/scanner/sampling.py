@@ -72,22 +72,11 @@ def _scan_points(
         for part in thetas.split(batch):
             values.extend(nll(part).tolist())
             times.extend([time.perf_counter() - t0] * len(part))
-    values = np.array(values)
-    finite = np.where(np.isfinite(values), values, np.inf)
-    if not np.isfinite(finite).any():
-        raise FloatingPointError("the NLL is not finite at any scanned point")
-    best = int(np.argmin(finite))
-    trace = np.column_stack([np.arange(1, len(values) + 1), times, np.minimum.accumulate(finite)])
-    return ScanResult(
-        method=method,
-        names=space.names,
-        theta=thetas[best].numpy(),
-        nll=float(values[best]),
-        nll_evals=len(values),
-        grad_evals=0,
-        seconds=time.perf_counter() - t0,
-        converged=True,
-        message=f"best of {len(values)} points (precision: the point spacing)",
-        path=thetas[best][None].numpy(),
-        trace=trace,
+    return ScanResult.from_evaluations(
+        method,
+        space.names,
+        thetas.numpy(),
+        np.array(values),
+        np.array(times),
+        f"best of {len(values)} points (precision: the point spacing)",
     )
