@@ -60,7 +60,8 @@ def gradient_scan(
         start = candidates[int(np.argmin(batch))]
         values.extend(batch)
         points.extend(space.full(candidates))
-        trace.extend((k + 1, time.perf_counter() - t0, min(batch[: k + 1])) for k in range(evals))
+        elapsed, best = time.perf_counter() - t0, np.minimum.accumulate(batch).tolist()
+        trace.extend((k + 1, elapsed, best[k]) for k in range(evals))
     u = torch.logit(((start - low) / width).clamp(1e-6, 1 - 1e-6)).requires_grad_()
     n_batch = evals
 
