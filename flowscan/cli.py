@@ -36,6 +36,7 @@ def _scan(args: argparse.Namespace) -> None:
         budget=args.budget,
         grid=args.grid,
         minos=args.minos,
+        profiles=args.profiles,
         seed=args.seed,
         out=args.out,
     )
@@ -84,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("--budget", type=int, default=64, help="evaluations for bayesopt/random")
     scan.add_argument("--grid", type=int, default=11, help="grid points per parameter")
     scan.add_argument("--minos", action="store_true", help="MINOS intervals with minuit")
+    scan.add_argument(
+        "--profiles",
+        action="store_true",
+        help="1D profiles and 2D contours with minuit (profiles.png, contours.png)",
+    )
     scan.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     scan.add_argument("--out", help="output folder (default runs/scan-<timestamp>/)")
     scan.set_defaults(func=_scan)

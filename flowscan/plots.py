@@ -2,7 +2,7 @@ r"""Figures: fitted spectra and NLL landscapes (matplotlib, Agg backend)."""
 
 from __future__ import annotations
 
-__all__ = ["plot_convergence", "plot_fit", "plot_landscape"]
+__all__ = ["plot_contours", "plot_convergence", "plot_fit", "plot_landscape", "plot_profiles"]
 
 import os
 from collections.abc import Sequence
@@ -176,5 +176,84 @@ def plot_convergence(traces: dict[str, np.ndarray], path: str | os.PathLike) -> 
         ax.axhline(0.5, color="grey", lw=0.5, ls=":")
         ax.legend(fontsize=8)
     fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_profiles(
+    profiles: dict[str, np.ndarray],
+    theta_vars: Sequence[Variable],
+    best: dict[str, float],
+    errors: dict[str, float],
+    path: str | os.PathLike,
+    minos: dict[str, tuple[float, float]] | None = None,
+) -> None:
+    r"""Profile NLL of each parameter with the HESSE parabola and MINOS interval.
+
+    Arguments:
+        profiles: Per parameter, rows `(value, NLL - minimum)`, shape `(S, 2)`.
+        theta_vars: The parameters, for labels.
+        best, errors: Best fit and HESSE error by name.
+        path: Output PNG file.
+        minos: MINOS (lower, upper) offsets by name.
+    """
+    plt = _pyplot()
+    labels = {v.name: v.label for v in theta_vars}
+    fig, axs = plt.subplots(1, len(profiles), figsize=(4.2 * len(profiles), 3.8), squeeze=False)
+    for ax, (name, rows) in zip(axs[0], profiles.items(), strict=True):
+        ax.plot(rows[:, 0], rows[:, 1], "o-", ms=3, label="profile (mnprofile)")
+        ax.plot(
+            rows[:, 0],
+            0.5 * ((rows[:, 0] - best[name]) / errors[name]) ** 2,
+            "--",
+            label=f"HESSE parabola, +- {errors[name]:.3g}",
+        )
+        if minos is not None and name in minos:
+            lo, hi = minos[name]
+            ax.axvspan(
+                best[name] + lo,
+                best[name] + hi,
+                color="tab:green",
+                alpha=0.15,
+                label=f"MINOS {lo:+.3g} / {hi:+.3g}",
+            )
+        for level in (0.5, 2.0):
+            ax.axhline(level, color="grey", lw=0.5, ls=":")
+        ax.set_xlabel(labels[name])
+        ax.set_ylabel(r"$\Delta$NLL (others profiled)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_contours(
+    contours: dict[str, dict[str, np.ndarray]],
+    theta_vars: Sequence[Variable],
+    best: dict[str, float],
+    path: str | os.PathLike,
+) -> None:
+    r"""Confidence regions of each parameter pair, others profiled.
+
+    Arguments:
+        contours: Per pair "x,y", per coverage ("0.68", ...), points `(C, 2)`.
+        theta_vars: The parameters, for labels.
+        best: Best fit by name.
+        path: Output PNG file.
+    """
+    plt = _pyplot()
+    labels = {v.name: v.label for v in theta_vars}
+    fig, axs = plt.subplots(1, len(contours), figsize=(4.5 * len(contours), 4.2), squeeze=False)
+    for ax, (pair, levels) in zip(axs[0], contours.items(), strict=True):
+        a, b = pair.split(",")
+        for cl, points in levels.items():
+            closed = np.vstack([points, points[:1]])
+            ax.plot(*closed.T, "-", label=f"{float(cl):.0%} (mncontour)")
+        ax.plot(best[a], best[b], "X", color="k", label="best fit")
+        ax.set_xlabel(labels[a])
+        ax.set_ylabel(labels[b])
+    handles, names = axs[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=8)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -27,10 +27,10 @@ METHODS = ["minuit", "gradient", "bayesopt", "grid", "random"]
 
 
 def _optimizer(
-    method: str, budget: int, grid: int, minos: bool, seed: int
+    method: str, budget: int, grid: int, minos: bool, profiles: bool, seed: int
 ) -> Callable[[MixtureLikelihood, ParameterSpace], ScanResult]:
     return {
-        "minuit": lambda nll, space: minuit_scan(nll, space, minos=minos),
+        "minuit": lambda nll, space: minuit_scan(nll, space, minos=minos, profiles=profiles),
         "gradient": lambda nll, space: gradient_scan(nll, space, starts=15, seed=seed),
         "bayesopt": lambda nll, space: bayesopt_scan(nll, space, budget, seed=seed),
         "grid": lambda nll, space: grid_scan(nll, space, grid),
@@ -52,12 +52,14 @@ def run_scan(
     budget: int = 64,
     grid: int = 11,
     minos: bool = False,
+    profiles: bool = False,
     seed: int = 0,
     out: str | os.PathLike | None = None,
     echo: Callable[[str], None] = print,
 ) -> dict[str, ScanResult]:
     r"""Fits `data` with each method and writes `scan.json` and `convergence.png` to `out`
-    (default `runs/scan-<timestamp>/`).
+    (default `runs/scan-<timestamp>/`), and with `profiles` also `profiles.png` and
+    `contours.png`.
 
     Arguments:
         signal, background: Model files written by `DensityModel.save`.
@@ -70,6 +72,7 @@ def run_scan(
         budget: Evaluations for `bayesopt` and `random`.
         grid: Grid points per floating parameter for `grid`.
         minos: MINOS intervals for `minuit`.
+        profiles: 1D profiles and 2D contours of the NLL with `minuit` (minutes on flows).
         seed: Seed of the Sobol points, BO and random points.
     """
     from . import plots
@@ -96,7 +99,7 @@ def run_scan(
     results = {}
     for method in methods:
         echo(f"running {method} ...")
-        results[method] = _optimizer(method, budget, grid, minos, seed)(nll, space)
+        results[method] = _optimizer(method, budget, grid, minos, profiles, seed)(nll, space)
         echo(_table(results[method], nll))
     config = {
         "signal": str(signal),
@@ -111,6 +114,7 @@ def run_scan(
         "budget": budget,
         "grid": grid,
         "minos": minos,
+        "profiles": profiles,
         "seed": seed,
         "events": len(x),
     }
@@ -123,7 +127,18 @@ def run_scan(
         },
     )
     plots.plot_convergence({m: r.trace for m, r in results.items()}, out / "convergence.png")
-    echo(f"wrote {out}/ (scan.json, convergence.png)")
+    files = ["scan.json", "convergence.png"]
+    fit = results.get("minuit")
+    if fit is not None and fit.profiles is not None:
+        errors = dict(zip(names, fit.errors.tolist(), strict=True))
+        plots.plot_profiles(
+            fit.profiles, nll.theta_vars, fit.values, errors, out / "profiles.png", fit.minos
+        )
+        files.append("profiles.png")
+        if fit.contours:
+            plots.plot_contours(fit.contours, nll.theta_vars, fit.values, out / "contours.png")
+            files.append("contours.png")
+    echo(f"wrote {out}/ ({', '.join(files)})")
     return results
 
 

@@ -3,6 +3,7 @@ import pytest
 import torch
 from conftest import scipy_mixture_nll
 from iminuit import Minuit
+from scipy import stats
 
 from flowscan import Variable
 from flowscan.scanner import (
@@ -10,6 +11,7 @@ from flowscan.scanner import (
     ParameterSpace,
     bayesopt_scan,
     covariance,
+    error_scale_hessian,
     gradient_scan,
     grid_scan,
     minuit_scan,
@@ -21,7 +23,12 @@ LO, HI = MASS.low, MASS.high
 
 
 def _minuit_mle(
-    x: np.ndarray, f: float, start: list[float], fix_gamma: bool = False, fix_tau: bool = False
+    x: np.ndarray,
+    f: float,
+    start: list[float],
+    fix_gamma: bool = False,
+    fix_tau: bool = False,
+    fix_m0: bool = False,
 ) -> Minuit:
     r"""Independent reference: Minuit with numerical derivatives on the scipy
     closed-form mixture pdf."""
@@ -30,6 +37,7 @@ def _minuit_mle(
         return scipy_mixture_nll(x, np.array([m0, gamma, tau]), f)
 
     m = Minuit(nll, *start)
+    m.fixed["m0"] = fix_m0
     m.fixed["gamma"] = fix_gamma
     m.fixed["tau"] = fix_tau
     m.errordef = Minuit.LIKELIHOOD
@@ -88,6 +96,52 @@ def test_minuit_hesse_errors_match_the_autograd_hessian():
         lower, upper = result.minos[name]
         assert lower < 0 < upper
         assert (upper - lower) / 2 == pytest.approx(error, rel=0.2)
+
+
+def test_error_scale_hessian_sees_through_ripples_the_autograd_hessian_sees():
+    # A quadratic NLL with errors (2, 0.5) and correlation 0.6, plus ripples of 1e-4 at
+    # the 0.1 scale, as on a spline flow: at theta = (1, 2) they add 0.39 to each diagonal
+    # element of the pointwise Hessian (0.39 and 6.25 without them).
+    cov = np.array([[4.0, 0.6], [0.6, 0.25]])
+    h = torch.as_tensor(np.linalg.inv(cov))
+
+    def nll(theta: torch.Tensor) -> torch.Tensor:
+        d = theta - torch.tensor([1.0, 2.0], dtype=theta.dtype)
+        quadratic = 0.5 * torch.einsum("...i,ij,...j->...", d, h, d)
+        return quadratic - 1e-4 * torch.cos(2 * torch.pi * theta / 0.1).sum(-1)
+
+    def gradients(points: np.ndarray) -> np.ndarray:
+        theta = torch.as_tensor(points).requires_grad_()
+        return torch.autograd.grad(nll(theta).sum(), theta)[0].numpy()
+
+    theta = np.array([1.0, 2.0])
+    pointwise = np.linalg.inv(torch.autograd.functional.hessian(nll, torch.as_tensor(theta)))
+    assert not np.allclose(pointwise, cov, rtol=0.2)
+    bounds = np.array([[-10.0, 10.0], [1.5, 2.2]])  # the second cuts the +1 sigma step
+    hessian, step = error_scale_hessian(gradients, theta, bounds)
+    np.testing.assert_allclose(np.linalg.inv(hessian), cov, rtol=0.03, atol=0.003)
+    np.testing.assert_allclose(step, 1 / np.sqrt(np.diag(np.linalg.inv(cov))), rtol=0.03)
+
+
+def test_minuit_profiles_and_contours_match_a_scipy_profile_likelihood():
+    truth = torch.tensor([520.0, 40.0, 200.0], dtype=torch.float64)
+    x = pseudo_data(truth[:2], truth[2:], n_sig=1_000, n_bkg=20_000, seed=4)
+    nll = MixtureLikelihood(BreitWigner(), Exponential(), x, 1_000, 20_000)
+    space = ParameterSpace(nll.theta_vars, start=[520.0, 40.0, 200.0], fixed=["tau"])
+    result = minuit_scan(nll, space, profiles=True)
+    f = 1_000 / 21_000
+    best = _minuit_mle(x[:, 0].numpy(), f, truth.tolist(), fix_tau=True)
+    assert set(result.profiles) == {"m_pole", "gamma"}
+    for value, dnll in result.profiles["m_pole"][::4]:
+        ref = _minuit_mle(x[:, 0].numpy(), f, [value, 40.0, 200.0], fix_m0=True, fix_tau=True)
+        assert dnll == pytest.approx(ref.fval - best.fval, abs=2e-3)
+    (levels,) = result.contours.values()
+    for cl, points in levels.items():
+        threshold = stats.chi2.ppf(float(cl), 2) / 2
+        for m0, gamma in points[::12]:
+            assert scipy_mixture_nll(x[:, 0].numpy(), np.array([m0, gamma, 200.0]), f) - (
+                best.fval
+            ) == pytest.approx(threshold, abs=0.02)
 
 
 @pytest.mark.parametrize("optimizer", [gradient_scan, minuit_scan])

@@ -1,7 +1,7 @@
 r"""Likelihoods, optimizers and statistics for parameter scans."""
 
 from .bayesopt import bayesopt_scan
-from .errors import covariance
+from .errors import covariance, error_scale_hessian
 from .gradient import gradient_scan
 from .likelihood import Density, MixtureLikelihood
 from .minuit import MinuitCost, minuit_scan
@@ -17,6 +17,7 @@ __all__ = [
     "ScanResult",
     "bayesopt_scan",
     "covariance",
+    "error_scale_hessian",
     "gradient_scan",
     "grid_scan",
     "minuit_scan",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = ["MinuitCost", "minuit_scan"]
 
+import itertools
 import time
 from collections.abc import Callable
 
@@ -12,21 +13,29 @@ import torch
 from iminuit import Minuit
 from torch import Tensor
 
+from .errors import error_scale_hessian
 from .result import ScanResult
 from .space import ParameterSpace
+
+CL = (0.68, 0.95)  # contour levels: coverage probabilities for two parameters
 
 
 class MinuitCost:
     r"""An iminuit cost function over the floating parameters of `space`.
 
     Calling it gives `nll(theta) - nll(start)` as a float, so Minuit works on O(1)
-    numbers; `grad` is exact (autograd, float64). `errordef = 0.5` (a negative
+    numbers; `grad` is exact (autograd, float64) and `hessian` is the curvature at the
+    scale of the errors (`error_scale_hessian`: 3 batches of 2Q gradients the first time,
+    then 1 batch starting from the steps found before). `errordef = 0.5` (a negative
     log-likelihood). A value computed with a gradient is reused if Minuit asks for it at
-    the same point. Counters: `nll_evals` (value only), `grad_evals` (value and gradient).
+    the same point. Minuit finds `hessian` by itself; pass `hessian=False` to MIGRAD from
+    a start where the NLL may not be convex (Minuit2 seeds MIGRAD with it and fails on a
+    matrix that is not positive definite). Counters: `nll_evals` (value only),
+    `grad_evals` (value and gradient, each point of a batch counted).
 
     Example:
-        >>> cost = MinuitCost(nll, space)                               # doctest: +SKIP
-        >>> m = Minuit(cost, *cost.start, grad=cost.grad, name=cost.names)  # doctest: +SKIP
+        >>> cost = MinuitCost(nll, space)  # doctest: +SKIP
+        >>> m = Minuit(cost, *cost.start, grad=cost.grad, hessian=False)  # doctest: +SKIP
     """
 
     errordef = Minuit.LIKELIHOOD
@@ -41,6 +50,7 @@ class MinuitCost:
         self.offset = 0.0
         self.offset = self._value(self.start)
         self._last: tuple[np.ndarray, float] | None = None
+        self._step: np.ndarray | None = None
 
     def _theta(self, values: np.ndarray) -> Tensor:
         return torch.as_tensor(np.asarray(values, dtype=np.float64))
@@ -67,15 +77,32 @@ class MinuitCost:
         self._record(value + self.offset)
         return value
 
+    def _gradients(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r"""NLL `(K,)` and its gradient `(K, Q)` at floating values `(K, Q)`."""
+        theta = self._theta(values).requires_grad_()
+        value = self.nll(self.space.full(theta))
+        (g,) = torch.autograd.grad(value.sum(), theta)
+        self.grad_evals += len(values)
+        value = value.detach().numpy()
+        self._record(value.min())
+        return value, g.numpy()
+
     def grad(self, *values: float) -> np.ndarray:
         x = np.asarray(values, dtype=np.float64)
-        theta = self._theta(x).requires_grad_()
-        value = self.nll(self.space.full(theta))
-        (g,) = torch.autograd.grad(value, theta)
-        self.grad_evals += 1
-        self._last = (x, value.item() - self.offset)
-        self._record(value.item())
-        return g.numpy()
+        value, g = self._gradients(x[None])
+        self._last = (x, value[0] - self.offset)
+        return g[0]
+
+    def hessian(self, *values: float) -> np.ndarray:
+        # Steps settle in the first call; later ones (MINOS, contours) start from them.
+        hessian, self._step = error_scale_hessian(
+            lambda theta: self._gradients(theta)[1],
+            np.asarray(values, dtype=np.float64),
+            self.space.floating_bounds,
+            self._step,
+            passes=3 if self._step is None else 1,
+        )
+        return hessian
 
 
 def minuit_scan(
@@ -83,43 +110,55 @@ def minuit_scan(
     space: ParameterSpace,
     *,
     minos: bool = False,
+    profiles: bool = False,
     tol: float = 0.1,
     strategy: int = 0,
 ) -> ScanResult:
-    r"""MIGRAD with the exact gradient, HESSE errors, and MINOS intervals if asked.
+    r"""MIGRAD with the exact gradient; HESSE errors from the curvature at the error
+    scale; MINOS intervals, 1D profiles and 2D contours if asked.
 
     Strategy 0 trusts the supplied gradient (no numerical checks or second-derivative
     estimates during MIGRAD); with `tol = 0.1`, Minuit's default, MIGRAD stops at an
     estimated distance to the minimum EDM < 0.002 x tol x errordef = 1e-4 in NLL units,
     ~0.01 standard deviations. Errors are for errordef 0.5 (68% intervals).
 
-    HESSE differentiates the NLL numerically, not through the autograd Hessian: a spline
-    flow is only C1 in theta, and its NLL carries ripples of ~1e-4 at the 0.1 GeV scale
-    that dominate the exact Hessian at a point. Even numerical HESSE depends on its steps
-    on such an NLL, so with flows prefer MINOS. On the demo's flows and data (m_pole,
-    gamma in GeV): autograd Hessian 1.19, 2.80; HESSE after one MIGRAD 2.51, 4.91 (EDM
-    then 0.0016, above target), after a second MIGRAD 4.30, 7.56; MINOS
-    -2.27/+2.63, -4.38/+5.46; the exact-density fit 2.41, 4.92.
+    HESSE gets `MinuitCost.hessian`, central differences of the exact gradient over +-1
+    sigma, not the autograd Hessian at the point: a spline flow is only C1 in theta, and
+    its NLL carries ripples of ~1e-4 at the 0.1 GeV scale that dominate the pointwise
+    Hessian (on the demo's flows the autograd Hessian gives m_pole +- 1.19 GeV where the
+    exact-density fit gives 2.41). MIGRAD runs without it: Minuit2 seeds MIGRAD with a
+    supplied Hessian and fails if that is not positive definite at the start, so the
+    Hessian goes to a second Minuit object at the minimum, which runs HESSE, MINOS and
+    the contours.
+
+    Arguments:
+        minos: MINOS intervals for every floating parameter.
+        profiles: `mnprofile` of each floating parameter over +-2.5 HESSE errors (17
+            points) and `mncontour` of each pair at 68% and 95% (48 points each).
 
     Returns:
         A `ScanResult` with `errors` (HESSE), `covariance` (floating parameters, zero
-        rows for fixed ones) and, with `minos=True`, `minos` = name -> (lower, upper).
+        rows for fixed ones), with `minos=True` `minos` = name -> (lower, upper), and with
+        `profiles=True` `profiles` = name -> `(17, 2)` rows (value, NLL - minimum) and
+        `contours` = "x,y" -> {"0.68": `(48, 2)`, "0.95": `(48, 2)`}.
     """
     cost = MinuitCost(nll, space)
-    m = Minuit(cost, *cost.start, grad=cost.grad, name=cost.names)
-    m.strategy, m.tol = strategy, tol
-    m.limits = [tuple(b) for b in space.floating_bounds]
-    m.migrad()
+    limits = [tuple(b) for b in space.floating_bounds]
+    fit = Minuit(cost, *cost.start, grad=cost.grad, hessian=False, name=cost.names)
+    fit.strategy, fit.tol, fit.limits = strategy, tol, limits
+    fit.migrad()
+    m = Minuit(cost, *fit.values, grad=cost.grad, hessian=cost.hessian, name=cost.names)
+    m.strategy, m.tol, m.limits = strategy, tol, limits
     m.hesse()
     if not m.valid:
-        # HESSE's covariance can raise the EDM above the target (the flow NLL's ripples
-        # tilt the gradient); MIGRAD seeded with it then finishes the descent.
         m.migrad()
         m.hesse()
-    intervals = None
+    intervals = profile = contours = None
     if minos and m.valid:
         m.minos()
         intervals = {n: (m.merrors[n].lower, m.merrors[n].upper) for n in cost.names}
+    if profiles and fit.valid:
+        profile, contours = _profiles(fit, m, limits)
     full = space.full(torch.tensor(np.array(m.values), dtype=torch.float64)).numpy()
     floating = np.flatnonzero(space.floating)
     errors = np.zeros(len(space.names))
@@ -137,9 +176,34 @@ def minuit_scan(
         seconds=time.perf_counter() - cost.t0,
         converged=bool(m.valid),
         message=f"MIGRAD {'valid' if m.valid else 'invalid'} minimum, EDM = {m.fmin.edm:.2g}",
-        path=full[None],
+        path=np.stack([space.start, full]),
         trace=np.array(cost.trace),
         errors=errors,
         covariance=covariance,
         minos=intervals,
+        profiles=profile,
+        contours=contours,
     )
+
+
+def _profiles(
+    fit: Minuit, errors: Minuit, limits: list[tuple[float, float]]
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+    r"""`mnprofile` of each parameter over +-2.5 `errors` and `mncontour` of each pair
+    (12 points, spline-interpolated to 48). They run on `fit`, the Minuit object without
+    a Hessian: each of their many inner MIGRADs would otherwise call it (measured on the
+    toy: a contour then takes 657 gradients instead of 51)."""
+    profiles = {}
+    for name, (lo, hi) in zip(fit.parameters, limits, strict=True):
+        value, error = fit.values[name], errors.errors[name]
+        bound = (max(lo, value - 2.5 * error), min(hi, value + 2.5 * error))
+        x, y, _ = fit.mnprofile(name, size=17, bound=bound, use_simplex=False)
+        profiles[name] = np.column_stack([x, y - fit.fval])
+    contours = {
+        f"{a},{b}": {
+            f"{cl:.2f}": fit.mncontour(a, b, cl=cl, size=12, interpolated=48, use_simplex=False)
+            for cl in CL
+        }
+        for a, b in itertools.combinations(fit.parameters, 2)
+    }
+    return profiles, contours

@@ -28,6 +28,9 @@ class ScanResult:
         errors: Standard errors `(P,)` where the method has them (0 for fixed ones).
         covariance: Covariance `(P, P)` where the method has it.
         minos: MINOS intervals, name -> (lower, upper) offsets, where asked for.
+        profiles: 1D profiles, name -> rows `(value, NLL - minimum)`, where asked for.
+        contours: 2D confidence contours, "x,y" -> coverage ("0.68", "0.95") -> points
+            `(C, 2)` on the contour, where asked for.
     """
 
     method: str
@@ -44,6 +47,8 @@ class ScanResult:
     errors: np.ndarray | None = None
     covariance: np.ndarray | None = field(default=None, repr=False)
     minos: dict[str, tuple[float, float]] | None = None
+    profiles: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    contours: dict[str, dict[str, np.ndarray]] | None = field(default=None, repr=False)
 
     @property
     def values(self) -> dict[str, float]:
