@@ -2,7 +2,7 @@ r"""`flowscan scan`: every optimizer on one likelihood from saved models and a d
 
 from __future__ import annotations
 
-__all__ = ["METHODS", "parse_start", "run_scan"]
+__all__ = ["METHODS", "optimizer", "parse_start", "run_scan"]
 
 import os
 from collections.abc import Callable, Sequence
@@ -26,9 +26,21 @@ from .toys import read_events
 METHODS = ["minuit", "gradient", "bayesopt", "grid", "random"]
 
 
-def _optimizer(
-    method: str, budget: int, grid: int, minos: bool, profiles: bool, seed: int
+def optimizer(
+    method: str,
+    budget: int = 64,
+    grid: int = 11,
+    *,
+    minos: bool = False,
+    profiles: bool = False,
+    seed: int = 0,
 ) -> Callable[[MixtureLikelihood, ParameterSpace], ScanResult]:
+    r"""The `flowscan scan` settings of `method` (one of `METHODS`) as a function of the
+    likelihood and the parameter space. `budget`: evaluations of `bayesopt` and `random`;
+    `grid`: points per parameter; `minos`, `profiles`: for `minuit`; `seed`: of the Sobol
+    starts of `gradient`, of `bayesopt` and of `random`."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {METHODS} or 'all'")
     return {
         "minuit": lambda nll, space: minuit_scan(nll, space, minos=minos, profiles=profiles),
         "gradient": lambda nll, space: gradient_scan(nll, space, starts=15, seed=seed),
@@ -99,7 +111,9 @@ def run_scan(
     results = {}
     for method in methods:
         echo(f"running {method} ...")
-        results[method] = _optimizer(method, budget, grid, minos, profiles, seed)(nll, space)
+        results[method] = optimizer(
+            method, budget, grid, minos=minos, profiles=profiles, seed=seed
+        )(nll, space)
         echo(_table(results[method], nll))
     config = {
         "signal": str(signal),

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -6,6 +8,7 @@ from iminuit import Minuit
 from scipy import stats
 
 from flowscan import Variable
+from flowscan.scan import METHODS, optimizer
 from flowscan.scanner import (
     MixtureLikelihood,
     ParameterSpace,
@@ -60,6 +63,22 @@ def test_optimizer_recovers_the_exact_mle(optimizer, seed):
     for value, reference, error in zip(result.theta, ref.values, ref.errors, strict=True):
         assert value == pytest.approx(reference, abs=0.05 * error)
     assert result.nll == pytest.approx(ref.fval, abs=1e-3)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_recovers_the_exact_mle_in_one_dimension(method):
+    x = pseudo_data(
+        torch.tensor([450.0, 40.0]), torch.tensor([180.0]), n_sig=300, n_bkg=3_000, seed=9
+    )
+    nll = MixtureLikelihood(BreitWigner(), Exponential(), x, 300, 3_000)
+    window = dataclasses.replace(nll.theta_vars[0], low=400.0, high=500.0)
+    space = ParameterSpace([window, *nll.theta_vars[1:]], [460.0, 40.0, 180.0], ["gamma", "tau"])
+    budget = {"bayesopt": 30, "random": 512}.get(method, 0)
+    result = optimizer(method, budget, grid=201, seed=2)(nll, space)
+    ref = _minuit_mle(x[:, 0].numpy(), 300 / 3_300, [460.0, 40.0, 180.0], True, True)
+    assert result.theta[0] == pytest.approx(ref.values["m0"], abs=0.1 * ref.errors["m0"])
+    assert result.theta[1:].tolist() == [40.0, 180.0]
+    assert 400.0 <= result.path[:, 0].min() and result.path[:, 0].max() <= 500.0
 
 
 def test_gradient_scan_counts_and_bounds():

@@ -88,8 +88,8 @@ class MixtureLikelihood:
         r"""NLL with `theta_sig` `(*, D_s)` and `theta_bkg` `(*, D_b)` given apart, batch
         shapes `()` or `(K,)`. A batch is evaluated in chunks of at most `max_elements`
         theta-event pairs, which bounds memory. A `theta_bkg` that needs no gradient and is
-        one value for the whole batch has its per-event background density computed once
-        and cached."""
+        one value for the whole batch (or is empty: an unconditional background) has its
+        per-event background density computed once and cached."""
         if theta_sig.ndim == 2:
             size = max(1, self.max_elements // len(self.x))
             parts = zip(theta_sig.split(size), theta_bkg.split(size), strict=True)
@@ -110,7 +110,7 @@ class MixtureLikelihood:
         r"""Per-event background log-density, `(N,)` or `(K, N)`, cached as `nll_split` says."""
         d = theta_bkg.shape[-1]
         first = theta_bkg.reshape(-1, d)[0] if theta_bkg.numel() else theta_bkg.new_empty(d)
-        if theta_bkg.requires_grad or not (theta_bkg == first).all():
+        if d and (theta_bkg.requires_grad or not (theta_bkg == first).all()):
             return self.background.log_prob(self.x, theta_bkg).double()
         if self._cache is None or not torch.equal(self._cache[0], first):
             with torch.no_grad():
