@@ -7,6 +7,7 @@ __all__ = ["main"]
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -42,6 +43,55 @@ def _scan(args: argparse.Namespace) -> None:
     )
 
 
+def _generate(args: argparse.Namespace) -> None:
+    from .runinfo import versions, write_json
+    from .toys import lhco
+
+    masses = [float(m) for m in args.masses.split(",")] if args.masses else None
+    if masses is not None and len(masses) != 3:
+        raise ValueError(f"--masses takes m_zprime,m_x,m_y in GeV, got {args.masses!r}")
+    frame = lhco.pseudo_data(args.events, args.signal_events, masses, seed=args.seed)
+    out = Path(args.out)
+    if out.suffix.lower() not in (".h5", ".hdf5"):
+        raise ValueError(f"--out {out}: write an HDF5 file (.h5), the R&D file's format")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_hdf(out, key="df", mode="w")
+    meta = {
+        "generator": "flowscan.toys.lhco (fast LHCO-style generator)",
+        "background_events": args.events,
+        "signal_events": args.signal_events,
+        "masses_GeV": dict(zip(["m_zprime", "m_x", "m_y"], masses or [], strict=False)),
+        "seed": args.seed,
+        "versions": versions(),
+    }
+    write_json(out.with_suffix(".json"), meta)
+    print(f"wrote {out} ({len(frame)} events, LHCO R&D schema) and {out.with_suffix('.json')}")
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .train import run_train
+
+    run_train(
+        args.out,
+        data=args.data,
+        where=args.where,
+        generate=args.generate,
+        events=args.events,
+        observables=args.observables.split(",") if args.observables else None,
+        context=args.context.split(",") if args.context else (),
+        flow=args.flow,
+        transforms=args.transforms,
+        hidden_features=[int(h) for h in args.hidden.split(",")],
+        bins=args.bins,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flowscan",
@@ -63,6 +113,58 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.set_defaults(func=_demo)
+
+    generate = commands.add_parser(
+        "generate",
+        help="LHCO-style dijet events (fast generator) in the LHCO R&D file schema",
+        description="Writes QCD background and, with --masses, Z' -> X Y signal events, "
+        "labelled and shuffled, as an HDF5 table in the LHCO R&D schema, with a metadata "
+        "JSON beside it.",
+    )
+    generate.add_argument("--events", type=int, default=100_000, help="QCD events")
+    generate.add_argument("--signal-events", type=int, default=0, help="signal events")
+    generate.add_argument("--masses", help="m_zprime,m_x,m_y in GeV, e.g. 3500,500,100")
+    generate.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    generate.add_argument("--out", required=True, help="output .h5 file")
+    generate.set_defaults(func=_generate)
+
+    train = commands.add_parser(
+        "train",
+        help="train a density model on a data file or a built-in generator",
+        description="Trains a (conditional) normalizing flow on events from a data file or "
+        "the LHCO-style generator and writes model.pt, train.json, training.png and "
+        "marginals.png.",
+    )
+    source = train.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="events: .csv, .parquet, .h5 or .hdf5")
+    source.add_argument(
+        "--generate", help="lhco-signal (seed 002's mass grid) or lhco-qcd (background)"
+    )
+    train.add_argument("--where", help='row selection of --data, e.g. "label == 0"')
+    train.add_argument(
+        "--events", type=int, default=10_000, help="generated events (per mass point for signal)"
+    )
+    train.add_argument(
+        "--observables",
+        help="observable columns, name or name:low:high, comma-separated "
+        "(default: mjj,mj1,delta_m,tau21_j1,tau21_j2 with their LHCO bounds)",
+    )
+    train.add_argument(
+        "--context",
+        help="parameter columns to condition on, comma-separated (e.g. m_zprime,m_x,m_y)",
+    )
+    train.add_argument("--flow", default="nsf", help="nsf (default) or maf")
+    train.add_argument("--transforms", type=int, default=4, help="flow transforms (default 4)")
+    train.add_argument("--hidden", default="64,64", help="hidden layer sizes (default 64,64)")
+    train.add_argument("--bins", type=int, default=8, help="spline bins for nsf (default 8)")
+    train.add_argument("--epochs", type=int, default=20, help="training epochs (default 20)")
+    train.add_argument("--batch-size", type=int, default=1024, help="minibatch size")
+    train.add_argument("--lr", type=float, default=3e-3, help="learning rate (default 3e-3)")
+    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    train.add_argument("--out", help="output folder (default runs/train-<timestamp>/)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(func=_train)
 
     scan = commands.add_parser(
         "scan",

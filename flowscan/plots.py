@@ -2,7 +2,15 @@ r"""Figures: fitted spectra and NLL landscapes (matplotlib, Agg backend)."""
 
 from __future__ import annotations
 
-__all__ = ["plot_contours", "plot_convergence", "plot_fit", "plot_landscape", "plot_profiles"]
+__all__ = [
+    "plot_contours",
+    "plot_convergence",
+    "plot_fit",
+    "plot_history",
+    "plot_landscape",
+    "plot_marginals",
+    "plot_profiles",
+]
 
 import os
 from collections.abc import Sequence
@@ -255,5 +263,78 @@ def plot_contours(
     handles, names = axs[0, 0].get_legend_handles_labels()
     fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=8)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_history(history: Sequence[dict], path: str | os.PathLike) -> None:
+    r"""Training and validation loss (nats/event) per epoch, and the learning rate.
+
+    Arguments:
+        history: Records with `epoch`, `train_loss`, `val_loss`, `lr` (as `train` returns).
+        path: Output PNG file.
+    """
+    plt = _pyplot()
+    epoch = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(epoch, [h["train_loss"] for h in history], "o-", ms=3, label="training")
+    ax.plot(
+        epoch, [h["val_loss"] for h in history], "o-", ms=3, label="validation (averaged weights)"
+    )
+    best = min(range(len(history)), key=lambda i: history[i]["val_loss"])
+    ax.axvline(epoch[best], color="grey", ls=":", label=f"kept: epoch {epoch[best]}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss = mean NLL (nats/event)")
+    lr = ax.twinx()
+    lr.plot(epoch, [h["lr"] for h in history], color="tab:grey", alpha=0.4)
+    lr.set_ylabel("learning rate", color="tab:grey")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_marginals(
+    data: np.ndarray,
+    samples: np.ndarray,
+    observables: Sequence[Variable],
+    path: str | os.PathLike,
+    bins: int = 50,
+    labels: tuple[str, str] = ("training data", "flow samples"),
+) -> None:
+    r"""1D marginals of `samples` against `data` with a ratio panel per observable.
+
+    Arguments:
+        data, samples: Events, shapes `(N, F)` and `(M, F)`, in observable units.
+        observables: The F observables.
+        path: Output PNG file.
+        bins: Bins per histogram, over the central 99.8% of `data`.
+        labels: Legend labels of `data` and `samples`.
+    """
+    plt = _pyplot()
+    f = len(observables)
+    fig, axs = plt.subplots(
+        2, f, figsize=(3.6 * f, 4.6), squeeze=False, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    for j, v in enumerate(observables):
+        top, bottom = axs[0, j], axs[1, j]
+        edges = np.linspace(*np.quantile(data[:, j], [0.001, 0.999]), bins + 1)
+        n_data, _ = np.histogram(data[:, j], edges)
+        n_flow, _ = np.histogram(samples[:, j], edges)
+        scale = len(data) / len(samples)
+        top.stairs(n_data, edges, label=labels[0], color="k")
+        top.stairs(n_flow * scale, edges, label=labels[1], color="tab:blue")
+        top.set_yscale("log")
+        top.set_ylabel("events / bin")
+        ratio = np.divide(n_flow * scale, n_data, out=np.full(bins, np.nan), where=n_data > 0)
+        error = ratio * np.sqrt(1 / np.maximum(n_flow, 1) + 1 / np.maximum(n_data, 1))
+        centres = (edges[1:] + edges[:-1]) / 2
+        bottom.errorbar(centres, ratio, error, fmt=".", color="tab:blue", ms=3)
+        bottom.axhline(1, color="grey", lw=0.5)
+        bottom.set_ylim(0.5, 1.5)
+        bottom.set_xlabel(v.label)
+        bottom.set_ylabel("flow / data")
+    axs[0, 0].legend(fontsize=8)
+    fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -70,6 +70,28 @@ def test_batched_nll_equals_single_calls(data):
     )
 
 
+def test_event_chunks_give_the_same_nll_and_gradient(tiny_signal_flow, tiny_background_flow, data):
+    nll = MixtureLikelihood(
+        tiny_signal_flow.double(), tiny_background_flow.double(), data, 300, 3_000
+    )
+    try:
+        whole = THETA.clone().requires_grad_()
+        nll(whole).backward()
+        nll.max_elements = 1_000  # 4 event chunks, recomputed in the backward pass
+        chunked = THETA.clone().requires_grad_()
+        value = nll(chunked)
+        value.backward()
+        assert value.item() == pytest.approx(nll(THETA).item(), rel=1e-13)
+        torch.testing.assert_close(chunked.grad, whole.grad, rtol=1e-10, atol=0)
+        batch = torch.stack([THETA, THETA + torch.tensor([10.0, 5.0, -10.0], dtype=THETA.dtype)])
+        torch.testing.assert_close(
+            nll(batch), torch.stack([nll(t) for t in batch]), rtol=1e-13, atol=0
+        )
+    finally:
+        tiny_signal_flow.float()
+        tiny_background_flow.float()
+
+
 def test_cached_background_gives_the_same_nll_and_gradient(tiny_background_flow, data):
     nll = MixtureLikelihood(BreitWigner(), tiny_background_flow, data, 300, 3_000)
     sig = THETA[:2].clone().requires_grad_()

@@ -9,6 +9,7 @@ from typing import Protocol
 
 import torch
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 from ..variables import Variable, check_events
 
@@ -48,7 +49,9 @@ class MixtureLikelihood:
         ['m_pole', 'gamma', 'tau']
     """
 
-    max_elements: int = 2**22
+    # Theta-event pairs evaluated at a time (see `nll_split`): a gradient through a
+    # 5-observable NSF of 5 x 128 x 128 holds ~60 kB per pair, so ~4 GB at 2**16.
+    max_elements: int = 2**16
 
     def __init__(
         self, signal: Density, background: Density, x: Tensor, n_sig: float, n_bkg: float
@@ -86,19 +89,47 @@ class MixtureLikelihood:
 
     def nll_split(self, theta_sig: Tensor, theta_bkg: Tensor) -> Tensor:
         r"""NLL with `theta_sig` `(*, D_s)` and `theta_bkg` `(*, D_b)` given apart, batch
-        shapes `()` or `(K,)`. A batch is evaluated in chunks of at most `max_elements`
-        theta-event pairs, which bounds memory. A `theta_bkg` that needs no gradient and is
-        one value for the whole batch (or is empty: an unconditional background) has its
-        per-event background density computed once and cached."""
-        if theta_sig.ndim == 2:
-            size = max(1, self.max_elements // len(self.x))
-            parts = zip(theta_sig.split(size), theta_bkg.split(size), strict=True)
-            return torch.cat([self._nll(s.unsqueeze(-2), b.unsqueeze(-2)) for s, b in parts])
-        return self._nll(theta_sig, theta_bkg)
+        shapes `()` or `(K,)`.
 
-    def _nll(self, theta_sig: Tensor, theta_bkg: Tensor) -> Tensor:
-        lp_s = self.signal.log_prob(self.x, theta_sig).double()
+        Memory is bounded by evaluating at most `max_elements` theta-event pairs at a
+        time: a batch is split into groups of thetas, and each group's events into
+        chunks. When there is more than one chunk and a gradient is wanted, each chunk is
+        recomputed in the backward pass (`torch.utils.checkpoint`) instead of kept, so the
+        gradient of 1e6 events costs one extra forward pass, not 1e6 events' activations.
+        A `theta_bkg` that needs no gradient and is one value for the whole batch (or is
+        empty: an unconditional background) has its per-event background density
+        computed once and cached."""
+        batched = theta_sig.ndim == 2
+        if not batched:
+            theta_sig, theta_bkg = theta_sig[None], theta_bkg[None]
         lp_b = self._background_log_prob(theta_bkg)
+        group = max(1, self.max_elements // len(self.x))
+        out = []
+        for start in range(0, len(theta_sig), group):
+            ts, tb = theta_sig[start : start + group, None], theta_bkg[start : start + group, None]
+            step = max(1, self.max_elements // len(ts))
+            chunks = [
+                (self.x[i : i + step], None if lp_b is None else lp_b[..., i : i + step])
+                for i in range(0, len(self.x), step)
+            ]
+            keep = len(chunks) == 1 or not torch.is_grad_enabled()
+            out.append(
+                sum(
+                    self._nll(x, lp, ts, tb)
+                    if keep
+                    else checkpoint(self._nll, x, lp, ts, tb, use_reentrant=False)
+                    for x, lp in chunks
+                )
+            )
+        nll = torch.cat(out)
+        return nll if batched else nll[0]
+
+    def _nll(self, x: Tensor, lp_b: Tensor | None, theta_sig: Tensor, theta_bkg: Tensor) -> Tensor:
+        r"""NLL `(K,)` of events `x` `(M, F)` at thetas `(K, 1, D)`; `lp_b` is the cached
+        background log-density of these events `(M,)`, or `None` to compute it."""
+        lp_s = self.signal.log_prob(x, theta_sig).double()
+        if lp_b is None:
+            lp_b = self.background.log_prob(x, theta_bkg).double()
         if self.f_sig == 0:
             return -lp_b.sum(dim=-1).expand(lp_s.shape[:-1])
         mix = torch.logaddexp(math.log(self.f_sig) + lp_s, math.log1p(-self.f_sig) + lp_b)
@@ -106,13 +137,15 @@ class MixtureLikelihood:
 
     __call__ = nll
 
-    def _background_log_prob(self, theta_bkg: Tensor) -> Tensor:
-        r"""Per-event background log-density, `(N,)` or `(K, N)`, cached as `nll_split` says."""
+    def _background_log_prob(self, theta_bkg: Tensor) -> Tensor | None:
+        r"""The cached per-event background log-density `(N,)` where `nll_split` allows
+        it, else `None` (computed with the signal, chunk by chunk)."""
         d = theta_bkg.shape[-1]
         first = theta_bkg.reshape(-1, d)[0] if theta_bkg.numel() else theta_bkg.new_empty(d)
         if d and (theta_bkg.requires_grad or not (theta_bkg == first).all()):
-            return self.background.log_prob(self.x, theta_bkg).double()
+            return None
         if self._cache is None or not torch.equal(self._cache[0], first):
             with torch.no_grad():
-                self._cache = (first.clone(), self.background.log_prob(self.x, first).double())
+                lp = [self.background.log_prob(x, first).double() for x in self.x.split(2**20)]
+            self._cache = (first.clone(), torch.cat(lp))
         return self._cache[1]

@@ -1,6 +1,15 @@
 r"""Data generators and loaders."""
 
+from . import lhco
 from .breit_wigner import MASS, BreitWigner, Exponential, pseudo_data, training_set
 from .tables import read_events
 
-__all__ = ["MASS", "BreitWigner", "Exponential", "pseudo_data", "read_events", "training_set"]
+__all__ = [
+    "MASS",
+    "BreitWigner",
+    "Exponential",
+    "lhco",
+    "pseudo_data",
+    "read_events",
+    "training_set",
+]

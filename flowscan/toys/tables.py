@@ -2,7 +2,7 @@ r"""Reading events from tabular files (CSV, Parquet, HDF5) through pandas."""
 
 from __future__ import annotations
 
-__all__ = ["read_events"]
+__all__ = ["read_events", "read_table"]
 
 import os
 from collections.abc import Sequence
@@ -12,6 +12,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from . import lhco
+
 _READERS = {
     ".csv": pd.read_csv,
     ".parquet": pd.read_parquet,
@@ -20,13 +22,10 @@ _READERS = {
 }
 
 
-def read_events(path: str | os.PathLike, columns: Sequence[str]) -> Tensor:
-    r"""Events from a CSV, Parquet or HDF5 (pandas) table, `columns` in that order.
-
-    Returns:
-        float64 tensor of shape `(N, len(columns))`. Missing columns, a format that is
-        not known, or a file pandas cannot read raise `ValueError` naming the problem.
-    """
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    r"""A CSV, Parquet or HDF5 table through pandas. A table in the LHCO R&D schema
+    (`lhco.SCHEMA`) gains the five LHCO observables (`lhco.features`) as columns.
+    An unknown format or a file pandas cannot read raises `ValueError`."""
     path = Path(path)
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
@@ -39,6 +38,34 @@ def read_events(path: str | os.PathLike, columns: Sequence[str]) -> Tensor:
         raise ValueError(
             f"{path}: cannot be read as {path.suffix} ({type(e).__name__}: {e})"
         ) from None
+    if set(lhco.SCHEMA[:-1]) <= set(frame.columns):
+        derived = lhco.features(frame)
+        frame = frame.join(derived[[c for c in derived.columns if c not in frame.columns]])
+    return frame
+
+
+def read_events(
+    path: str | os.PathLike, columns: Sequence[str], where: str | None = None
+) -> Tensor:
+    r"""Events from a table (`read_table`), `columns` in that order.
+
+    Arguments:
+        path: CSV, Parquet or HDF5 file.
+        columns: Columns to return.
+        where: Optional `pandas.DataFrame.query` selection, e.g. `"label == 0"`.
+
+    Returns:
+        float64 tensor of shape `(N, len(columns))`. Missing columns, a bad selection or
+        one that keeps no event raise `ValueError` naming the problem.
+    """
+    frame = read_table(path)
+    if where:
+        try:
+            frame = frame.query(where)
+        except Exception as e:  # pandas raises many types for a bad expression
+            raise ValueError(f"{path}: cannot select {where!r} ({type(e).__name__}: {e})") from None
+        if frame.empty:
+            raise ValueError(f"{path}: no events pass {where!r}")
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(

@@ -1,0 +1,298 @@
+r"""LHC Olympics 2020 style dijet events: a fast generator, the R&D-file loader, and the
+five ANODE/CATHODE observables.
+
+Observables (`OBSERVABLES`), from the two leading large-R (R = 1.0) jets, in GeV:
+`mjj` the dijet invariant mass; `mj1` the lighter jet's mass; `delta_m = m_j2 - m_j1 >= 0`
+the heavier minus the lighter jet's mass; `tau21_j1`, `tau21_j2` the N-subjettiness ratio
+tau2 / tau1 of the lighter and of the heavier jet (in [0, 1]; 0 where tau1 = 0).
+
+Files use the LHCO R&D feature schema: a pandas table with columns `pxj1 pyj1 pzj1 mj1
+tau1j1 tau2j1 tau3j1 pxj2 pyj2 pzj2 mj2 tau1j2 tau2j2 tau3j2 label` (GeV, jets ordered by
+pT, label 1 for signal). `features` turns such a table into the observables, computing
+`mjj` from the two jets' four-vectors with E = sqrt(p^2 + m^2); the generator writes the
+same schema, so generated and real events go through one code path.
+
+The generator (`generate`) is a parametrized stand-in for Pythia + Delphes, vectorized
+in numpy and seeded. Every event passes the LHCO trigger, leading-jet pT > 1.2 TeV, and
+|eta| < 2.5 for both jets (events are drawn until n pass). Shapes and numbers:
+
+QCD dijets (label 0).
+  - Leading-jet pT: a power law dN/dpT ~ pT^-7 above 1.2 TeV (the 13 TeV dijet spectrum
+    falls ~10^3 between 2 and 5 TeV in m_jj). The second jet balances it up to a
+    radiation imbalance, pT2 = pT1 (1 - |N(0, 0.05)|), back to back in phi.
+  - Rapidities: boost of the pair y_b ~ N(0, 0.6), separation |dy| ~ |N(0, 1.0)|, which
+    places the m_jj peak near 2.7 TeV, just above the trigger turn-on, as in the R&D set.
+  - Jet mass: log(m / pT) ~ N(log 0.06, 0.55) per jet (peak near 60-80 GeV, tail beyond
+    500 GeV), capped at 0.6 pT.
+  - tau21: Beta with mean 0.70 - 0.08 z, z = standardized log(m / pT) clipped to [-2, 2]
+    (heavier QCD jets look a little more two-pronged), concentration 12.
+
+Signal Z' -> X Y, X -> qq, Y -> qq (label 1) at masses (m_Z', m_X, m_Y).
+  - Z' produced with longitudinal boost y_b ~ N(0, 0.5) and no pT; decays isotropically in
+    phi with dN/dcos(theta*) ~ 1 - cos^2(theta*) (spin 1 to two scalars); X and Y get the
+    two-body momentum p* in the rest frame.
+  - Containment: a resonance of mass m and transverse momentum pT has its two quarks
+    ~2m/pT apart; the R = 1.0 jet contains both with probability
+    sigmoid((1.0 - 2m/pT) / 0.1). A contained jet has mass m (1 + N(0, 0.08)), with
+    probability 0.25 times a low tail factor 1 - Exp(0.2) (radiation out of the cone),
+    and two-prong tau21 ~ Beta(mean 0.30, concentration 12). An uncontained one is
+    QCD-like: mass and tau21 drawn as for a QCD jet of that pT.
+  - Jet pT resolution 5% (Gaussian) for both processes; m_jj follows from the smeared
+    four-vectors (so its resolution is ~4% with a low tail from the masses' tails).
+
+tau1 (needed to write the schema) is drawn as 0.3 (m/pT)^0.5 x LogNormal(0, 0.2) and tau3
+as tau2 x Beta(mean 0.75, concentration 12); only tau21 enters the observables.
+
+Ordering: j1/j2 in files are by pT; the observables order jets by mass, so which of X
+and Y is lighter follows from the reconstructed masses, and swapped or degenerate masses
+(m_X near m_Y) stay correct.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MASSES",
+    "OBSERVABLES",
+    "SCHEMA",
+    "features",
+    "generate",
+    "pseudo_data",
+    "read_lhco",
+    "training_grid",
+]
+
+import itertools
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..variables import Variable
+
+OBSERVABLES = [
+    Variable("mjj", "GeV", 0.0, None),
+    Variable("mj1", "GeV", 0.0, None),
+    Variable("delta_m", "GeV", 0.0, None),
+    Variable("tau21_j1", "", 0.0, 1.0),
+    Variable("tau21_j2", "", 0.0, 1.0),
+]
+MASSES = [
+    Variable("m_zprime", "GeV", 3000.0, 4500.0),
+    Variable("m_x", "GeV", 250.0, 1000.0),
+    Variable("m_y", "GeV", 50.0, 300.0),
+]
+SCHEMA = [f"{q}j{j}" for j in (1, 2) for q in ("px", "py", "pz", "m", "tau1", "tau2", "tau3")]
+SCHEMA.append("label")
+
+TRIGGER_PT = 1200.0  # GeV, leading jet
+MAX_ETA = 2.5
+PT_RESOLUTION = 0.05
+
+
+def training_grid(
+    m_zprime: Sequence[float] = (3000, 3500, 4000, 4500),
+    m_x: Sequence[float] = (250, 500, 750, 1000),
+    m_y: Sequence[float] = (50, 100, 150, 200, 250, 300),
+) -> list[tuple[float, float, float]]:
+    r"""Seed 002's signal mass points (GeV) with m_Z' - m_X > 1000 and m_X - m_Y > 100
+    (80 points with the defaults)."""
+    return [
+        (float(z), float(x), float(y))
+        for z, x, y in itertools.product(m_zprime, m_x, m_y)
+        if z - x > 1000 and x - y > 100
+    ]
+
+
+def _beta(rng: np.random.Generator, mean: np.ndarray, concentration: float) -> np.ndarray:
+    return rng.beta(mean * concentration, (1 - mean) * concentration)
+
+
+def _qcd_substructure(rng: np.random.Generator, pt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""QCD-like (one-prong) jet mass and tau21 for jets of transverse momentum `pt`."""
+    z = rng.normal(0.0, 1.0, pt.shape)
+    mass = np.minimum(pt * np.exp(np.log(0.06) + 0.55 * z), 0.6 * pt)
+    tau21 = _beta(rng, 0.70 - 0.08 * np.clip(z, -2, 2), 12.0)
+    return mass, tau21
+
+
+def _resonance_substructure(
+    rng: np.random.Generator, m: float, pt: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Mass and tau21 of the jet from a resonance of mass `m` decaying to two quarks."""
+    contained = rng.random(pt.shape) < 1 / (1 + np.exp(-(1.0 - 2 * m / pt) / 0.1))
+    mass = m * (1 + 0.08 * rng.normal(size=pt.shape))
+    tail = rng.random(pt.shape) < 0.25
+    mass = np.where(tail, mass * (1 - rng.exponential(0.2, pt.shape)), mass)
+    tau21 = _beta(rng, np.full(pt.shape, 0.30), 12.0)
+    qcd_mass, qcd_tau21 = _qcd_substructure(rng, pt)
+    mass = np.where(contained, np.maximum(mass, 1.0), qcd_mass)
+    return mass, np.where(contained, tau21, qcd_tau21)
+
+
+def _two_body(
+    rng: np.random.Generator, n: int, masses: tuple[float, float, float]
+) -> tuple[np.ndarray, ...]:
+    r"""pT and rapidity of X and Y from Z' decays: `(pt, y_x, y_y)`, each `(n,)`."""
+    mz, mx, my = masses
+    pstar = np.sqrt((mz**2 - (mx + my) ** 2) * (mz**2 - (mx - my) ** 2)) / (2 * mz)
+    # dN/dcos ~ 1 - cos^2: its CDF (3c - c^3 + 2) / 4 = u inverted in closed form.
+    cos = 2 * np.cos((np.arccos(1 - 2 * rng.random(n)) + 4 * np.pi) / 3)
+    pt, pz = pstar * np.sqrt(1 - cos**2), pstar * cos
+    boost = rng.normal(0.0, 0.5, n)
+    rapidity = [
+        boost + np.arctanh(s * pz / np.sqrt(pstar**2 + m**2)) for s, m in ((1, mx), (-1, my))
+    ]
+    return pt, rapidity[0], rapidity[1]
+
+
+def _draw(
+    rng: np.random.Generator, n: int, masses: tuple[float, float, float] | None
+) -> pd.DataFrame:
+    r"""n events before the trigger, in the schema."""
+    if masses is None:
+        pt1 = TRIGGER_PT * rng.random(n) ** (-1 / 6)  # dN/dpT ~ pT^-7 above the trigger
+        pt2 = pt1 * (1 - np.abs(rng.normal(0.0, 0.05, n)))
+        boost, dy = rng.normal(0.0, 0.6, n), np.abs(rng.normal(0.0, 1.0, n))
+        y1, y2 = boost + dy / 2, boost - dy / 2
+        (m1, t1), (m2, t2) = _qcd_substructure(rng, pt1), _qcd_substructure(rng, pt2)
+    else:
+        pt1, y1, y2 = _two_body(rng, n, masses)
+        pt2 = pt1.copy()
+        (m1, t1), (m2, t2) = (_resonance_substructure(rng, m, pt1) for m in masses[1:])
+    phi = rng.uniform(-np.pi, np.pi, n)
+    columns = {}
+    for j, (pt, y, m, tau21, dphi) in enumerate(
+        ((pt1, y1, m1, t1, 0.0), (pt2, y2, m2, t2, np.pi)), 1
+    ):
+        pt = pt * (1 + PT_RESOLUTION * rng.normal(size=n))
+        # Rapidity y to pz for a jet of mass m: pz = mT sinh(y), mT = sqrt(pT^2 + m^2).
+        pz = np.sqrt(pt**2 + m**2) * np.sinh(y)
+        tau1 = 0.3 * np.sqrt(m / pt) * rng.lognormal(0.0, 0.2, n)
+        tau2 = tau21 * tau1
+        columns |= {
+            f"pxj{j}": pt * np.cos(phi + dphi),
+            f"pyj{j}": pt * np.sin(phi + dphi),
+            f"pzj{j}": pz,
+            f"mj{j}": m,
+            f"tau1j{j}": tau1,
+            f"tau2j{j}": tau2,
+            f"tau3j{j}": tau2 * _beta(rng, np.full(n, 0.75), 12.0),
+        }
+    return pd.DataFrame(columns)
+
+
+def _pt(frame: pd.DataFrame, j: int) -> np.ndarray:
+    return np.hypot(frame[f"pxj{j}"], frame[f"pyj{j}"]).to_numpy()
+
+
+def _eta(frame: pd.DataFrame, j: int) -> np.ndarray:
+    return np.arcsinh(frame[f"pzj{j}"].to_numpy() / _pt(frame, j))
+
+
+def generate(n: int, masses: Sequence[float] | None = None, seed: int = 0) -> pd.DataFrame:
+    r"""`n` triggered events in the LHCO R&D schema: QCD dijets if `masses` is `None`,
+    else the signal Z' -> X Y at `masses = (m_Z', m_X, m_Y)` in GeV. Jets ordered by pT."""
+    if n < 1:
+        raise ValueError(f"need n >= 1 events, got {n}")
+    label = 0
+    if masses is not None:
+        mz, mx, my = (float(m) for m in masses)
+        if not (mx > 0 and my > 0 and mz > mx + my):
+            raise ValueError(
+                f"need m_X, m_Y > 0 and m_Z' > m_X + m_Y for Z' -> X Y, got {tuple(masses)} GeV"
+            )
+        masses, label = (mz, mx, my), 1
+    rng = np.random.default_rng(seed)
+    parts, passed = [], 0
+    while passed < n:
+        frame = _draw(rng, 2 * (n - passed) + 1000, masses)
+        keep = (np.maximum(_pt(frame, 1), _pt(frame, 2)) > TRIGGER_PT) & (
+            np.maximum(np.abs(_eta(frame, 1)), np.abs(_eta(frame, 2))) < MAX_ETA
+        )
+        parts.append(frame[keep])
+        passed += int(keep.sum())
+    frame = pd.concat(parts, ignore_index=True).iloc[:n]
+    swap = _pt(frame, 2) > _pt(frame, 1)
+    first = [c for c in frame.columns if c.endswith("j1")]
+    second = [c[:-1] + "2" for c in first]
+    frame.loc[swap, first + second] = frame.loc[swap, second + first].to_numpy()
+    frame["label"] = label
+    return frame.reset_index(drop=True)
+
+
+def pseudo_data(
+    n_bkg: int, n_sig: int = 0, masses: Sequence[float] | None = None, seed: int = 0
+) -> pd.DataFrame:
+    r"""A labelled, shuffled mix like the R&D file: `n_bkg` QCD events and `n_sig` signal
+    events at `masses = (m_Z', m_X, m_Y)` GeV, in the schema."""
+    if n_sig and masses is None:
+        raise ValueError("signal events need masses (m_Z', m_X, m_Y)")
+    parts = [generate(n_bkg, seed=seed)] if n_bkg else []
+    if n_sig:
+        parts.append(generate(n_sig, masses, seed=seed + 1))
+    if not parts:
+        raise ValueError("need n_bkg + n_sig >= 1 events")
+    frame = pd.concat(parts, ignore_index=True)
+    order = np.random.default_rng(seed + 2).permutation(len(frame))
+    return frame.iloc[order].reset_index(drop=True)
+
+
+def features(frame: pd.DataFrame) -> pd.DataFrame:
+    r"""The five observables (`OBSERVABLES` names, GeV) of events in the LHCO schema."""
+    missing = [c for c in SCHEMA[:-1] if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"missing LHCO columns {missing}; the R&D schema is {SCHEMA} "
+            f"(got {list(frame.columns)})"
+        )
+    p = {j: frame[[f"pxj{j}", f"pyj{j}", f"pzj{j}"]].to_numpy(dtype=np.float64) for j in (1, 2)}
+    m = {j: frame[f"mj{j}"].to_numpy(dtype=np.float64) for j in (1, 2)}
+    energy = sum(np.sqrt((p[j] ** 2).sum(axis=1) + m[j] ** 2) for j in (1, 2))
+    mjj = np.sqrt(np.maximum(energy**2 - ((p[1] + p[2]) ** 2).sum(axis=1), 0.0))
+    tau21 = {}
+    for j in (1, 2):
+        tau1 = frame[f"tau1j{j}"].to_numpy(dtype=np.float64)
+        tau2 = frame[f"tau2j{j}"].to_numpy(dtype=np.float64)
+        tau21[j] = np.divide(tau2, tau1, out=np.zeros_like(tau1), where=tau1 > 0)
+    lighter = m[1] <= m[2]
+    return pd.DataFrame(
+        {
+            "mjj": mjj,
+            "mj1": np.where(lighter, m[1], m[2]),
+            "delta_m": np.abs(m[2] - m[1]),
+            "tau21_j1": np.where(lighter, tau21[1], tau21[2]),
+            "tau21_j2": np.where(lighter, tau21[2], tau21[1]),
+        },
+        index=frame.index,
+    )
+
+
+def read_lhco(
+    path: str | os.PathLike, mjj_window: tuple[float, float] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    r"""Signal and background observables from an LHCO R&D feature file.
+
+    Arguments:
+        path: Table in the R&D schema (`SCHEMA`; extra columns are ignored), HDF5 as
+            published, or CSV/Parquet.
+        mjj_window: Optional signal region `(low, high)` in GeV on m_jj.
+
+    Returns:
+        `(signal, background)` DataFrames of the five observables, split by `label`.
+    """
+    from .tables import read_table
+
+    frame = read_table(path)
+    missing = [c for c in SCHEMA if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{path}: missing LHCO columns {missing}; the R&D schema is {SCHEMA} "
+            f"(got {list(frame.columns)})"
+        )
+    if mjj_window is not None:
+        low, high = mjj_window
+        frame = frame[(frame["mjj"] >= low) & (frame["mjj"] <= high)]
+    x = frame[[v.name for v in OBSERVABLES]]
+    signal = frame["label"] == 1
+    return x[signal].reset_index(drop=True), x[~signal].reset_index(drop=True)

@@ -1,0 +1,89 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from flowscan.toys import lhco
+
+
+def _four_vector_mass(frame: pd.DataFrame) -> np.ndarray:
+    r"""Reference m_jj written out from E^2 - p^2 of the summed four-vectors."""
+    e = np.zeros(len(frame))
+    p = np.zeros((len(frame), 3))
+    for j in (1, 2):
+        pj = frame[[f"pxj{j}", f"pyj{j}", f"pzj{j}"]].to_numpy()
+        e += np.sqrt(np.sum(pj**2, axis=1) + frame[f"mj{j}"].to_numpy() ** 2)
+        p += pj
+    return np.sqrt(e**2 - np.sum(p**2, axis=1))
+
+
+def test_training_grid_is_seed_002s():
+    grid = lhco.training_grid()
+    assert len(grid) == 80
+    assert all(z - x > 1000 and x - y > 100 for z, x, y in grid)
+    assert (3500.0, 500.0, 100.0) in grid and (3000.0, 250.0, 150.0) not in grid
+
+
+def test_signal_shapes_follow_the_masses():
+    x = lhco.features(lhco.generate(20_000, (3500, 500, 100), seed=1))
+    qcd = lhco.features(lhco.generate(20_000, seed=2))
+    assert (x["delta_m"] >= 0).all() and x[["tau21_j1", "tau21_j2"]].stack().between(0, 1).all()
+    # Peaks (modes of fine histograms) near the resonance masses.
+    for column, mass, width in [("mjj", 3500, 100), ("mj1", 100, 10), ("delta_m", 400, 40)]:
+        counts, edges = np.histogram(x[column], bins=80, range=(0.3 * mass, 1.5 * mass))
+        assert abs(edges[np.argmax(counts)] - mass) < width, column
+    # Two-prong signal jets have lower tau21 than QCD jets.
+    assert x["tau21_j1"].mean() < qcd["tau21_j1"].mean() - 0.2
+    # QCD: falling m_jj above a trigger turn-on, light jets with a long tail.
+    counts, edges = np.histogram(qcd["mjj"], bins=40, range=(2000, 6000))
+    peak = np.argmax(counts)
+    assert 2400 < edges[peak] < 3200 and counts[-1] < 0.02 * counts[peak]
+    assert 40 < np.median(qcd["mj1"]) < 120 and np.quantile(qcd["mj1"] + qcd["delta_m"], 0.99) > 300
+
+
+def test_swapped_and_degenerate_masses_stay_ordered():
+    swapped = lhco.features(lhco.generate(5_000, (3500, 100, 500), seed=3))
+    assert np.median(swapped["mj1"]) == pytest.approx(100, rel=0.1)
+    assert np.median(swapped["delta_m"]) == pytest.approx(400, rel=0.1)
+    degenerate = lhco.features(lhco.generate(5_000, (3500, 300, 300), seed=4))
+    assert (degenerate["delta_m"] >= 0).all() and np.median(degenerate["delta_m"]) < 40
+
+
+def test_generator_is_seeded_fast_and_triggered():
+    a, b = (
+        lhco.generate(1_000, (4000, 750, 150), seed=5),
+        lhco.generate(1_000, (4000, 750, 150), seed=5),
+    )
+    pd.testing.assert_frame_equal(a, b)
+    assert not a.equals(lhco.generate(1_000, (4000, 750, 150), seed=6))
+    assert list(a.columns) == lhco.SCHEMA and (a["label"] == 1).all()
+    pt1, pt2 = np.hypot(a["pxj1"], a["pyj1"]), np.hypot(a["pxj2"], a["pyj2"])
+    assert (pt1 >= pt2).all() and (pt1 > lhco.TRIGGER_PT).all()
+    with pytest.raises(ValueError, match="m_Z' > m_X \\+ m_Y"):
+        lhco.generate(10, (1000, 600, 500))
+
+
+def test_loader_reads_the_rd_schema(tmp_path):
+    frame = pd.concat(
+        [lhco.generate(300, (3500, 500, 100), seed=7), lhco.generate(700, seed=8)],
+        ignore_index=True,
+    )
+    frame.loc[0, "tau1j1"] = 0.0  # the guard: tau21 = 0 where tau1 = 0
+    frame.loc[0, "tau2j1"] = 0.0
+    frame["extra"] = 1.0
+    path = tmp_path / "events_anomalydetection.h5"
+    frame.to_hdf(path, key="df", mode="w")
+    signal, background = lhco.read_lhco(path)
+    assert (len(signal), len(background)) == (300, 700)
+    mjj = _four_vector_mass(frame)
+    np.testing.assert_allclose(signal["mjj"], mjj[:300], rtol=1e-12)
+    np.testing.assert_allclose(background["mjj"], mjj[300:], rtol=1e-12)
+    m1, m2 = frame["mj1"].to_numpy(), frame["mj2"].to_numpy()
+    np.testing.assert_allclose(signal["mj1"], np.minimum(m1, m2)[:300])
+    np.testing.assert_allclose(signal["delta_m"], np.abs(m1 - m2)[:300])
+    assert signal.loc[0, "tau21_j1" if m1[0] <= m2[0] else "tau21_j2"] == 0.0
+    windowed, _ = lhco.read_lhco(path, mjj_window=(3300, 3700))
+    assert windowed["mjj"].between(3300, 3700).all() and 0 < len(windowed) < 300
+
+    frame.drop(columns=["tau2j2"]).to_hdf(tmp_path / "bad.h5", key="df", mode="w")
+    with pytest.raises(ValueError, match=r"missing LHCO columns \['tau2j2'\]"):
+        lhco.read_lhco(tmp_path / "bad.h5")
