@@ -29,8 +29,8 @@ from flowscan.scanner import MixtureLikelihood
 from flowscan.toys import MASS, BreitWigner, Exponential
 
 LHCO_OBSERVABLES = [
-    Variable("mjj", "GeV", 2000.0, 8000.0),
-    Variable("mj1", "GeV", 0.0, 2000.0),
+    Variable("m_jj", "GeV", 2000.0, 8000.0),
+    Variable("m_j1", "GeV", 0.0, 2000.0),
     Variable("delta_m", "GeV", 0.0, 2000.0),
     Variable("tau21_j1", "", 0.0, 1.0),
     Variable("tau21_j2", "", 0.0, 1.0),

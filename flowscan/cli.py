@@ -147,7 +147,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--observables",
         help="observable columns, name or name:low:high, comma-separated "
-        "(default: mjj,mj1,delta_m,tau21_j1,tau21_j2 with their LHCO bounds)",
+        "(default: m_jj,m_j1,delta_m,tau21_j1,tau21_j2 with their LHCO bounds)",
     )
     train.add_argument(
         "--context",

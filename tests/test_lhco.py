@@ -28,21 +28,23 @@ def test_signal_shapes_follow_the_masses():
     qcd = lhco.features(lhco.generate(20_000, seed=2))
     assert (x["delta_m"] >= 0).all() and x[["tau21_j1", "tau21_j2"]].stack().between(0, 1).all()
     # Peaks (modes of fine histograms) near the resonance masses.
-    for column, mass, width in [("mjj", 3500, 100), ("mj1", 100, 10), ("delta_m", 400, 40)]:
+    for column, mass, width in [("m_jj", 3500, 100), ("m_j1", 100, 10), ("delta_m", 400, 40)]:
         counts, edges = np.histogram(x[column], bins=80, range=(0.3 * mass, 1.5 * mass))
         assert abs(edges[np.argmax(counts)] - mass) < width, column
     # Two-prong signal jets have lower tau21 than QCD jets.
     assert x["tau21_j1"].mean() < qcd["tau21_j1"].mean() - 0.2
     # QCD: falling m_jj above a trigger turn-on, light jets with a long tail.
-    counts, edges = np.histogram(qcd["mjj"], bins=40, range=(2000, 6000))
+    counts, edges = np.histogram(qcd["m_jj"], bins=40, range=(2000, 6000))
     peak = np.argmax(counts)
     assert 2400 < edges[peak] < 3200 and counts[-1] < 0.02 * counts[peak]
-    assert 40 < np.median(qcd["mj1"]) < 120 and np.quantile(qcd["mj1"] + qcd["delta_m"], 0.99) > 300
+    assert (
+        40 < np.median(qcd["m_j1"]) < 120 and np.quantile(qcd["m_j1"] + qcd["delta_m"], 0.99) > 300
+    )
 
 
 def test_swapped_and_degenerate_masses_stay_ordered():
     swapped = lhco.features(lhco.generate(5_000, (3500, 100, 500), seed=3))
-    assert np.median(swapped["mj1"]) == pytest.approx(100, rel=0.1)
+    assert np.median(swapped["m_j1"]) == pytest.approx(100, rel=0.1)
     assert np.median(swapped["delta_m"]) == pytest.approx(400, rel=0.1)
     degenerate = lhco.features(lhco.generate(5_000, (3500, 300, 300), seed=4))
     assert (degenerate["delta_m"] >= 0).all() and np.median(degenerate["delta_m"]) < 40
@@ -75,14 +77,14 @@ def test_loader_reads_the_rd_schema(tmp_path):
     signal, background = lhco.read_lhco(path)
     assert (len(signal), len(background)) == (300, 700)
     mjj = _four_vector_mass(frame)
-    np.testing.assert_allclose(signal["mjj"], mjj[:300], rtol=1e-12)
-    np.testing.assert_allclose(background["mjj"], mjj[300:], rtol=1e-12)
+    np.testing.assert_allclose(signal["m_jj"], mjj[:300], rtol=1e-12)
+    np.testing.assert_allclose(background["m_jj"], mjj[300:], rtol=1e-12)
     m1, m2 = frame["mj1"].to_numpy(), frame["mj2"].to_numpy()
-    np.testing.assert_allclose(signal["mj1"], np.minimum(m1, m2)[:300])
+    np.testing.assert_allclose(signal["m_j1"], np.minimum(m1, m2)[:300])
     np.testing.assert_allclose(signal["delta_m"], np.abs(m1 - m2)[:300])
     assert signal.loc[0, "tau21_j1" if m1[0] <= m2[0] else "tau21_j2"] == 0.0
     windowed, _ = lhco.read_lhco(path, mjj_window=(3300, 3700))
-    assert windowed["mjj"].between(3300, 3700).all() and 0 < len(windowed) < 300
+    assert windowed["m_jj"].between(3300, 3700).all() and 0 < len(windowed) < 300
 
     frame.drop(columns=["tau2j2"]).to_hdf(tmp_path / "bad.h5", key="df", mode="w")
     with pytest.raises(ValueError, match=r"missing LHCO columns \['tau2j2'\]"):

@@ -2,14 +2,15 @@ r"""LHC Olympics 2020 style dijet events: a fast generator, the R&D-file loader,
 five ANODE/CATHODE observables.
 
 Observables (`OBSERVABLES`), from the two leading large-R (R = 1.0) jets, in GeV:
-`mjj` the dijet invariant mass; `mj1` the lighter jet's mass; `delta_m = m_j2 - m_j1 >= 0`
-the heavier minus the lighter jet's mass; `tau21_j1`, `tau21_j2` the N-subjettiness ratio
+`m_jj` the dijet invariant mass; `m_j1` the lighter jet's mass; `delta_m = m_j2 - m_j1 >= 0`
+the heavier minus the lighter jet's mass (the underscores keep them apart from the
+schema's pT-ordered `mj1`, `mj2`); `tau21_j1`, `tau21_j2` the N-subjettiness ratio
 tau2 / tau1 of the lighter and of the heavier jet (in [0, 1]; 0 where tau1 = 0).
 
 Files use the LHCO R&D feature schema: a pandas table with columns `pxj1 pyj1 pzj1 mj1
 tau1j1 tau2j1 tau3j1 pxj2 pyj2 pzj2 mj2 tau1j2 tau2j2 tau3j2 label` (GeV, jets ordered by
 pT, label 1 for signal). `features` turns such a table into the observables, computing
-`mjj` from the two jets' four-vectors with E = sqrt(p^2 + m^2); the generator writes the
+`m_jj` from the two jets' four-vectors with E = sqrt(p^2 + m^2); the generator writes the
 same schema, so generated and real events go through one code path.
 
 The generator (`generate`) is a parametrized stand-in for Pythia + Delphes, vectorized
@@ -17,10 +18,10 @@ in numpy and seeded. Every event passes the LHCO trigger, leading-jet pT > 1.2 T
 |eta| < 2.5 for both jets (events are drawn until n pass). Shapes and numbers:
 
 QCD dijets (label 0).
-  - Leading-jet pT: a power law dN/dpT ~ pT^-7 above 1.2 TeV (the 13 TeV dijet spectrum
-    falls ~10^3 between 2 and 5 TeV in m_jj). The second jet balances it up to a
+  - Leading-jet pT: a power law dN/dpT ~ pT^-8 above 1.2 TeV (the 13 TeV dijet spectrum
+    falls ~10^3 between 2.5 and 5.5 TeV in m_jj). The second jet balances it up to a
     radiation imbalance, pT2 = pT1 (1 - |N(0, 0.05)|), back to back in phi.
-  - Rapidities: boost of the pair y_b ~ N(0, 0.6), separation |dy| ~ |N(0, 1.0)|, which
+  - Rapidities: boost of the pair y_b ~ N(0, 0.6), separation |dy| ~ |N(0, 0.8)|, which
     places the m_jj peak near 2.7 TeV, just above the trigger turn-on, as in the R&D set.
   - Jet mass: log(m / pT) ~ N(log 0.06, 0.55) per jet (peak near 60-80 GeV, tail beyond
     500 GeV), capped at 0.6 pT.
@@ -34,7 +35,7 @@ Signal Z' -> X Y, X -> qq, Y -> qq (label 1) at masses (m_Z', m_X, m_Y).
   - Containment: a resonance of mass m and transverse momentum pT has its two quarks
     ~2m/pT apart; the R = 1.0 jet contains both with probability
     sigmoid((1.0 - 2m/pT) / 0.1). A contained jet has mass m (1 + N(0, 0.08)), with
-    probability 0.25 times a low tail factor 1 - Exp(0.2) (radiation out of the cone),
+    probability 0.25 times a low-tail factor exp(-Exp(0.25)) (radiation out of the cone),
     and two-prong tau21 ~ Beta(mean 0.30, concentration 12). An uncontained one is
     QCD-like: mass and tau21 drawn as for a QCD jet of that pT.
   - Jet pT resolution 5% (Gaussian) for both processes; m_jj follows from the smeared
@@ -71,8 +72,8 @@ import pandas as pd
 from ..variables import Variable
 
 OBSERVABLES = [
-    Variable("mjj", "GeV", 0.0, None),
-    Variable("mj1", "GeV", 0.0, None),
+    Variable("m_jj", "GeV", 0.0, None),
+    Variable("m_j1", "GeV", 0.0, None),
     Variable("delta_m", "GeV", 0.0, None),
     Variable("tau21_j1", "", 0.0, 1.0),
     Variable("tau21_j2", "", 0.0, 1.0),
@@ -123,10 +124,10 @@ def _resonance_substructure(
     contained = rng.random(pt.shape) < 1 / (1 + np.exp(-(1.0 - 2 * m / pt) / 0.1))
     mass = m * (1 + 0.08 * rng.normal(size=pt.shape))
     tail = rng.random(pt.shape) < 0.25
-    mass = np.where(tail, mass * (1 - rng.exponential(0.2, pt.shape)), mass)
+    mass = np.where(tail, mass * np.exp(-rng.exponential(0.25, pt.shape)), mass)
     tau21 = _beta(rng, np.full(pt.shape, 0.30), 12.0)
     qcd_mass, qcd_tau21 = _qcd_substructure(rng, pt)
-    mass = np.where(contained, np.maximum(mass, 1.0), qcd_mass)
+    mass = np.where(contained, np.abs(mass), qcd_mass)
     return mass, np.where(contained, tau21, qcd_tau21)
 
 
@@ -151,9 +152,9 @@ def _draw(
 ) -> pd.DataFrame:
     r"""n events before the trigger, in the schema."""
     if masses is None:
-        pt1 = TRIGGER_PT * rng.random(n) ** (-1 / 6)  # dN/dpT ~ pT^-7 above the trigger
+        pt1 = TRIGGER_PT * rng.random(n) ** (-1 / 7)  # dN/dpT ~ pT^-8 above the trigger
         pt2 = pt1 * (1 - np.abs(rng.normal(0.0, 0.05, n)))
-        boost, dy = rng.normal(0.0, 0.6, n), np.abs(rng.normal(0.0, 1.0, n))
+        boost, dy = rng.normal(0.0, 0.6, n), np.abs(rng.normal(0.0, 0.8, n))
         y1, y2 = boost + dy / 2, boost - dy / 2
         (m1, t1), (m2, t2) = _qcd_substructure(rng, pt1), _qcd_substructure(rng, pt2)
     else:
@@ -258,8 +259,8 @@ def features(frame: pd.DataFrame) -> pd.DataFrame:
     lighter = m[1] <= m[2]
     return pd.DataFrame(
         {
-            "mjj": mjj,
-            "mj1": np.where(lighter, m[1], m[2]),
+            "m_jj": mjj,
+            "m_j1": np.where(lighter, m[1], m[2]),
             "delta_m": np.abs(m[2] - m[1]),
             "tau21_j1": np.where(lighter, tau21[1], tau21[2]),
             "tau21_j2": np.where(lighter, tau21[2], tau21[1]),
@@ -283,7 +284,7 @@ def read_lhco(
     """
     from .tables import read_table
 
-    frame = read_table(path)
+    frame = read_table(path)  # adds the observables
     missing = [c for c in SCHEMA if c not in frame.columns]
     if missing:
         raise ValueError(
@@ -292,7 +293,7 @@ def read_lhco(
         )
     if mjj_window is not None:
         low, high = mjj_window
-        frame = frame[(frame["mjj"] >= low) & (frame["mjj"] <= high)]
+        frame = frame[(frame["m_jj"] >= low) & (frame["m_jj"] <= high)]
     x = frame[[v.name for v in OBSERVABLES]]
     signal = frame["label"] == 1
     return x[signal].reset_index(drop=True), x[~signal].reset_index(drop=True)
