@@ -113,7 +113,7 @@ def run_train(
         if generate == "lhco-qcd" and ctx:
             raise ValueError("QCD background has no parameters: leave out --context")
         x, theta = _generated(generate, events, seed)
-        x, theta = torch.from_numpy(x), None if theta is None else torch.from_numpy(theta)
+        x, theta = torch.tensor(x), None if theta is None else torch.tensor(theta)
     else:
         x = read_events(data, [v.name for v in obs], where)
         theta = read_events(data, [v.name for v in ctx], where) if ctx else None

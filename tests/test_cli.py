@@ -84,3 +84,33 @@ def test_cli_reports_bad_arguments(capsys):
         main(["demo", "--epochs", "many"])
     assert err.value.code == 2
     assert "invalid int value" in capsys.readouterr().err
+
+
+def test_generate_then_train_on_an_lhco_schema_file(tmp_path, capsys):
+    data = tmp_path / "events.h5"
+    args = ["generate", "--events", "3000", "--signal-events", "200", "--masses", "3500,500,100"]
+    assert main([*args, "--out", str(data)]) == 0
+    meta = json.loads(data.with_suffix(".json").read_text())
+    assert meta["masses_GeV"] == {"m_zprime": 3500.0, "m_x": 500.0, "m_y": 100.0}
+    out = tmp_path / "bkg"
+    tiny = ["--epochs", "2", "--transforms", "1", "--hidden", "8,8", "--no-progress"]
+    assert (
+        main(["train", "--data", str(data), "--where", "label == 0", "--out", str(out), *tiny]) == 0
+    )
+    assert "training on 3000 events" in capsys.readouterr().out
+    model = DensityModel.load(out / "model.pt")
+    assert [v.name for v in model.observables] == [
+        "m_jj",
+        "m_j1",
+        "delta_m",
+        "tau21_j1",
+        "tau21_j2",
+    ]
+    assert not model.conditional and (out / "marginals.png").stat().st_size > 0
+    history = json.loads((out / "train.json").read_text())["history"]
+    assert len(history) == 2 and all(math.isfinite(h["val_loss"]) for h in history)
+
+    assert main(["train", "--data", str(data), "--where", "label == 7", *tiny]) == 2
+    assert "no events pass 'label == 7'" in capsys.readouterr().err
+    assert main(["train", "--data", str(data), "--context", "m_zprime", *tiny]) == 2
+    assert "missing columns ['m_zprime']" in capsys.readouterr().err

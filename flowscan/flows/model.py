@@ -152,6 +152,13 @@ class DensityModel(nn.Module):
             r = self.theta_range
             r[:, 0] = torch.where(torch.isfinite(r[:, 0]), r[:, 0], lo.to(r))
             r[:, 1] = torch.where(torch.isfinite(r[:, 1]), r[:, 1], hi.to(r))
+            for p, (low, high) in zip(self._theta_spec, r.tolist(), strict=True):
+                if not low < high:
+                    raise ValueError(
+                        f"{p.name} takes the single value {low:g} {p.unit} in the training "
+                        "data: a model cannot learn a dependence on it; leave it out of the "
+                        "context or train on several values"
+                    )
 
     def context(self, theta: Tensor | None) -> Tensor | None:
         r"""The flow context for theta `(*, D)`: theta checked against the trained range

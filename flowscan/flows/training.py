@@ -18,7 +18,10 @@ from .model import DensityModel
 
 def _ema(averaged: Tensor, current: Tensor, n: Tensor) -> Tensor:
     r"""Moving-average step with decay (1 + n) / (10 + n) after n updates: the average
-    covers about the last tenth of the steps taken, however long the training."""
+    covers about the last tenth of the steps taken, however long the training. Buffers
+    that are not floating point (the autoregressive masks) are copied."""
+    if not averaged.is_floating_point():
+        return current
     return averaged + (current - averaged) * 9 / (10 + n)
 
 
