@@ -25,8 +25,8 @@ class MinuitCost:
 
     Calling it gives `nll(theta) - nll(start)` as a float, so Minuit works on O(1)
     numbers; `grad` is exact (autograd, float64) and `hessian` is the curvature at the
-    scale of the errors (`error_scale_hessian`: 3 batches of 2Q gradients the first time,
-    then 1 batch starting from the steps found before). `errordef = 0.5` (a negative
+    scale of the errors (`error_scale_hessian`: one batch of 2Q gradients with the
+    `steps` found before, or 3 batches from 1% of the ranges while `steps` is `None`). `errordef = 0.5` (a negative
     log-likelihood). A value computed with a gradient is reused if Minuit asks for it at
     the same point. Minuit finds `hessian` by itself; pass `hessian=False` to MIGRAD from
     a start where the NLL may not be convex (Minuit2 seeds MIGRAD with it and fails on a
@@ -50,7 +50,7 @@ class MinuitCost:
         self.offset = 0.0
         self.offset = self._value(self.start)
         self._last: tuple[np.ndarray, float] | None = None
-        self._step: np.ndarray | None = None
+        self.steps: np.ndarray | None = None
 
     def _theta(self, values: np.ndarray) -> Tensor:
         return torch.as_tensor(np.asarray(values, dtype=np.float64))
@@ -94,13 +94,12 @@ class MinuitCost:
         return g[0]
 
     def hessian(self, *values: float) -> np.ndarray:
-        # Steps settle in the first call; later ones (MINOS, contours) start from them.
-        hessian, self._step = error_scale_hessian(
+        hessian, self.steps = error_scale_hessian(
             lambda theta: self._gradients(theta)[1],
             np.asarray(values, dtype=np.float64),
             self.space.floating_bounds,
-            self._step,
-            passes=3 if self._step is None else 1,
+            self.steps,
+            passes=3 if self.steps is None else 1,
         )
         return hessian
 
@@ -147,6 +146,7 @@ def minuit_scan(
     fit = Minuit(cost, *cost.start, grad=cost.grad, hessian=False, name=cost.names)
     fit.strategy, fit.tol, fit.limits = strategy, tol, limits
     fit.migrad()
+    cost.steps = np.array(fit.errors)  # MIGRAD's error estimates: the scale to start from
     m = Minuit(cost, *fit.values, grad=cost.grad, hessian=cost.hessian, name=cost.names)
     m.strategy, m.tol, m.limits = strategy, tol, limits
     m.hesse()
