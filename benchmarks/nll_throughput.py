@@ -6,8 +6,9 @@ and the bare zuko flows on the same events and contexts (`flow(context).log_prob
 signal and background, summed, and `backward`); the ratio bare / flowscan is flowscan's
 overhead (1 = none). Two model pairs, untrained (the time does not depend on the weights):
 the toy's (1 observable, NSF of the demo's size; signal on (m_pole, gamma), background
-on tau) and an LHCO-sized one (5 observables, NSF with 5 transforms of 128x128, signal
-on three masses, unconditional background). Also the toy's cached-background NLL
+on tau; masses uniform in the window) and an LHCO-sized one (5 observables, NSF with 5
+transforms of 128x128, signal on three masses, unconditional background; LHCO-style
+QCD events). Also the toy's cached-background NLL
 (tau fixed: the background density is computed once). Flows run in float64, as in fits.
 Cells with more than `--max-pairs` theta-event pairs (half that for the LHCO-sized
 flows, ~10x costlier per pair) are skipped: time grows linearly beyond them.
@@ -26,20 +27,7 @@ import torch
 from flowscan import Variable
 from flowscan.flows import DensityModel
 from flowscan.scanner import MixtureLikelihood
-from flowscan.toys import MASS, BreitWigner, Exponential
-
-LHCO_OBSERVABLES = [
-    Variable("m_jj", "GeV", 2000.0, 8000.0),
-    Variable("m_j1", "GeV", 0.0, 2000.0),
-    Variable("delta_m", "GeV", 0.0, 2000.0),
-    Variable("tau21_j1", "", 0.0, 1.0),
-    Variable("tau21_j2", "", 0.0, 1.0),
-]
-LHCO_MASSES = [
-    Variable("m_zprime", "GeV", 3000.0, 4500.0),
-    Variable("m_x", "GeV", 250.0, 1000.0),
-    Variable("m_y", "GeV", 50.0, 300.0),
-]
+from flowscan.toys import MASS, BreitWigner, Exponential, lhco
 
 
 def _models(name: str) -> tuple[DensityModel, DensityModel]:
@@ -49,15 +37,20 @@ def _models(name: str) -> tuple[DensityModel, DensityModel]:
             DensityModel([MASS], Exponential.theta_vars),
         )
     size = {"transforms": 5, "hidden_features": (128, 128)}
-    return DensityModel(LHCO_OBSERVABLES, LHCO_MASSES, **size), DensityModel(
-        LHCO_OBSERVABLES, **size
+    return DensityModel(lhco.OBSERVABLES, lhco.MASSES, **size), DensityModel(
+        lhco.OBSERVABLES, **size
     )
 
 
-def _events(model: DensityModel, n: int, generator: torch.Generator) -> torch.Tensor:
-    low = torch.tensor([v.low for v in model.observables], dtype=torch.float64)
-    high = torch.tensor([v.high for v in model.observables], dtype=torch.float64)
-    return low + (high - low) * torch.rand(n, len(low), generator=generator, dtype=torch.float64)
+def _events(name: str, n: int, seed: int) -> torch.Tensor:
+    r"""Toy masses uniform in the window, or LHCO-style QCD events."""
+    if name == "toy":
+        generator = torch.Generator().manual_seed(seed)
+        return MASS.low + (MASS.high - MASS.low) * torch.rand(
+            n, 1, generator=generator, dtype=torch.float64
+        )
+    names = [v.name for v in lhco.OBSERVABLES]
+    return torch.tensor(lhco.features(lhco.generate(n, seed=seed))[names].to_numpy())
 
 
 def _thetas(variables: list[Variable], k: int, generator: torch.Generator) -> torch.Tensor:
@@ -134,7 +127,9 @@ def main() -> None:
     for name in ["toy", "lhco"]:
         signal, background = (m.double().eval() for m in _models(name))
         for n in [10_000, 100_000, 1_000_000]:
-            x = _events(signal, n, generator)
+            x = _events(name, n, seed=n)
+            for model in (signal, background):
+                model.preprocessing.adapt(x)  # standardized inputs, as after training
             nll = MixtureLikelihood(signal, background, x, 0.01 * n, n)
             for k in [1, 16, 256]:
                 if k * n > args.max_pairs / (1 if name == "toy" else 2):

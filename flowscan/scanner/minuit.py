@@ -25,13 +25,14 @@ class MinuitCost:
 
     Calling it gives `nll(theta) - nll(start)` as a float, so Minuit works on O(1)
     numbers; `grad` is exact (autograd, float64) and `hessian` is the curvature at the
-    scale of the errors (`error_scale_hessian`: one batch of 2Q gradients with the
-    `steps` found before, or 3 batches from 1% of the ranges while `steps` is `None`). `errordef = 0.5` (a negative
-    log-likelihood). A value computed with a gradient is reused if Minuit asks for it at
-    the same point. Minuit finds `hessian` by itself; pass `hessian=False` to MIGRAD from
-    a start where the NLL may not be convex (Minuit2 seeds MIGRAD with it and fails on a
-    matrix that is not positive definite). Counters: `nll_evals` (value only),
-    `grad_evals` (value and gradient, each point of a batch counted).
+    scale of the errors (`error_scale_hessian`: one batch of 2Q gradients with the `steps`
+    found before, or 3 batches from 1% of the ranges while `steps` is `None`).
+    `errordef = 0.5` (a negative log-likelihood). A value computed with a gradient is
+    reused if Minuit asks for it at the same point. Minuit finds `hessian` by itself; pass
+    `hessian=False` to MIGRAD from a start where the NLL may not be convex (Minuit2 seeds
+    MIGRAD with it and fails on a matrix that is not positive definite). Counters:
+    `nll_evals` (value only), `grad_evals` (value and gradient, each point of a batch
+    counted).
 
     Example:
         >>> cost = MinuitCost(nll, space)  # doctest: +SKIP
