@@ -146,6 +146,9 @@ class MixtureLikelihood:
             return None
         if self._cache is None or not torch.equal(self._cache[0], first):
             with torch.no_grad():
-                lp = [self.background.log_prob(x, first).double() for x in self.x.split(2**20)]
+                lp = [
+                    self.background.log_prob(x, first).double()
+                    for x in self.x.split(self.max_elements)
+                ]
             self._cache = (first.clone(), torch.cat(lp))
         return self._cache[1]
