@@ -299,7 +299,9 @@ def test_multistart_gradient_scan_counts_its_batch_and_finds_the_mle():
     space = ParameterSpace(nll.theta_vars, start=[310.0, 75.0, 290.0])
     result = gradient_scan(counting, space, starts=15)
     assert calls[0] == 16  # the start and 15 Sobol points in one batch
+    assert set(calls[1:]) == {1}  # then L-BFGS from each of the best 4, one point at a time
     assert result.nll_evals == sum(calls) and result.grad_evals == len(calls) - 1
+    assert "from the best 4 starts" in result.message
     ref = _minuit_mle(x[:, 0].numpy(), 1_000 / 21_000, truth.tolist())
     for value, reference, error in zip(result.theta, ref.values, ref.errors, strict=True):
         assert value == pytest.approx(reference, abs=0.05 * error)
