@@ -1,7 +1,8 @@
 r"""Interpolation of the LHCO signal flow to masses it was not trained at.
 
 Trains the signal flow on seed 002's training grid without the points at one held-out
-value (default m_X = 750 GeV) and the QCD background flow, then at held-out mass points:
+value (default m_X = 750 GeV) and the QCD background flow, then at a trained mass point
+(the control) and at held-out ones:
 
 1. compares flow samples with generator samples, per observable: the two-sample KS
    statistic and the 1D Wasserstein distance (scipy), each beside the same number for
@@ -46,7 +47,13 @@ def main() -> None:
     torch.manual_seed(0)
 
     grid = [m for m in lhco.training_grid() if m[1] != args.held_out]
-    tests = [(3500.0, args.held_out, 100.0), (4000.0, args.held_out, 300.0), (3250.0, 650.0, 175.0)]
+    # A trained point first, as the control, then held-out and off-grid points.
+    tests = [
+        (3500.0, 500.0, 100.0),
+        (3500.0, args.held_out, 100.0),
+        (4000.0, args.held_out, 300.0),
+        (3250.0, 650.0, 175.0),
+    ]
     t0 = time.perf_counter()
     x = torch.cat([_observables(lhco.generate(args.events, m, seed=i)) for i, m in enumerate(grid)])
     theta = torch.tensor(np.repeat(grid, args.events, axis=0))
