@@ -140,6 +140,9 @@ def run_train(
         seed=seed,
         progress=progress,
     )
+    best = min(h["val_loss"] for h in history)
+    if not math.isfinite(best):
+        raise FloatingPointError("training diverged: the validation loss is not finite")
     out = Path(out or f"runs/train-{datetime.now():%Y%m%d-%H%M%S}")
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "model.pt")
@@ -173,11 +176,8 @@ def run_train(
     plots.plot_marginals(
         x[shown].numpy(), samples.double().cpu().numpy(), obs, out / "marginals.png"
     )
-    best = min(h["val_loss"] for h in history)
     echo(
         f"best validation loss {best:.4f} nats/event after {len(history)} epochs; wrote "
         f"{out}/ (model.pt, train.json, training.png, marginals.png)"
     )
-    if not math.isfinite(best):
-        raise FloatingPointError("training diverged: the validation loss is not finite")
     return model
