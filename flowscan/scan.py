@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = ["METHODS", "optimizer", "parse_start", "run_scan"]
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -163,11 +164,19 @@ def _table(result: ScanResult, nll: MixtureLikelihood) -> str:
         f"{result.grad_evals} gradient evaluations, {result.seconds:.1f} s; {result.message}"
     ]
     for i, name in enumerate(result.names):
-        error = "" if result.errors is None else f" +- {result.errors[i]:.3g}"
+        value, error = result.theta[i], None if result.errors is None else result.errors[i]
+        # Decimals that give the error two significant digits (4 significant digits without).
+        digits = 3 - math.ceil(math.log10(abs(value))) if value else 3
+        if error:
+            digits = 1 - math.floor(math.log10(error))
+        digits = max(digits, 0)
+        text = f"{value:>12.{digits}f}"
+        if error is not None:
+            text += f" +- {error:.{digits}f}" if error else " (fixed)"
         if result.minos is not None and name in result.minos:
             lo, hi = result.minos[name]
-            error += f" (MINOS {lo:+.3g} / {hi:+.3g})"
-        lines.append(f"    {name:<10}{result.theta[i]:>12.4g}{error} {units[name]}")
+            text += f" (MINOS {lo:+.{digits}f} / {hi:+.{digits}f})"
+        lines.append(f"    {name:<10}{text} {units[name]}")
     return "\n".join(lines)
 
 

@@ -49,14 +49,10 @@ def parse_variables(specs: Sequence[str], context: bool = False) -> list[Variabl
 def _generated(kind: str, events: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
     r"""Observables `(N, 5)` and masses `(N, 3)` (`None` for QCD) from the LHCO generator;
     `events` per training-grid point for the signal."""
-    names = [v.name for v in lhco.OBSERVABLES]
     if kind == "lhco-qcd":
+        names = [v.name for v in lhco.OBSERVABLES]
         return lhco.features(lhco.generate(events, seed=seed))[names].to_numpy(), None
-    xs, thetas = [], []
-    for i, masses in enumerate(lhco.training_grid()):
-        xs.append(lhco.features(lhco.generate(events, masses, seed=seed + i))[names].to_numpy())
-        thetas.append(np.tile(masses, (events, 1)))
-    return np.concatenate(xs), np.concatenate(thetas)
+    return lhco.training_set(events, seed=seed)
 
 
 def run_train(

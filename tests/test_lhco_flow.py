@@ -1,5 +1,3 @@
-import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -12,11 +10,9 @@ MASSES = [Variable(v.name, v.unit) for v in lhco.MASSES]
 
 
 def test_a_tiny_conditional_flow_follows_the_zprime_mass():
-    names = [v.name for v in lhco.OBSERVABLES]
     grid = lhco.training_grid((3000, 4000), (400, 600), (100, 200))
-    frames = [lhco.features(lhco.generate(500, m, seed=i)) for i, m in enumerate(grid)]
-    x = torch.tensor(pd.concat(frames)[names].to_numpy())
-    theta = torch.tensor(np.repeat(grid, 500, axis=0))
+    x, theta = (torch.tensor(a) for a in lhco.training_set(500, grid))
+    assert x.shape == (4000, 5) and theta[1500].tolist() == list(grid[3])
     model = DensityModel(lhco.OBSERVABLES, MASSES, transforms=1, hidden_features=(16, 16))
     train(model, x, theta, epochs=15, batch_size=256, progress=False)
     assert [v.low for v in model.theta_vars] == [3000.0, 400.0, 100.0]

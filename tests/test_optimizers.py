@@ -185,6 +185,21 @@ def test_minuit_profiles_and_contours_match_a_scipy_profile_likelihood():
             ) == pytest.approx(threshold, abs=0.02)
 
 
+def test_minuit_at_a_bound_with_negative_curvature_reports_untrusted_errors():
+    # NLL = -a^2 / 2 + (b - 1)^2 / (2 * 0.25): the minimum in the box is at the bound
+    # a = 2, where the curvature in a is -1; b = 1 +- 0.5.
+    def nll(theta: torch.Tensor) -> torch.Tensor:
+        a, b = theta[..., 0], theta[..., 1]
+        return -0.5 * a**2 + 2 * (b - 1) ** 2
+
+    space = ParameterSpace([Variable("a", "", -1.0, 2.0), Variable("b", "", 0.0, 3.0)])
+    result = minuit_scan(nll, space)
+    assert result.theta[0] == pytest.approx(2.0, abs=1e-4)
+    assert result.theta[1] == pytest.approx(1.0, abs=0.01)  # MIGRAD's EDM: ~0.01 sigma
+    assert result.errors[1] == pytest.approx(0.5, rel=0.05)
+    assert "not positive definite" in result.message
+
+
 @pytest.mark.parametrize("optimizer", [gradient_scan, minuit_scan])
 def test_fixed_parameters_stay_at_their_start(optimizer):
     x = pseudo_data(

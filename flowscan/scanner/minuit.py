@@ -27,10 +27,11 @@ class MinuitCost:
     numbers; `grad` is exact (autograd, float64) and `hessian` is the curvature at the
     scale of the errors (`error_scale_hessian`: one batch of 2Q gradients with the `steps`
     found before, or 3 batches from 1% of the ranges while `steps` is `None`).
-    `errordef = 0.5` (a negative log-likelihood). A value computed with a gradient is
-    reused if Minuit asks for it at the same point. Minuit finds `hessian` by itself; pass
-    `hessian=False` to MIGRAD from a start where the NLL may not be convex (Minuit2 seeds
-    MIGRAD with it and fails on a matrix that is not positive definite). Counters:
+    `errordef = 0.5` (a negative log-likelihood). A value computed with a gradient, and
+    the last Hessian, are reused if Minuit asks for them at the same point. Minuit finds
+    `hessian` by itself; pass `hessian=False` to MIGRAD from a start where the NLL may not
+    be convex (Minuit2 seeds MIGRAD with it and fails on a matrix that is not positive
+    definite). Counters:
     `nll_evals` (value only), `grad_evals` (value and gradient, each point of a batch
     counted).
 
@@ -51,6 +52,7 @@ class MinuitCost:
         self.offset = 0.0
         self.offset = self._value(self.start)
         self._last: tuple[np.ndarray, float] | None = None
+        self._last_hessian: tuple[np.ndarray, np.ndarray] | None = None
         self.steps: np.ndarray | None = None
 
     def _theta(self, values: np.ndarray) -> Tensor:
@@ -95,13 +97,17 @@ class MinuitCost:
         return g[0]
 
     def hessian(self, *values: float) -> np.ndarray:
+        x = np.asarray(values, dtype=np.float64)
+        if self._last_hessian is not None and np.array_equal(self._last_hessian[0], x):
+            return self._last_hessian[1]
         hessian, self.steps = error_scale_hessian(
             lambda theta: self._gradients(theta)[1],
-            np.asarray(values, dtype=np.float64),
+            x,
             self.space.floating_bounds,
             self.steps,
             passes=3 if self.steps is None else 1,
         )
+        self._last_hessian = (x, hessian)
         return hessian
 
 
@@ -128,8 +134,9 @@ def minuit_scan(
     Hessian (on the demo's flows the autograd Hessian gives m_pole +- 1.19 GeV where the
     exact-density fit gives 2.41). MIGRAD runs without it: Minuit2 seeds MIGRAD with a
     supplied Hessian and fails if that is not positive definite at the start, so the
-    Hessian goes to a second Minuit object at the minimum, which runs HESSE, MINOS and
-    the contours.
+    Hessian goes to a second Minuit object at the minimum, which runs HESSE and MINOS. If
+    it is not positive definite there either (a minimum at a bound), Minuit's numerical
+    HESSE gives the errors and the message says they are not to be trusted.
 
     Arguments:
         minos: MINOS intervals for every floating parameter.
@@ -148,12 +155,22 @@ def minuit_scan(
     fit.strategy, fit.tol, fit.limits = strategy, tol, limits
     fit.migrad()
     cost.steps = np.array(fit.errors)  # MIGRAD's error estimates: the scale to start from
-    m = Minuit(cost, *fit.values, grad=cost.grad, hessian=cost.hessian, name=cost.names)
-    m.strategy, m.tol, m.limits = strategy, tol, limits
-    m.hesse()
-    if not m.valid:
-        m.migrad()
+    note = ""
+    if np.linalg.eigvalsh(cost.hessian(*fit.values)).min() > 0:
+        m = Minuit(cost, *fit.values, grad=cost.grad, hessian=cost.hessian, name=cost.names)
+        m.strategy, m.tol, m.limits = strategy, tol, limits
         m.hesse()
+        if not m.valid:
+            m.migrad()
+            m.hesse()
+    else:
+        m = fit
+        m.hesse()
+        note = (
+            "; the curvature at the minimum is not positive definite (a parameter at its "
+            "bound, or a flat direction): errors are Minuit's numerical HESSE, forced "
+            "positive definite, and not to be trusted"
+        )
     intervals = profile = contours = None
     if minos and m.valid:
         m.minos()
@@ -176,7 +193,8 @@ def minuit_scan(
         grad_evals=cost.grad_evals,
         seconds=time.perf_counter() - cost.t0,
         converged=bool(m.valid),
-        message=f"MIGRAD {'valid' if m.valid else 'invalid'} minimum, EDM = {m.fmin.edm:.2g}",
+        message=f"MIGRAD {'valid' if m.valid else 'invalid'} minimum, EDM = {m.fmin.edm:.2g}"
+        + note,
         path=np.stack([space.start, full]),
         trace=np.array(cost.trace),
         errors=errors,

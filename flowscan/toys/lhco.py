@@ -60,6 +60,7 @@ __all__ = [
     "pseudo_data",
     "read_lhco",
     "training_grid",
+    "training_set",
 ]
 
 import itertools
@@ -103,6 +104,18 @@ def training_grid(
         for z, x, y in itertools.product(m_zprime, m_x, m_y)
         if z - x > 1000 and x - y > 100
     ]
+
+
+def training_set(
+    events: int, grid: Sequence[Sequence[float]] | None = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Signal training events: `events` at each mass point of `grid` (default
+    `training_grid()`), point i drawn with seed `seed + i`. Returns the observables
+    `(N, 5)` (`OBSERVABLES` order, GeV) and each event's masses `(N, 3)` (GeV)."""
+    grid = training_grid() if grid is None else [tuple(map(float, m)) for m in grid]
+    names = [v.name for v in OBSERVABLES]
+    x = [features(generate(events, m, seed=seed + i))[names].to_numpy() for i, m in enumerate(grid)]
+    return np.concatenate(x), np.repeat(np.asarray(grid), events, axis=0)
 
 
 def _beta(rng: np.random.Generator, mean: np.ndarray, concentration: float) -> np.ndarray:
