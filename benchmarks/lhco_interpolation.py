@@ -1,8 +1,9 @@
 r"""Interpolation of the LHCO signal flow to masses it was not trained at.
 
 Trains the signal flow on seed 002's training grid without the points at one held-out
-value (default m_X = 750 GeV) and the QCD background flow, then at a trained mass point
-(the control) and at held-out ones:
+value (default m_X = 750 GeV; `--held-out m_zprime=4000` for another) and the QCD
+background flow, then at a trained mass point (the control), two points at the held-out
+value and one off the grid:
 
 1. compares flow samples with generator samples, per observable: the two-sample KS
    statistic and the 1D Wasserstein distance (scipy), each beside the same number for
@@ -43,19 +44,22 @@ def main() -> None:
     parser.add_argument("--background-model", help="a trained QCD flow (default: train one)")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--flow", default="maf:4:64,64", help="signal flow:depth:hidden")
-    parser.add_argument("--held-out", type=float, default=750.0, help="m_X value left out")
+    parser.add_argument("--held-out", default="m_x=750", help="grid value left out, NAME=GeV")
     parser.add_argument("--compare", type=int, default=20_000, help="events per sample compared")
     args = parser.parse_args()
     torch.manual_seed(0)
 
-    grid = [m for m in lhco.training_grid() if m[1] != args.held_out]
-    # A trained point first, as the control, then held-out and off-grid points.
-    tests = [
-        (3500.0, 500.0, 100.0),
-        (3500.0, args.held_out, 100.0),
-        (4000.0, args.held_out, 300.0),
-        (3250.0, 650.0, 175.0),
-    ]
+    name, value = args.held_out.split("=")
+    axis = [v.name for v in lhco.MASSES].index(name)
+    held_out = float(value)
+    grid = [m for m in lhco.training_grid() if m[axis] != held_out]
+
+    def at(masses: tuple[float, float, float]) -> tuple[float, ...]:
+        return tuple(held_out if i == axis else m for i, m in enumerate(masses))
+
+    # A trained point first, as the control, then two held-out points and an off-grid one.
+    tests = [(3500.0, 500.0, 100.0), at((3500.0, 500.0, 100.0)), at((4000.0, 750.0, 300.0))]
+    tests.append((3250.0, 650.0, 175.0))
     t0 = time.perf_counter()
     x, theta = (torch.tensor(a) for a in lhco.training_set(args.events, grid))
     flow, transforms, hidden = args.flow.split(":")
@@ -75,7 +79,7 @@ def main() -> None:
         train(background, qcd, epochs=args.epochs, seed=1000, progress=False)
     print(
         f"trained the {args.flow} signal flow on {len(grid)} mass points x {args.events} "
-        f"events (m_X = {args.held_out:g} GeV held out) and the QCD flow in "
+        f"events ({name} = {held_out:g} GeV held out) and the QCD flow in "
         f"{time.perf_counter() - t0:.0f} s"
     )
 

@@ -153,7 +153,9 @@ def _parser() -> argparse.ArgumentParser:
         "--context",
         help="parameter columns to condition on, comma-separated (e.g. m_zprime,m_x,m_y)",
     )
-    train.add_argument("--flow", default="nsf", help="nsf (default) or maf")
+    train.add_argument(
+        "--flow", default="nsf", help="nsf (default) or maf (~5x cheaper fits; the LHCO choice)"
+    )
     train.add_argument("--transforms", type=int, default=4, help="flow transforms (default 4)")
     train.add_argument("--hidden", default="64,64", help="hidden layer sizes (default 64,64)")
     train.add_argument("--bins", type=int, default=8, help="spline bins for nsf (default 8)")

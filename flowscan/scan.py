@@ -165,8 +165,8 @@ def _table(result: ScanResult, nll: MixtureLikelihood) -> str:
     ]
     for i, name in enumerate(result.names):
         value, error = result.theta[i], None if result.errors is None else result.errors[i]
-        # Decimals that give the error two significant digits (4 significant digits without).
-        digits = 3 - math.ceil(math.log10(abs(value))) if value else 3
+        # Decimals that give the error two significant digits (6 significant digits without).
+        digits = 5 - math.floor(math.log10(abs(value))) if value else 5
         if error:
             digits = 1 - math.floor(math.log10(error))
         digits = max(digits, 0)
