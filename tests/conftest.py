@@ -29,12 +29,18 @@ def _threads() -> None:
     torch.set_num_threads(2)
 
 
-def scipy_mixture_nll(x: np.ndarray, theta: np.ndarray, f: float) -> float:
-    r"""Independent reference: the toy's mixture NLL from scipy's Cauchy and truncated
-    exponential, theta = (m_pole, gamma, tau) in GeV, signal fraction f."""
+def scipy_densities(x: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""Independent reference: the toy's signal and background densities (1/GeV) from
+    scipy's Cauchy and truncated exponential, theta = (m_pole, gamma, tau) in GeV."""
     m0, gamma, tau = theta
     lo, hi = MASS.low, MASS.high
     cauchy = stats.cauchy(m0, gamma / 2)
     ps = cauchy.pdf(x) / (cauchy.cdf(hi) - cauchy.cdf(lo))
     pb = stats.truncexpon(b=(hi - lo) / tau, loc=lo, scale=tau).pdf(x)
+    return ps, pb
+
+
+def scipy_mixture_nll(x: np.ndarray, theta: np.ndarray, f: float) -> float:
+    r"""The toy's mixture NLL from `scipy_densities` with signal fraction f."""
+    ps, pb = scipy_densities(x, theta)
     return -np.sum(np.log(f * ps + (1 - f) * pb))

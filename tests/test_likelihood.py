@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 import torch
-from conftest import scipy_mixture_nll
+from conftest import scipy_densities, scipy_mixture_nll
 
-from flowscan.scanner import MixtureLikelihood
+from flowscan.scanner import MixtureLikelihood, ParameterSpace, minuit_scan
 from flowscan.toys import MASS, BreitWigner, Exponential, pseudo_data
 
 LO, HI = MASS.low, MASS.high
@@ -20,6 +20,39 @@ def test_nll_matches_scipy_closed_form(data):
     for theta in [THETA, torch.tensor([520.0, 25.0, 140.0], dtype=torch.float64)]:
         ref = scipy_mixture_nll(data[:, 0].numpy(), theta.numpy(), 300 / 3_300)
         assert nll(theta).item() == pytest.approx(ref, rel=1e-12)
+
+
+def test_extended_nll_matches_the_closed_form_on_three_events():
+    x = torch.tensor([[300.0], [455.0], [800.0]], dtype=torch.float64)
+    nll = MixtureLikelihood(BreitWigner(), Exponential(), x, negative_signal=True)
+    assert nll.names == ["n_sig", "n_bkg", "m_pole", "gamma", "tau"]
+    assert nll.theta_vars[0].low == -nll.theta_vars[0].high
+    ps, pb = scipy_densities(x[:, 0].numpy(), THETA.numpy())
+    for n_sig, n_bkg in [(2.0, 5.0), (0.0, 3.0), (-0.1, 4.0)]:
+        theta = torch.cat([torch.tensor([n_sig, n_bkg], dtype=torch.float64), THETA])
+        ref = n_sig + n_bkg - np.log(n_sig * ps + n_bkg * pb).sum()
+        assert nll(theta.requires_grad_()).item() == pytest.approx(ref, rel=1e-12)
+        (grad,) = torch.autograd.grad(nll(theta), theta)
+        dn_sig = 1 - (ps / (n_sig * ps + n_bkg * pb)).sum()
+        assert grad[0].item() == pytest.approx(dn_sig, rel=1e-10)
+    # At 455 GeV the signal density is 20x the background's: n_sig = -1 makes it negative.
+    with pytest.raises(FloatingPointError, match="not positive on 1 event"):
+        nll(torch.cat([torch.tensor([-1.0, 4.0], dtype=torch.float64), THETA]))
+
+
+def test_extended_fit_yields_add_up_to_the_number_of_events(data):
+    # With both yields free, the extended MLE has n_sig + n_bkg = N exactly.
+    nll = MixtureLikelihood(BreitWigner(), Exponential(), data)
+    start = [300.0, 3_000.0, *THETA.tolist()]
+    fit = minuit_scan(nll, ParameterSpace(nll.theta_vars, start=start))
+    assert fit.theta[0] + fit.theta[1] == pytest.approx(len(data), abs=0.05)
+    # Its other parameters agree with the fixed-fraction fit at the fitted fraction.
+    f = fit.theta[0] / len(data)
+    n = len(data)
+    fixed = MixtureLikelihood(BreitWigner(), Exponential(), data, f * n, (1 - f) * n)
+    ref = minuit_scan(fixed, ParameterSpace(fixed.theta_vars, start=THETA.numpy()))
+    np.testing.assert_allclose(fit.theta[2:], ref.theta, atol=0.02 * ref.errors.min())
+    assert np.all(fit.errors[2:] >= ref.errors * 0.999)  # the free yield adds uncertainty
 
 
 def test_nll_sums_in_float64_with_float32_flows(tiny_signal_flow, tiny_background_flow, data):

@@ -24,13 +24,26 @@ class Density(Protocol):
 
 
 class MixtureLikelihood:
-    r"""Negative log-likelihood of a signal plus background mixture with a fixed
-    signal fraction `f_s = n_sig / (n_sig + n_bkg)` (seed 002),
+    r"""Negative log-likelihood of a signal plus background mixture.
+
+    With yields `n_sig` and `n_bkg` given, the signal fraction `f_s = n_sig / (n_sig +
+    n_bkg)` is fixed (seed 002) and theta = (theta_s, theta_b):
 
     .. math:: \mathrm{NLL}(\theta) = -\sum_i \log\left[f_s\, p_s(x_i | \theta_s)
-        + (1 - f_s)\, p_b(x_i | \theta_b)\right], \quad \theta = (\theta_s, \theta_b).
+        + (1 - f_s)\, p_b(x_i | \theta_b)\right].
 
-    Per-event terms are combined with `logaddexp` and summed in float64, whatever
+    Without them the likelihood is extended: the yields are parameters, theta =
+    (n_sig, n_bkg, theta_s, theta_b), and the Poisson term for the number of events enters
+    (up to the constant log N!),
+
+    .. math:: \mathrm{NLL} = n_\mathrm{sig} + n_\mathrm{bkg} - \sum_i \log\left[
+        n_\mathrm{sig}\, p_s(x_i | \theta_s) + n_\mathrm{bkg}\, p_b(x_i | \theta_b)\right].
+
+    Yields range over [0, N + 10 sqrt(N) + 10] for N events; `negative_signal=True` lets
+    `n_sig` go as far below 0 (for unbiased pseudo-experiments), and an NLL where the total
+    density is not positive on every event raises `FloatingPointError`.
+
+    Per-event terms are combined with a max-shifted sum and summed in float64, whatever
     dtype the densities run in, so the sum over 1e5 events keeps ~1e-9 relative
     precision. `nll` is a differentiable torch scalar; calling the likelihood is `nll`.
 
@@ -38,15 +51,17 @@ class MixtureLikelihood:
         signal: Density with `log_prob(x, theta_sig)`.
         background: Density with `log_prob(x, theta_bkg)`.
         x: Observed events, shape `(N, F)`, in observable units.
-        n_sig: Signal events assumed in the data.
+        n_sig: Signal events assumed in the data; `None` (with `n_bkg`) for the extended form.
         n_bkg: Background events assumed in the data.
+        negative_signal: Extended form only: allow `n_sig < 0`.
 
     Example:
         >>> from flowscan.toys import BreitWigner, Exponential, pseudo_data
         >>> x = pseudo_data(torch.tensor([500.0, 40.0]), torch.tensor([200.0]), 100, 1000)
-        >>> nll = MixtureLikelihood(BreitWigner(), Exponential(), x, 100, 1000)
-        >>> nll.names
+        >>> MixtureLikelihood(BreitWigner(), Exponential(), x, 100, 1000).names
         ['m_pole', 'gamma', 'tau']
+        >>> MixtureLikelihood(BreitWigner(), Exponential(), x).names
+        ['n_sig', 'n_bkg', 'm_pole', 'gamma', 'tau']
     """
 
     # Theta-event pairs evaluated at a time (see `nll_split`): a gradient through a
@@ -54,21 +69,40 @@ class MixtureLikelihood:
     max_elements: int = 2**16
 
     def __init__(
-        self, signal: Density, background: Density, x: Tensor, n_sig: float, n_bkg: float
+        self,
+        signal: Density,
+        background: Density,
+        x: Tensor,
+        n_sig: float | None = None,
+        n_bkg: float | None = None,
+        *,
+        negative_signal: bool = False,
     ) -> None:
         if [v.name for v in signal.observables] != [v.name for v in background.observables]:
             raise ValueError(
                 f"signal observables {[v.name for v in signal.observables]} differ from "
                 f"background observables {[v.name for v in background.observables]}"
             )
-        if not (n_sig >= 0 and n_bkg > 0 and math.isfinite(n_sig + n_bkg)):
-            raise ValueError(f"need n_sig >= 0 and n_bkg > 0, got n_sig={n_sig}, n_bkg={n_bkg}")
+        self.extended = n_sig is None and n_bkg is None
+        if not self.extended:
+            if n_sig is None or n_bkg is None:
+                raise ValueError("give both n_sig and n_bkg (fixed fraction) or neither (extended)")
+            if not (n_sig >= 0 and n_bkg > 0 and math.isfinite(n_sig + n_bkg)):
+                raise ValueError(f"need n_sig >= 0 and n_bkg > 0, got n_sig={n_sig}, n_bkg={n_bkg}")
+            if negative_signal:
+                raise ValueError("negative_signal needs the extended form (no n_sig, n_bkg)")
         x = torch.as_tensor(x, dtype=torch.float64)
         check_events(x, signal.observables)
         check_events(x, background.observables)
         self.signal, self.background, self.x = signal, background, x
-        self.f_sig = n_sig / (n_sig + n_bkg)
-        self.theta_vars = [*signal.theta_vars, *background.theta_vars]
+        self.f_sig = None if self.extended else n_sig / (n_sig + n_bkg)
+        yields = []
+        if self.extended:
+            top = len(x) + 10 * math.sqrt(len(x)) + 10
+            low = -top if negative_signal else 0.0
+            yields = [Variable("n_sig", "events", low, top), Variable("n_bkg", "events", 0.0, top)]
+        self.theta_vars = [*yields, *signal.theta_vars, *background.theta_vars]
+        self._n_yields = len(yields)
         self._n_sig_theta = len(signal.theta_vars)
         self._cache: tuple[Tensor, Tensor] | None = None
 
@@ -84,12 +118,15 @@ class MixtureLikelihood:
                 f"theta must have shape (P,) or (K, P) with P = {len(self.theta_vars)} "
                 f"for {self.names}, got {tuple(theta.shape)}"
             )
-        d = self._n_sig_theta
-        return self.nll_split(theta[..., :d], theta[..., d:])
+        y, d = self._n_yields, self._n_yields + self._n_sig_theta
+        yields = theta[..., :y] if self.extended else None
+        return self.nll_split(theta[..., y:d], theta[..., d:], yields)
 
-    def nll_split(self, theta_sig: Tensor, theta_bkg: Tensor) -> Tensor:
-        r"""NLL with `theta_sig` `(*, D_s)` and `theta_bkg` `(*, D_b)` given apart, batch
-        shapes `()` or `(K,)`.
+    def nll_split(
+        self, theta_sig: Tensor, theta_bkg: Tensor, yields: Tensor | None = None
+    ) -> Tensor:
+        r"""NLL with `theta_sig` `(*, D_s)`, `theta_bkg` `(*, D_b)` and, for the extended
+        form, `yields` `(*, 2)` = (n_sig, n_bkg) given apart, batch shapes `()` or `(K,)`.
 
         Memory is bounded by evaluating at most `max_elements` theta-event pairs at a
         time: a batch is split into groups of thetas, and each group's events into
@@ -99,41 +136,64 @@ class MixtureLikelihood:
         A `theta_bkg` that needs no gradient and is one value for the whole batch (or is
         empty: an unconditional background) has its per-event background density
         computed once and cached."""
+        if (yields is None) == self.extended:
+            raise ValueError("yields (n_sig, n_bkg) are needed exactly for the extended form")
         batched = theta_sig.ndim == 2
         if not batched:
             theta_sig, theta_bkg = theta_sig[None], theta_bkg[None]
+            yields = None if yields is None else yields[None]
         lp_b = self._background_log_prob(theta_bkg)
         group = max(1, self.max_elements // len(self.x))
         out = []
         for start in range(0, len(theta_sig), group):
             ts, tb = theta_sig[start : start + group, None], theta_bkg[start : start + group, None]
+            ys = None if yields is None else yields[start : start + group]
             step = max(1, self.max_elements // len(ts))
             chunks = [
                 (self.x[i : i + step], None if lp_b is None else lp_b[..., i : i + step])
                 for i in range(0, len(self.x), step)
             ]
             keep = len(chunks) == 1 or not torch.is_grad_enabled()
-            out.append(
-                sum(
-                    self._nll(x, lp, ts, tb)
-                    if keep
-                    else checkpoint(self._nll, x, lp, ts, tb, use_reentrant=False)
-                    for x, lp in chunks
-                )
+            nll = sum(
+                self._nll(x, lp, ts, tb, ys)
+                if keep
+                else checkpoint(self._nll, x, lp, ts, tb, ys, use_reentrant=False)
+                for x, lp in chunks
             )
+            out.append(nll if ys is None else nll + ys.sum(dim=-1))
         nll = torch.cat(out)
         return nll if batched else nll[0]
 
-    def _nll(self, x: Tensor, lp_b: Tensor | None, theta_sig: Tensor, theta_bkg: Tensor) -> Tensor:
-        r"""NLL `(K,)` of events `x` `(M, F)` at thetas `(K, 1, D)`; `lp_b` is the cached
+    def _nll(
+        self,
+        x: Tensor,
+        lp_b: Tensor | None,
+        theta_sig: Tensor,
+        theta_bkg: Tensor,
+        yields: Tensor | None,
+    ) -> Tensor:
+        r"""Sum over events `x` `(M, F)` of -log of the mixture density, `(K,)` for thetas
+        `(K, 1, D)` and yields `(K, 2)` or `None` (fixed fraction); `lp_b` is the cached
         background log-density of these events `(M,)`, or `None` to compute it."""
         lp_s = self.signal.log_prob(x, theta_sig).double()
         if lp_b is None:
             lp_b = self.background.log_prob(x, theta_bkg).double()
-        if self.f_sig == 0:
-            return -lp_b.sum(dim=-1).expand(lp_s.shape[:-1])
-        mix = torch.logaddexp(math.log(self.f_sig) + lp_s, math.log1p(-self.f_sig) + lp_b)
-        return -mix.sum(dim=-1)
+        if yields is None:
+            if self.f_sig == 0:
+                return -lp_b.sum(dim=-1).expand(lp_s.shape[:-1])
+            w_s, w_b = lp_s.new_tensor(self.f_sig), lp_s.new_tensor(1 - self.f_sig)
+        else:
+            w_s, w_b = yields[:, :1], yields[:, 1:]
+        # log(w_s p_s + w_b p_b), shifted by the larger log-density; w_s may be negative.
+        top = torch.maximum(lp_s, lp_b)
+        total = w_s * (lp_s - top).exp() + w_b * (lp_b - top).exp()
+        if not (total > 0).all():
+            bad = int((~(total > 0)).sum())
+            raise FloatingPointError(
+                f"the total density n_sig p_s + n_bkg p_b is not positive on {bad} event(s) "
+                "(n_sig too negative, or both yields 0): bound n_sig from below"
+            )
+        return -(total.log() + top).sum(dim=-1)
 
     __call__ = nll
 
