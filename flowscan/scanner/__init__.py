@@ -5,6 +5,7 @@ from .errors import covariance, error_scale_hessian
 from .gradient import gradient_scan
 from .likelihood import Density, MixtureLikelihood
 from .minuit import MinuitCost, minuit_scan
+from .profile import ProfileResult, profile_likelihood, wilks_threshold
 from .result import ScanResult
 from .sampling import grid_scan, random_scan
 from .space import ParameterSpace
@@ -14,6 +15,7 @@ __all__ = [
     "MinuitCost",
     "MixtureLikelihood",
     "ParameterSpace",
+    "ProfileResult",
     "ScanResult",
     "bayesopt_scan",
     "covariance",
@@ -21,5 +23,7 @@ __all__ = [
     "gradient_scan",
     "grid_scan",
     "minuit_scan",
+    "profile_likelihood",
     "random_scan",
+    "wilks_threshold",
 ]

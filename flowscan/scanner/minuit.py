@@ -156,7 +156,8 @@ def minuit_scan(
     fit.migrad()
     cost.steps = np.array(fit.errors)  # MIGRAD's error estimates: the scale to start from
     note = ""
-    if np.linalg.eigvalsh(cost.hessian(*fit.values)).min() > 0:
+    hessian = cost.hessian(*fit.values)
+    if np.isfinite(hessian).all() and np.linalg.eigvalsh(hessian).min() > 0:
         m = Minuit(cost, *fit.values, grad=cost.grad, hessian=cost.hessian, name=cost.names)
         m.strategy, m.tol, m.limits = strategy, tol, limits
         m.hesse()
