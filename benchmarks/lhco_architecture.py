@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
+import timeit
 
 import torch
 
@@ -31,17 +31,6 @@ from flowscan.train import parse_variables
 NAMES = [v.name for v in lhco.OBSERVABLES]
 TRUTH = (3500.0, 500.0, 100.0)
 CANDIDATES = ["nsf:4:64,64", "maf:4:64,64", "maf:8:64,64", "maf:6:128,128"]
-
-
-def _seconds(fn: Callable[[], object], repeat: int = 3) -> float:
-    r"""Best of `repeat` calls after a warm-up call."""
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def _gradient(nll: MixtureLikelihood, theta: torch.Tensor) -> None:
@@ -88,9 +77,12 @@ def main() -> None:
         history = train(signal, x, theta, epochs=args.epochs, progress=False)
         seconds = time.perf_counter() - t0
         nll = MixtureLikelihood(signal.double(), background.double(), data, 10_000, 100_000)
+        # Best of 3 after a warm-up call, which also fills the background cache.
         with torch.no_grad():
-            t_nll = _seconds(lambda nll=nll: nll(truth))
-        t_grad = _seconds(lambda nll=nll: _gradient(nll, truth))
+            nll(truth)
+            t_nll = min(timeit.repeat(lambda nll=nll: nll(truth), repeat=3, number=1))
+        _gradient(nll, truth)
+        t_grad = min(timeit.repeat(lambda nll=nll: _gradient(nll, truth), repeat=3, number=1))
         fit = minuit_scan(nll, ParameterSpace(nll.theta_vars))
         diff = fit.theta - truth.numpy()
         pulls = diff / fit.errors

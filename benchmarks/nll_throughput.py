@@ -21,7 +21,7 @@ Run: `python benchmarks/nll_throughput.py [--max-pairs 3e6]`.
 from __future__ import annotations
 
 import argparse
-import time
+import timeit
 from collections.abc import Callable
 
 import torch
@@ -61,15 +61,10 @@ def _thetas(variables: list[Variable], k: int, generator: torch.Generator) -> to
     return low + (high - low) * torch.rand(k, len(low), generator=generator, dtype=torch.float64)
 
 
-def _seconds(fn: Callable[[], None], repeat: int) -> float:
+def _seconds(fn: Callable[[], object], repeat: int = 3) -> float:
     r"""Best of `repeat` calls after a warm-up call (the first call of a size is slower)."""
     fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+    return min(timeit.repeat(fn, repeat=repeat, number=1))
 
 
 def _ours(nll: MixtureLikelihood, theta: torch.Tensor, grad: bool) -> Callable[[], None]:
