@@ -3,7 +3,7 @@ or two of them."""
 
 from __future__ import annotations
 
-__all__ = ["ProfileResult", "profile_likelihood", "wilks_threshold"]
+__all__ = ["ProfileResult", "conditional_minimum", "profile_likelihood", "wilks_threshold"]
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -68,6 +68,27 @@ class ProfileResult:
         return ends[0], ends[1]
 
 
+def conditional_minimum(
+    nll: Callable[[Tensor], Tensor],
+    space: ParameterSpace,
+    values: Mapping[str, float],
+    *,
+    tol: float = 1e-4,
+) -> tuple[float, np.ndarray]:
+    r"""The NLL minimized over the floating parameters of `space` other than those set
+    in `values`, by L-BFGS (`gradient_scan`) from `space.start`. Returns the NLL and the
+    full theta `(P,)` there."""
+    start = space.start.copy()
+    for name, value in values.items():
+        start[space.names.index(name)] = value
+    fixed = [*space.fixed_names, *values]
+    if set(fixed) == set(space.names):  # nothing left to minimize
+        with torch.no_grad():
+            return float(nll(torch.as_tensor(start))), start
+    fit = gradient_scan(nll, ParameterSpace(space.theta_vars, start, fixed), tol=tol)
+    return fit.nll, fit.theta
+
+
 def profile_likelihood(
     nll: Callable[[Tensor], Tensor],
     space: ParameterSpace,
@@ -106,7 +127,6 @@ def profile_likelihood(
             raise ValueError(f"{name}: scanned values leave the range [{v.low}, {v.high}]")
     minimum = minimum if minimum is not None else minuit_scan(nll, space)
     columns = [space.names.index(n) for n in names]
-    fixed = [n for n in space.names if n not in space.floating_names] + names
     shape = tuple(len(g) for g in grid)
     index = np.array(list(np.ndindex(shape)))  # (n, 1 or 2) grid indices
     centre = [np.argmin(np.abs(g - minimum.theta[c])) for g, c in zip(grid, columns, strict=True)]
@@ -116,18 +136,13 @@ def profile_likelihood(
     for n, k in enumerate(order):
         point = tuple(index[k])
         if n == 0:
-            start = minimum.theta.copy()
+            start = minimum.theta
         else:  # warm start from the nearest point already done
             near = order[:n][np.abs(index[order[:n]] - index[k]).sum(axis=1).argmin()]
-            start = theta[tuple(index[near])].copy()
-        start[columns] = [g[i] for g, i in zip(grid, point, strict=True)]
-        if len(fixed) == len(space.names):  # nothing left to minimize
-            with torch.no_grad():
-                values[point] = nll(torch.as_tensor(start)).item()
-            theta[point] = start
-        else:
-            fit = gradient_scan(nll, ParameterSpace(space.theta_vars, start, fixed), tol=tol)
-            values[point], theta[point] = fit.nll, fit.theta
+            start = theta[tuple(index[near])]
+        warm = ParameterSpace(space.theta_vars, start, space.fixed_names)
+        at = {name: g[i] for name, g, i in zip(names, grid, point, strict=True)}
+        values[point], theta[point] = conditional_minimum(nll, warm, at, tol=tol)
     return ProfileResult(
         names=names,
         grid=grid,

@@ -74,6 +74,10 @@ class ParameterSpace:
         return [n for n, f in zip(self.names, self.floating, strict=True) if f]
 
     @property
+    def fixed_names(self) -> list[str]:
+        return [n for n, f in zip(self.names, self.floating, strict=True) if not f]
+
+    @property
     def floating_bounds(self) -> np.ndarray:
         r"""Bounds of the floating parameters, shape `(Q, 2)`."""
         return self.bounds[self.floating]

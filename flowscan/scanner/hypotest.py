@@ -1,0 +1,68 @@
+r"""Hypothesis tests on the extended flow likelihood, following Cowan, Cranmer, Gross and
+Vitells, *Asymptotic formulae for likelihood-based tests of new physics*, EPJC 71
+(2011) 1554 (CCGV)."""
+
+from __future__ import annotations
+
+__all__ = ["Discovery", "discovery"]
+
+import math
+from dataclasses import dataclass, field
+
+from scipy import stats
+
+from .likelihood import MixtureLikelihood
+from .minuit import minuit_scan
+from .profile import conditional_minimum
+from .result import ScanResult
+from .space import ParameterSpace
+
+
+@dataclass
+class Discovery:
+    r"""Outcome of the discovery test.
+
+    Attributes:
+        q0: The test statistic (CCGV eq. 12).
+        significance: Z = sqrt(q0), in standard deviations (CCGV eq. 53).
+        p_value: 1 - Phi(Z), the background-only p-value.
+        nll_null: NLL of the background-only fit (n_sig = 0).
+        fit: The signal-plus-background fit.
+    """
+
+    q0: float
+    significance: float
+    p_value: float
+    nll_null: float
+    fit: ScanResult = field(repr=False)
+
+
+def discovery(nll: MixtureLikelihood, space: ParameterSpace) -> Discovery:
+    r"""Tests the background-only hypothesis n_sig = 0 with q0 = 2 (NLL(n_sig = 0) -
+    NLL(best)) when the fitted n_sig is positive, else 0; the other floating parameters
+    are profiled (Minuit for the free fit, L-BFGS for the null fit, where the signal
+    parameters drop out and are held).
+
+    With the signal parameters fixed in `space` this is the local significance at those
+    masses. With them floating the significance is still local: the look-elsewhere
+    effect (Gross and Vitells, EPJC 70 (2010) 525) makes the global one lower.
+
+    Arguments:
+        nll: An extended `MixtureLikelihood` (built without `n_sig`, `n_bkg`).
+        space: Its parameters; `n_sig` must float.
+    """
+    if not nll.extended:
+        raise ValueError(
+            "the discovery test needs the extended likelihood: build MixtureLikelihood "
+            "without n_sig and n_bkg"
+        )
+    if "n_sig" not in space.floating_names:
+        raise ValueError("n_sig is fixed: the discovery test fits it")
+    fit = minuit_scan(nll, space)
+    held = [v.name for v in nll.signal.theta_vars]
+    null_space = ParameterSpace(space.theta_vars, fit.theta, [*space.fixed_names, *held])
+    nll_null, _ = conditional_minimum(nll, null_space, {"n_sig": 0.0})
+    q0 = max(0.0, 2 * (nll_null - fit.nll)) if fit.values["n_sig"] > 0 else 0.0
+    z = math.sqrt(q0)
+    p_value = float(stats.norm.sf(z))
+    return Discovery(q0=q0, significance=z, p_value=p_value, nll_null=nll_null, fit=fit)
