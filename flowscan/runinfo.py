@@ -13,7 +13,17 @@ from pathlib import Path
 
 import numpy as np
 
-_PACKAGES = ["flowscan", "torch", "zuko", "numpy", "scipy", "iminuit", "botorch", "pandas"]
+_PACKAGES = [
+    "flowscan",
+    "torch",
+    "zuko",
+    "numpy",
+    "scipy",
+    "iminuit",
+    "botorch",
+    "pandas",
+    "distributed",
+]
 
 
 def versions() -> dict[str, str]:

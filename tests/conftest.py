@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -44,3 +46,18 @@ def scipy_mixture_nll(x: np.ndarray, theta: np.ndarray, f: float) -> float:
     r"""The toy's mixture NLL from `scipy_densities` with signal fraction f."""
     ps, pb = scipy_densities(x, theta)
     return -np.sum(np.log(f * ps + (1 - f) * pb))
+
+
+class Flat:
+    r"""The uniform density on the toy's mass window: with flat signal and background the
+    extended likelihood is a counting experiment."""
+
+    observables = [MASS]
+    theta_vars: list = []
+
+    def log_prob(self, x: torch.Tensor, theta: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.full(x.shape[:-1], -math.log(MASS.high - MASS.low), dtype=torch.float64)
+
+    def sample(self, n: int, theta: torch.Tensor | None = None, seed: int | None = None):
+        u = np.random.default_rng(seed).random((n, 1))
+        return torch.from_numpy(MASS.low + (MASS.high - MASS.low) * u)

@@ -3,22 +3,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import scipy_densities
+from conftest import Flat, scipy_densities
 from scipy import optimize, stats
 
 from flowscan.scanner import MixtureLikelihood, ParameterSpace, discovery
 from flowscan.toys import MASS, BreitWigner, Exponential, pseudo_data
-
-
-class Flat:
-    r"""The uniform density on the toy's mass window: with flat signal and background the
-    extended likelihood is a counting experiment."""
-
-    observables = [MASS]
-    theta_vars: list = []
-
-    def log_prob(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-        return torch.full(x.shape[:-1], -math.log(MASS.high - MASS.low), dtype=torch.float64)
 
 
 def _counting(n: int, b: float) -> float:

@@ -5,8 +5,25 @@ from .errors import covariance, error_scale_hessian
 from .gradient import gradient_scan
 from .hypotest import Discovery, discovery
 from .likelihood import Density, MixtureLikelihood
+from .limits import (
+    SIGMAS,
+    UpperLimit,
+    asimov,
+    cls_asymptotic,
+    cls_expected,
+    upper_limit,
+    upper_limit_toys,
+)
 from .minuit import MinuitCost, minuit_scan
 from .profile import ProfileResult, conditional_minimum, profile_likelihood, wilks_threshold
+from .pseudo_experiments import (
+    PseudoExperiments,
+    Sampler,
+    coverage,
+    pseudo_dataset,
+    pseudo_experiments,
+    toy_seed,
+)
 from .result import ScanResult
 from .sampling import grid_scan, random_scan
 from .space import ParameterSpace
@@ -18,16 +35,29 @@ __all__ = [
     "MixtureLikelihood",
     "ParameterSpace",
     "ProfileResult",
+    "PseudoExperiments",
+    "SIGMAS",
+    "Sampler",
     "ScanResult",
+    "UpperLimit",
+    "asimov",
     "bayesopt_scan",
+    "cls_asymptotic",
+    "cls_expected",
     "conditional_minimum",
     "covariance",
+    "coverage",
     "discovery",
     "error_scale_hessian",
     "gradient_scan",
     "grid_scan",
     "minuit_scan",
     "profile_likelihood",
+    "pseudo_dataset",
+    "pseudo_experiments",
     "random_scan",
+    "toy_seed",
+    "upper_limit",
+    "upper_limit_toys",
     "wilks_threshold",
 ]

@@ -37,7 +37,9 @@ class Discovery:
     fit: ScanResult = field(repr=False)
 
 
-def discovery(nll: MixtureLikelihood, space: ParameterSpace) -> Discovery:
+def discovery(
+    nll: MixtureLikelihood, space: ParameterSpace, fit: ScanResult | None = None
+) -> Discovery:
     r"""Tests the background-only hypothesis n_sig = 0 with q0 = 2 (NLL(n_sig = 0) -
     NLL(best)) when the fitted n_sig is positive, else 0; the other floating parameters
     are profiled (Minuit for the free fit, L-BFGS for the null fit, where the signal
@@ -50,6 +52,7 @@ def discovery(nll: MixtureLikelihood, space: ParameterSpace) -> Discovery:
     Arguments:
         nll: An extended `MixtureLikelihood` (built without `n_sig`, `n_bkg`).
         space: Its parameters; `n_sig` must float.
+        fit: The free fit of `nll` in `space`, if done already; else `minuit_scan`.
     """
     if not nll.extended:
         raise ValueError(
@@ -58,7 +61,7 @@ def discovery(nll: MixtureLikelihood, space: ParameterSpace) -> Discovery:
         )
     if "n_sig" not in space.floating_names:
         raise ValueError("n_sig is fixed: the discovery test fits it")
-    fit = minuit_scan(nll, space)
+    fit = fit if fit is not None else minuit_scan(nll, space)
     held = [v.name for v in nll.signal.theta_vars]
     null_space = ParameterSpace(space.theta_vars, fit.theta, [*space.fixed_names, *held])
     nll_null, _ = conditional_minimum(nll, null_space, {"n_sig": 0.0})

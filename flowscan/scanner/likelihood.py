@@ -43,6 +43,10 @@ class MixtureLikelihood:
     `n_sig` go as far below 0 (for unbiased pseudo-experiments), and an NLL where the total
     density is not positive on every event raises `FloatingPointError`.
 
+    With `weights` each event's log term is multiplied by its weight, and N is their sum:
+    a weighted sample stands in for a density, e.g. the Asimov dataset of `upper_limit`.
+    `max_yield` replaces N + 10 sqrt(N) + 10, so pseudo-datasets can share the data's ranges.
+
     Per-event terms are combined with a max-shifted sum and summed in float64, whatever
     dtype the densities run in, so the sum over 1e5 events keeps ~1e-9 relative
     precision. `nll` is a differentiable torch scalar; calling the likelihood is `nll`.
@@ -54,6 +58,8 @@ class MixtureLikelihood:
         n_sig: Signal events assumed in the data; `None` (with `n_bkg`) for the extended form.
         n_bkg: Background events assumed in the data.
         negative_signal: Extended form only: allow `n_sig < 0`.
+        weights: Positive event weights `(N,)`; all 1 if `None`.
+        max_yield: Extended form only: upper bound of the yields, in events.
 
     Example:
         >>> from flowscan.toys import BreitWigner, Exponential, pseudo_data
@@ -77,6 +83,8 @@ class MixtureLikelihood:
         n_bkg: float | None = None,
         *,
         negative_signal: bool = False,
+        weights: Tensor | None = None,
+        max_yield: float | None = None,
     ) -> None:
         if [v.name for v in signal.observables] != [v.name for v in background.observables]:
             raise ValueError(
@@ -89,16 +97,26 @@ class MixtureLikelihood:
                 raise ValueError("give both n_sig and n_bkg (fixed fraction) or neither (extended)")
             if not (n_sig >= 0 and n_bkg > 0 and math.isfinite(n_sig + n_bkg)):
                 raise ValueError(f"need n_sig >= 0 and n_bkg > 0, got n_sig={n_sig}, n_bkg={n_bkg}")
-            if negative_signal:
-                raise ValueError("negative_signal needs the extended form (no n_sig, n_bkg)")
+            if negative_signal or max_yield is not None:
+                raise ValueError(
+                    "negative_signal and max_yield need the extended form (no n_sig, n_bkg)"
+                )
         x = torch.as_tensor(x, dtype=torch.float64)
         check_events(x, signal.observables)
         check_events(x, background.observables)
-        self.signal, self.background, self.x = signal, background, x
+        if weights is not None:
+            weights = torch.as_tensor(weights, dtype=torch.float64, device=x.device)
+            if weights.shape != x.shape[:1] or not (torch.isfinite(weights) & (weights > 0)).all():
+                raise ValueError(f"weights must be {len(x)} finite positive numbers, one per event")
+        self.signal, self.background, self.x, self.weights = signal, background, x, weights
+        self.negative_signal = negative_signal
         self.f_sig = None if self.extended else n_sig / (n_sig + n_bkg)
         yields = []
         if self.extended:
-            top = len(x) + 10 * math.sqrt(len(x)) + 10
+            n = len(x) if weights is None else weights.sum().item()
+            top = n + 10 * math.sqrt(n) + 10 if max_yield is None else max_yield
+            if not top > 0:
+                raise ValueError(f"max_yield must be positive, got {max_yield}")
             low = -top if negative_signal else 0.0
             yields = [Variable("n_sig", "events", low, top), Variable("n_bkg", "events", 0.0, top)]
         self.theta_vars = [*yields, *signal.theta_vars, *background.theta_vars]
@@ -150,15 +168,19 @@ class MixtureLikelihood:
             ys = None if yields is None else yields[start : start + group]
             step = max(1, self.max_elements // len(ts))
             chunks = [
-                (self.x[i : i + step], None if lp_b is None else lp_b[..., i : i + step])
+                (
+                    self.x[i : i + step],
+                    None if self.weights is None else self.weights[i : i + step],
+                    None if lp_b is None else lp_b[..., i : i + step],
+                )
                 for i in range(0, len(self.x), step)
             ]
             keep = len(chunks) == 1 or not torch.is_grad_enabled()
             nll = sum(
-                self._nll(x, lp, ts, tb, ys)
+                self._nll(x, w, lp, ts, tb, ys)
                 if keep
-                else checkpoint(self._nll, x, lp, ts, tb, ys, use_reentrant=False)
-                for x, lp in chunks
+                else checkpoint(self._nll, x, w, lp, ts, tb, ys, use_reentrant=False)
+                for x, w, lp in chunks
             )
             out.append(nll if ys is None else nll + ys.sum(dim=-1))
         nll = torch.cat(out)
@@ -167,19 +189,22 @@ class MixtureLikelihood:
     def _nll(
         self,
         x: Tensor,
+        weights: Tensor | None,
         lp_b: Tensor | None,
         theta_sig: Tensor,
         theta_bkg: Tensor,
         yields: Tensor | None,
     ) -> Tensor:
-        r"""Sum over events `x` `(M, F)` of -log of the mixture density, `(K,)` for thetas
-        `(K, 1, D)` and yields `(K, 2)` or `None` (fixed fraction); `lp_b` is the cached
-        background log-density of these events `(M,)`, or `None` to compute it."""
+        r"""Sum over events `x` `(M, F)` of -log of the mixture density (times `weights`
+        `(M,)` if given), `(K,)` for thetas `(K, 1, D)` and yields `(K, 2)` or `None` (fixed
+        fraction); `lp_b` is the cached background log-density of these events `(M,)`, or
+        `None` to compute it."""
         lp_s = self.signal.log_prob(x, theta_sig).double()
         if lp_b is None:
             lp_b = self.background.log_prob(x, theta_bkg).double()
         if yields is None:
             if self.f_sig == 0:
+                lp_b = lp_b if weights is None else weights * lp_b
                 return -lp_b.sum(dim=-1).expand(lp_s.shape[:-1])
             w_s, w_b = lp_s.new_tensor(self.f_sig), lp_s.new_tensor(1 - self.f_sig)
         else:
@@ -193,7 +218,8 @@ class MixtureLikelihood:
                 f"the total density n_sig p_s + n_bkg p_b is not positive on {bad} event(s) "
                 "(n_sig too negative, or both yields 0): bound n_sig from below"
             )
-        return -(total.log() + top).sum(dim=-1)
+        log_total = total.log() + top
+        return -(log_total if weights is None else weights * log_total).sum(dim=-1)
 
     __call__ = nll
 

@@ -1,0 +1,81 @@
+r"""Independent tasks (pseudo-experiments, limits at many masses) on Dask distributed: a
+local cluster of single-threaded worker processes, or any scheduler by its address."""
+
+from __future__ import annotations
+
+__all__ = ["dask_client", "map_tasks"]
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, TypeVar
+
+from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@contextmanager
+def dask_client(jobs: int | None = None, scheduler: str | None = None) -> Iterator[Client]:
+    r"""A Dask client for the tasks of one command, closed on exit.
+
+    Arguments:
+        jobs: Worker processes of a local cluster, each with one thread (torch is told
+            to use one thread there too); all cores if `None`.
+        scheduler: Address of a running scheduler, e.g. `tcp://10.0.0.1:8786`, whose
+            workers get the tasks instead (`jobs` is then ignored).
+    """
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        with Client(scheduler) as client:
+            yield client
+        return
+    jobs = jobs or os.cpu_count() or 1
+    if jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {jobs}")
+    with (
+        LocalCluster(
+            n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        client.run(_one_thread)
+        yield client
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def map_tasks(
+    func: Callable[[T], R],
+    items: Sequence[T],
+    client: Client | None = None,
+    *,
+    progress: bool = True,
+    desc: str = "tasks",
+) -> list[R]:
+    r"""`[func(item) for item in items]`, on the client's workers if given, else here one
+    after the other, with a progress bar. A task that fails raises its error here."""
+    bar = tqdm(total=len(items), desc=desc, disable=not progress, leave=False)
+    if client is None:
+        out = []
+        for item in items:
+            out.append(func(item))
+            bar.update()
+        bar.close()
+        return out
+    from distributed import as_completed
+
+    futures = client.map(func, items, pure=False)
+    for _ in as_completed(futures):
+        bar.update()
+    bar.close()
+    return client.gather(futures)

@@ -1,0 +1,262 @@
+r"""Pseudo-experiments: datasets drawn from a known truth and fitted like data, to measure
+pulls, the coverage of intervals and the distribution of test statistics."""
+
+from __future__ import annotations
+
+__all__ = [
+    "PseudoExperiments",
+    "Sampler",
+    "coverage",
+    "pseudo_dataset",
+    "pseudo_experiments",
+    "toy_seed",
+]
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from ..parallel import map_tasks
+from ..variables import Variable
+from .hypotest import discovery
+from .likelihood import Density, MixtureLikelihood
+from .minuit import minuit_scan
+from .space import ParameterSpace
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+
+class Sampler(Protocol):
+    r"""What generates pseudo-data: a flow (`DensityModel`), a closed-form toy density or
+    a `Bootstrap` of a sample."""
+
+    observables: Sequence[Variable]
+
+    def sample(self, n: int, theta: Tensor | None = None, seed: int | None = None) -> Tensor: ...
+
+
+def toy_seed(seed: int, toy: int) -> int:
+    r"""The seed of pseudo-experiment `toy` of a study seeded `seed`: independent streams
+    (numpy `SeedSequence([seed, toy])`), so any toy can be rerun alone."""
+    return int(np.random.SeedSequence([seed, toy]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def pseudo_dataset(
+    signal: Sampler,
+    background: Sampler,
+    n_sig: float,
+    n_bkg: float,
+    theta_sig: Tensor,
+    theta_bkg: Tensor,
+    seed: int,
+) -> Tensor:
+    r"""Poisson(`n_sig`) signal events at `theta_sig` `(D_s,)` followed by Poisson(`n_bkg`)
+    background events at `theta_bkg` `(D_b,)`. Returns float64 events `(N, F)`."""
+    if not (n_sig >= 0 and n_bkg >= 0):
+        raise ValueError(f"expected yields must be >= 0, got n_sig={n_sig}, n_bkg={n_bkg}")
+    rng = np.random.default_rng(seed)
+    counts = rng.poisson([n_sig, n_bkg])
+    seeds = rng.integers(2**62, size=2)
+    parts = []
+    for sampler, n, theta, s in zip(
+        (signal, background), counts, (theta_sig, theta_bkg), seeds, strict=True
+    ):
+        theta = torch.as_tensor(theta, dtype=torch.float64)
+        if n == 0:
+            parts.append(torch.empty(0, len(sampler.observables), dtype=torch.float64))
+        else:
+            parts.append(sampler.sample(int(n), theta if theta.numel() else None, int(s)).double())
+    return torch.cat(parts)
+
+
+def coverage(lower: np.ndarray, upper: np.ndarray, truth: float) -> tuple[float, float]:
+    r"""Fraction of the intervals `[lower, upper]` `(T,)` that contain `truth`, and its
+    binomial standard error sqrt(p (1 - p) / T)."""
+    lower, upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
+    if lower.shape != upper.shape or lower.ndim != 1 or len(lower) == 0:
+        raise ValueError("give lower and upper ends of one or more intervals, as equal 1D arrays")
+    p = float(np.mean((lower <= truth) & (truth <= upper)))
+    return p, float(np.sqrt(p * (1 - p) / len(lower)))
+
+
+@dataclass(frozen=True)
+class _Toy:
+    r"""One pseudo-experiment as a picklable task: draw with `generator`, fit with the
+    extended likelihood of `signal` and `background`."""
+
+    signal: Density
+    background: Density
+    generator: tuple[Sampler, Sampler]
+    truth: tuple[float, ...]  # (n_sig, n_bkg, theta_sig, theta_bkg)
+    fixed: tuple[str, ...]
+    minos: bool
+    negative_signal: bool
+    seed: int
+
+    def dataset(self, toy: int) -> Tensor:
+        d = 2 + len(self.signal.theta_vars)
+        truth = torch.tensor(self.truth, dtype=torch.float64)
+        return pseudo_dataset(
+            *self.generator, *self.truth[:2], truth[2:d], truth[d:], toy_seed(self.seed, toy)
+        )
+
+    def __call__(self, toy: int) -> dict[str, float]:
+        x = self.dataset(toy)
+        row = {"toy": toy, "events": len(x)}
+        nll = MixtureLikelihood(
+            self.signal, self.background, x, negative_signal=self.negative_signal
+        )
+        start = np.clip(self.truth, *np.array([(v.low, v.high) for v in nll.theta_vars]).T)
+        space = ParameterSpace(nll.theta_vars, start, self.fixed)
+        try:
+            fit = minuit_scan(nll, space, minos=self.minos)
+            q0 = discovery(nll, space, fit).q0 if "n_sig" not in self.fixed else np.nan
+        except FloatingPointError as e:
+            return row | {"valid": False, "message": str(e)}
+        row |= {"valid": fit.converged, "message": fit.message, "nll": fit.nll, "q0": q0}
+        for name in space.floating_names:
+            k = space.names.index(name)
+            row |= {name: fit.theta[k], f"{name}_error": fit.errors[k]}
+            if fit.minos is not None:
+                lo, hi = fit.minos[name]
+                row |= {f"{name}_lower": fit.theta[k] + lo, f"{name}_upper": fit.theta[k] + hi}
+        return row
+
+
+@dataclass
+class PseudoExperiments:
+    r"""Fits of pseudo-datasets drawn from a known truth.
+
+    Attributes:
+        truth: Every parameter's true value, by name (yields in events).
+        floating: The fitted parameters.
+        table: One row per toy: `toy`, `events`, `valid` (a valid minimum with positive
+            definite curvature), `message`, `nll`, `q0` (the discovery test statistic;
+            NaN with `n_sig` fixed), and per floating parameter its value, `<name>_error`
+            (HESSE) and with MINOS `<name>_lower`, `<name>_upper` (interval ends).
+    """
+
+    truth: dict[str, float]
+    floating: list[str]
+    table: pd.DataFrame
+    _toy: _Toy = field(repr=False)
+
+    def dataset(self, toy: int) -> Tensor:
+        r"""The events of pseudo-experiment `toy` again, `(N, F)`."""
+        return self._toy.dataset(toy)
+
+    @property
+    def valid(self) -> pd.DataFrame:
+        r"""The rows of toys whose fit is valid."""
+        return self.table[self.table["valid"].astype(bool)]
+
+    def pulls(self, name: str) -> np.ndarray:
+        r"""(fit - truth) / HESSE error of `name` over the valid toys."""
+        t = self.valid
+        return ((t[name] - self.truth[name]) / t[f"{name}_error"]).to_numpy()
+
+    def summary(self) -> pd.DataFrame:
+        r"""Per floating parameter: pull mean and width with their standard errors, and
+        the coverage of the HESSE (fit +- error) and MINOS intervals with binomial errors
+        (MINOS columns NaN without MINOS)."""
+        t, rows = self.valid, {}
+        if len(t) < 2:
+            raise ValueError(f"{len(t)} valid fits out of {len(self.table)}: too few to summarize")
+        for name in self.floating:
+            pull, truth, n = self.pulls(name), self.truth[name], len(t)
+            width = pull.std(ddof=1)
+            value, error = t[name].to_numpy(), t[f"{name}_error"].to_numpy()
+            hesse = coverage(value - error, value + error, truth)
+            minos = (
+                coverage(t[f"{name}_lower"], t[f"{name}_upper"], truth)
+                if f"{name}_lower" in t
+                else (np.nan, np.nan)
+            )
+            rows[name] = {
+                "pull_mean": pull.mean(),
+                "pull_mean_error": width / np.sqrt(n),
+                "pull_width": width,
+                "pull_width_error": width / np.sqrt(2 * (n - 1)),
+                "hesse_coverage": hesse[0],
+                "hesse_coverage_error": hesse[1],
+                "minos_coverage": minos[0],
+                "minos_coverage_error": minos[1],
+            }
+        return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def pseudo_experiments(
+    signal: Density,
+    background: Density,
+    truth: Mapping[str, float],
+    toys: int,
+    *,
+    fixed: Sequence[str] = (),
+    generator: tuple[Sampler, Sampler] | None = None,
+    minos: bool = False,
+    negative_signal: bool = True,
+    seed: int = 0,
+    client: Client | None = None,
+    progress: bool = True,
+) -> PseudoExperiments:
+    r"""Draws `toys` pseudo-datasets from `truth` and fits each with the extended
+    likelihood of `signal` and `background` (Minuit from the truth, HESSE errors, MINOS if
+    asked), with the discovery statistic q0 where `n_sig` floats.
+
+    Each toy has Poisson(n_sig) signal and Poisson(n_bkg) background events and its own
+    seed `toy_seed(seed, toy)`, so the results do not depend on how the toys are spread
+    over workers, and `PseudoExperiments.dataset(toy)` redraws any one of them.
+
+    Arguments:
+        signal, background: The densities fitted, e.g. flows, in float64.
+        truth: A value for each parameter of the extended likelihood, by name: `n_sig`,
+            `n_bkg` (expected events), then the signal and background parameters.
+        toys: Number of pseudo-experiments.
+        fixed: Parameters held at their true value in the fits.
+        generator: Signal and background samplers of the truth (a closed-form toy, a
+            `Bootstrap` of simulated events); the fitted densities if `None`.
+        minos: MINOS intervals too (a few fits more per toy).
+        negative_signal: Let the fitted n_sig go below 0, so its pulls are not cut at 0.
+        seed: Seed of the study.
+        client: A Dask client (`dask_client`) to run the toys on; here, in turn, if `None`.
+        progress: Show a progress bar.
+    """
+    names = [
+        "n_sig",
+        "n_bkg",
+        *(v.name for v in signal.theta_vars),
+        *(v.name for v in background.theta_vars),
+    ]
+    missing, unknown = sorted(set(names) - set(truth)), sorted(set(truth) - set(names))
+    if missing or unknown:
+        raise ValueError(
+            f"truth needs exactly the parameters {names}: missing {missing}, unknown {unknown}"
+        )
+    bad = sorted(set(fixed) - set(names))
+    if bad:
+        raise ValueError(f"cannot fix {bad}: parameters are {names}")
+    if toys < 1:
+        raise ValueError(f"run at least one pseudo-experiment, got {toys}")
+    toy = _Toy(
+        signal=signal,
+        background=background,
+        generator=generator or (signal, background),
+        truth=tuple(float(truth[n]) for n in names),
+        fixed=tuple(fixed),
+        minos=minos,
+        negative_signal=negative_signal,
+        seed=seed,
+    )
+    rows = map_tasks(toy, range(toys), client, progress=progress, desc="pseudo-experiments")
+    return PseudoExperiments(
+        truth={n: float(truth[n]) for n in names},
+        floating=[n for n in names if n not in fixed],
+        table=pd.DataFrame(rows),
+        _toy=toy,
+    )

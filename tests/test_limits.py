@@ -1,0 +1,117 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import Flat
+from scipy import optimize, stats
+
+from flowscan.scanner import (
+    SIGMAS,
+    MixtureLikelihood,
+    ParameterSpace,
+    asimov,
+    upper_limit,
+    upper_limit_toys,
+)
+from flowscan.toys import MASS, BreitWigner, Exponential, pseudo_data
+
+
+def _counting_nll(n: int, b: float) -> tuple[MixtureLikelihood, ParameterSpace]:
+    r"""n events of a flat signal on a flat background of known size b: a counting
+    experiment, NLL(mu) = mu + b - n log(mu + b)."""
+    x = torch.linspace(MASS.low + 1, MASS.high - 1, n, dtype=torch.float64)[:, None]
+    nll = MixtureLikelihood(Flat(), Flat(), x, max_yield=10 * (n + b) + 50)
+    return nll, ParameterSpace(nll.theta_vars, start=[1.0, b], fixed=["n_bkg"])
+
+
+def _closed_form_limits(n: int, b: float, alpha: float = 0.05) -> tuple[float, np.ndarray]:
+    r"""Observed and expected asymptotic CLs limits of the counting experiment from CCGV:
+    q~_mu in closed form (eq. 16), q_mu,A = 2 (mu - b ln(1 + mu / b)) (Asimov n = b), and
+    CLs+b = 1 - Phi(sqrt q~), CLb = Phi(sqrt q_A - sqrt q~) for q~ <= q_A, else the
+    Gaussian forms of eq. 66; expected: Phi(N - sqrt q_A) / Phi(N) = alpha (eq. 89)."""
+
+    def nll(mu: float) -> float:
+        return mu + b - n * math.log(mu + b)
+
+    mu_hat = max(n - b, 0.0)
+
+    def cls(mu: float) -> float:
+        q = 2 * (nll(mu) - nll(mu_hat)) if mu > mu_hat else 0.0
+        qa = 2 * (mu - b * math.log1p(mu / b))
+        if q <= qa:
+            sb, cl_b = stats.norm.sf(math.sqrt(q)), stats.norm.cdf(math.sqrt(qa) - math.sqrt(q))
+        else:
+            sb = stats.norm.sf((q + qa) / (2 * math.sqrt(qa)))
+            cl_b = stats.norm.sf((q - qa) / (2 * math.sqrt(qa)))
+        return sb / cl_b - alpha
+
+    observed = optimize.brentq(cls, mu_hat + 1e-6, 10 * b, xtol=1e-10)
+    expected = [
+        optimize.brentq(
+            lambda mu, k=k: (
+                stats.norm.cdf(k - math.sqrt(2 * (mu - b * math.log1p(mu / b)))) / stats.norm.cdf(k)
+                - alpha
+            ),
+            1e-6,
+            10 * b,
+            xtol=1e-10,
+        )
+        for k in SIGMAS
+    ]
+    return observed, np.array(expected)
+
+
+@pytest.mark.parametrize("n", [100, 85, 125])
+def test_asymptotic_cls_limit_of_a_counting_experiment_matches_the_closed_form(n):
+    nll, space = _counting_nll(n, 100.0)
+    limit = upper_limit(nll, space, asimov_events=1_000)
+    observed, expected = _closed_form_limits(n, 100.0)
+    assert limit.n_sig_hat == pytest.approx(max(n - 100, 0), abs=0.1)  # 0.01 sigma
+    assert limit.observed == pytest.approx(observed, rel=2e-3)
+    np.testing.assert_allclose(limit.expected, expected, rtol=2e-3)
+    assert limit.method == "asymptotic" and limit.cl == 0.95
+
+
+def test_toy_cls_of_a_small_counting_experiment_is_the_poisson_ratio():
+    r"""With a known background the ordering by q~_mu is the ordering by n, so from toys
+    CLs+b = P(n <= n_obs | mu + b) and CLb = P(n <= n_obs | b) (Read's counting CLs)."""
+    n, b, mus, toys = 2, 3.0, [1.5, 3.0, 6.0], 300
+    nll, space = _counting_nll(n, b)
+    with pytest.warns(UserWarning, match=r"expected limit at \+2 sigma: CLs stays above"):
+        limit = upper_limit_toys(nll, space, mus, toys, seed=1, progress=False)
+    p_b = stats.poisson.cdf(n, b)
+    for mu, cls_sb, cls_b, cls in limit.scan[:, :4]:
+        p_sb = stats.poisson.cdf(n, mu + b)
+        assert cls_sb == pytest.approx(p_sb, abs=4 * math.sqrt(p_sb * (1 - p_sb) / toys))
+        assert cls_b == pytest.approx(p_b, abs=4 * math.sqrt(p_b * (1 - p_b) / toys))
+        assert cls == pytest.approx(cls_sb / cls_b)
+    poisson = optimize.brentq(lambda mu: stats.poisson.cdf(n, mu + b) / p_b - 0.05, 0.1, 20)
+    assert limit.observed == pytest.approx(poisson, rel=0.15)
+    assert np.isnan(limit.expected[-1])  # the +2 sigma band lies above the tested values
+
+
+def test_weighted_asimov_sample_integrates_the_background():
+    r"""The importance-weighted Asimov sample reproduces n_bkg and the background mean of
+    the mass (closed form of the truncated exponential), to its Monte Carlo error."""
+    x = pseudo_data(torch.tensor([450.0, 40.0]), torch.tensor([180.0]), 0, 2_000, seed=5)
+    nll = MixtureLikelihood(BreitWigner(), Exponential(), x)
+    data = asimov(nll, np.array([0.0, 2_000.0, 450.0, 40.0, 180.0]), events=20_000, seed=2)
+    w, m = data.weights.numpy(), data.x[:, 0].numpy()
+    tau, lo, hi = 180.0, MASS.low, MASS.high
+    mean = lo + tau - (hi - lo) / math.expm1((hi - lo) / tau)
+    assert w.sum() == pytest.approx(2_000.0, rel=0.01)
+    assert (w * m).sum() / w.sum() == pytest.approx(mean, rel=0.01)
+    assert data.theta_vars[0].high == nll.theta_vars[0].high
+
+
+def test_limits_refuse_what_they_cannot_do():
+    nll, space = _counting_nll(100, 100.0)
+    with pytest.raises(ValueError, match="n_sig is fixed"):
+        upper_limit(nll, ParameterSpace(nll.theta_vars, [1.0, 100.0], ["n_sig"]))
+    with pytest.raises(ValueError, match="increasing positive"):
+        upper_limit_toys(nll, space, [5.0, 2.0], progress=False)
+    x = pseudo_data(torch.tensor([450.0, 40.0]), torch.tensor([180.0]), 0, 500, seed=5)
+    bump = MixtureLikelihood(BreitWigner(), Exponential(), x)
+    with pytest.raises(ValueError, match="fix the signal parameters"):
+        upper_limit(bump, ParameterSpace(bump.theta_vars))
