@@ -43,6 +43,65 @@ def _scan(args: argparse.Namespace) -> None:
     )
 
 
+def _toys(args: argparse.Namespace) -> None:
+    from .parallel import dask_client
+    from .scan import parse_start
+    from .toy_study import run_toys
+
+    with dask_client(args.jobs, args.scheduler) as client:
+        run_toys(
+            args.signal,
+            args.background,
+            parse_start(args.truth),
+            args.toys,
+            null_toys=args.null_toys,
+            fixed=[f for f in (args.fix or "").split(",") if f],
+            generator=args.generator,
+            samples=args.samples.split(",") if args.samples else None,
+            columns=args.columns.split(",") if args.columns else None,
+            minos=args.minos,
+            seed=args.seed,
+            client=client,
+            out=args.out,
+            progress=not args.no_progress,
+        )
+
+
+def _limits(args: argparse.Namespace) -> None:
+    from .limit_scan import parse_values, run_limits
+    from .parallel import dask_client
+    from .scan import parse_start
+
+    at = dict(parse_values(a) for a in args.at)
+    with dask_client(args.jobs, args.scheduler) as client:
+        run_limits(
+            args.signal,
+            args.background,
+            args.data,
+            at,
+            columns=args.columns.split(",") if args.columns else None,
+            start=parse_start(args.start),
+            fixed=[f for f in (args.fix or "").split(",") if f],
+            cl=args.cl,
+            method=args.method,
+            toys=args.toys,
+            asimov_events=args.asimov_events,
+            seed=args.seed,
+            client=client,
+            out=args.out,
+            progress=not args.no_progress,
+        )
+
+
+def _add_dask(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--jobs", type=int, help="worker processes of the local Dask cluster (default: all cores)"
+    )
+    parser.add_argument(
+        "--scheduler", help="address of a Dask scheduler to run on instead, e.g. tcp://host:8786"
+    )
+
+
 def _generate(args: argparse.Namespace) -> None:
     from .runinfo import versions, write_json
     from .toys import lhco
@@ -179,8 +238,13 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("--background", required=True, help="background model file")
     scan.add_argument("--data", required=True, help="events: .csv, .parquet, .h5 or .hdf5")
     scan.add_argument("--columns", help="data columns of the observables, comma-separated")
-    scan.add_argument("--n-sig", type=float, required=True, help="signal events in the data")
-    scan.add_argument("--n-bkg", type=float, required=True, help="background events in the data")
+    scan.add_argument(
+        "--n-sig",
+        type=float,
+        help="signal events in the data, fixing the fraction with --n-bkg; omit both to fit "
+        "the yields (extended likelihood)",
+    )
+    scan.add_argument("--n-bkg", type=float, help="background events in the data")
     scan.add_argument(
         "--method", default="minuit,gradient", help="comma-separated methods or 'all'"
     )
@@ -197,6 +261,80 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     scan.add_argument("--out", help="output folder (default runs/scan-<timestamp>/)")
     scan.set_defaults(func=_scan)
+
+    limits = commands.add_parser(
+        "limits",
+        help="CLs upper limits on the signal yield over a grid of signal parameters",
+        description="Fits the extended likelihood of saved models to a data file and sets "
+        "CLs upper limits on n_sig (test statistic q~_mu) at each point of a grid of signal "
+        "parameters, with the expected +-1 and +-2 sigma band; writes limits.csv, "
+        "limits.json and the limit curve limits.png.",
+    )
+    limits.add_argument("--signal", required=True, help="signal model file")
+    limits.add_argument("--background", required=True, help="background model file")
+    limits.add_argument("--data", required=True, help="events: .csv, .parquet, .h5 or .hdf5")
+    limits.add_argument("--columns", help="data columns of the observables, comma-separated")
+    limits.add_argument(
+        "--at",
+        action="append",
+        required=True,
+        help="values of a signal parameter: name=low:high:count or name=v1,v2,...; "
+        "repeat for each (e.g. --at m_pole=300:700:9 --at gamma=40)",
+    )
+    limits.add_argument("--start", help="starting values of background parameters, e.g. tau=170")
+    limits.add_argument("--fix", help="background parameters held at their start")
+    limits.add_argument("--cl", type=float, default=0.95, help="confidence level (default 0.95)")
+    limits.add_argument(
+        "--method", default="asymptotic", help="asymptotic (default) or toys (small samples)"
+    )
+    limits.add_argument(
+        "--toys", type=int, default=500, help="toys per n_sig value and hypothesis (--method toys)"
+    )
+    limits.add_argument(
+        "--asimov-events", type=int, default=20_000, help="size of the weighted Asimov sample"
+    )
+    limits.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    limits.add_argument("--out", help="output folder (default runs/limits-<timestamp>/)")
+    limits.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_dask(limits)
+    limits.set_defaults(func=_limits)
+
+    toys = commands.add_parser(
+        "toys",
+        help="pseudo-experiments: pulls, interval coverage and the q0 distribution",
+        description="Draws pseudo-datasets from a truth, fits each with the extended "
+        "likelihood of saved models (Minuit, HESSE, optionally MINOS), and reports pulls and "
+        "68%% coverage per parameter; then background-only toys give the distribution of "
+        "q0 against the asymptotic chi2. Writes toys.csv, null_toys.csv, toys.json, "
+        "pulls.png and q0.png.",
+    )
+    toys.add_argument("--signal", required=True, help="signal model file")
+    toys.add_argument("--background", required=True, help="background model file")
+    toys.add_argument(
+        "--truth",
+        required=True,
+        help="every parameter's true value: n_sig,n_bkg (events) and the signal and "
+        "background parameters, e.g. n_sig=1000,n_bkg=100000,m_pole=455,gamma=33,tau=170",
+    )
+    toys.add_argument("--toys", type=int, default=100, help="toys at the truth (default 100)")
+    toys.add_argument(
+        "--null-toys", type=int, help="background-only toys for q0 (default: as --toys)"
+    )
+    toys.add_argument("--fix", help="parameters held at their truth in the fits")
+    toys.add_argument(
+        "--generator",
+        default="model",
+        help="what draws the toys: model (the saved models, default), breit-wigner (the "
+        "toy's exact densities) or bootstrap (resampling --samples)",
+    )
+    toys.add_argument("--samples", help="signal,background event files for --generator bootstrap")
+    toys.add_argument("--columns", help="columns of the observables in --samples")
+    toys.add_argument("--minos", action="store_true", help="MINOS intervals and their coverage")
+    toys.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    toys.add_argument("--out", help="output folder (default runs/toys-<timestamp>/)")
+    toys.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_dask(toys)
+    toys.set_defaults(func=_toys)
     return parser
 
 

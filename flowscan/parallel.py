@@ -29,6 +29,7 @@ def dask_client(jobs: int | None = None, scheduler: str | None = None) -> Iterat
         scheduler: Address of a running scheduler, e.g. `tcp://10.0.0.1:8786`, whose
             workers get the tasks instead (`jobs` is then ignored).
     """
+    import dask
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
@@ -38,9 +39,18 @@ def dask_client(jobs: int | None = None, scheduler: str | None = None) -> Iterat
     jobs = jobs or os.cpu_count() or 1
     if jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
+    # Dask's workers return freed memory to the system above 64 kB (MALLOC_TRIM_THRESHOLD_),
+    # and torch frees and reallocates MB-sized buffers at every NLL: page faults tripled
+    # a limit's time. glibc's own threshold (dynamic, from 128 kB) keeps them.
+    environ = dask.config.get("distributed.nanny.pre-spawn-environ")
+    environ = {k: v for k, v in environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
     with (
+        dask.config.set({"distributed.nanny.pre-spawn-environ": environ}),
         LocalCluster(
-            n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=jobs,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
         ) as cluster,
         Client(cluster) as client,
     ):

@@ -55,8 +55,8 @@ def run_scan(
     signal: str | os.PathLike,
     background: str | os.PathLike,
     data: str | os.PathLike,
-    n_sig: float,
-    n_bkg: float,
+    n_sig: float | None,
+    n_bkg: float | None,
     methods: Sequence[str] = ("minuit", "gradient"),
     *,
     columns: Sequence[str] | None = None,
@@ -77,7 +77,8 @@ def run_scan(
     Arguments:
         signal, background: Model files written by `DensityModel.save`.
         data: CSV, Parquet or HDF5 table of events.
-        n_sig, n_bkg: Yields fixing the signal fraction.
+        n_sig, n_bkg: Yields fixing the signal fraction; `None` for both fits them (the
+            extended likelihood, parameters `n_sig`, `n_bkg` first).
         methods: Any of `METHODS`.
         columns: Data columns of the observables, in model order (default: their names).
         start: Starting values by name (default: the centre of the trained ranges).
@@ -190,5 +191,5 @@ def parse_start(text: str | None) -> dict[str, float]:
         except ValueError:
             sep = ""
         if not sep:
-            raise ValueError(f"--start item {item!r} is not name=value")
+            raise ValueError(f"item {item!r} is not name=value")
     return out

@@ -122,7 +122,7 @@ class MixtureLikelihood:
         self.theta_vars = [*yields, *signal.theta_vars, *background.theta_vars]
         self._n_yields = len(yields)
         self._n_sig_theta = len(signal.theta_vars)
-        self._cache: tuple[Tensor, Tensor] | None = None
+        self._cache: dict[str, tuple[Tensor, Tensor]] = {}
 
     @property
     def names(self) -> list[str]:
@@ -151,16 +151,18 @@ class MixtureLikelihood:
         chunks. When there is more than one chunk and a gradient is wanted, each chunk is
         recomputed in the backward pass (`torch.utils.checkpoint`) instead of kept, so the
         gradient of 1e6 events costs one extra forward pass, not 1e6 events' activations.
-        A `theta_bkg` that needs no gradient and is one value for the whole batch (or is
-        empty: an unconditional background) has its per-event background density
-        computed once and cached."""
+        A `theta_sig` or `theta_bkg` that needs no gradient and is one value for the
+        whole batch (or is empty: an unconditional density) has its per-event density
+        computed once and cached: a fit of the yields at fixed masses, as in a limit,
+        then costs no flow evaluation at all."""
         if (yields is None) == self.extended:
             raise ValueError("yields (n_sig, n_bkg) are needed exactly for the extended form")
         batched = theta_sig.ndim == 2
         if not batched:
             theta_sig, theta_bkg = theta_sig[None], theta_bkg[None]
             yields = None if yields is None else yields[None]
-        lp_b = self._background_log_prob(theta_bkg)
+        lp_s = self._cached_log_prob("signal", theta_sig)
+        lp_b = self._cached_log_prob("background", theta_bkg)
         group = max(1, self.max_elements // len(self.x))
         out = []
         for start in range(0, len(theta_sig), group):
@@ -170,17 +172,16 @@ class MixtureLikelihood:
             chunks = [
                 (
                     self.x[i : i + step],
-                    None if self.weights is None else self.weights[i : i + step],
-                    None if lp_b is None else lp_b[..., i : i + step],
+                    *(None if t is None else t[i : i + step] for t in (self.weights, lp_s, lp_b)),
                 )
                 for i in range(0, len(self.x), step)
             ]
             keep = len(chunks) == 1 or not torch.is_grad_enabled()
             nll = sum(
-                self._nll(x, w, lp, ts, tb, ys)
+                self._nll(*chunk, ts, tb, ys)
                 if keep
-                else checkpoint(self._nll, x, w, lp, ts, tb, ys, use_reentrant=False)
-                for x, w, lp in chunks
+                else checkpoint(self._nll, *chunk, ts, tb, ys, use_reentrant=False)
+                for chunk in chunks
             )
             out.append(nll if ys is None else nll + ys.sum(dim=-1))
         nll = torch.cat(out)
@@ -190,6 +191,7 @@ class MixtureLikelihood:
         self,
         x: Tensor,
         weights: Tensor | None,
+        lp_s: Tensor | None,
         lp_b: Tensor | None,
         theta_sig: Tensor,
         theta_bkg: Tensor,
@@ -197,15 +199,16 @@ class MixtureLikelihood:
     ) -> Tensor:
         r"""Sum over events `x` `(M, F)` of -log of the mixture density (times `weights`
         `(M,)` if given), `(K,)` for thetas `(K, 1, D)` and yields `(K, 2)` or `None` (fixed
-        fraction); `lp_b` is the cached background log-density of these events `(M,)`, or
-        `None` to compute it."""
-        lp_s = self.signal.log_prob(x, theta_sig).double()
+        fraction); `lp_s`, `lp_b` are the cached log-densities of these events `(M,)`, or
+        `None` to compute them."""
+        if lp_s is None:
+            lp_s = self.signal.log_prob(x, theta_sig).double()
         if lp_b is None:
             lp_b = self.background.log_prob(x, theta_bkg).double()
         if yields is None:
             if self.f_sig == 0:
                 lp_b = lp_b if weights is None else weights * lp_b
-                return -lp_b.sum(dim=-1).expand(lp_s.shape[:-1])
+                return -lp_b.sum(dim=-1).expand(theta_sig.shape[:1])
             w_s, w_b = lp_s.new_tensor(self.f_sig), lp_s.new_tensor(1 - self.f_sig)
         else:
             w_s, w_b = yields[:, :1], yields[:, 1:]
@@ -223,18 +226,18 @@ class MixtureLikelihood:
 
     __call__ = nll
 
-    def _background_log_prob(self, theta_bkg: Tensor) -> Tensor | None:
-        r"""The cached per-event background log-density `(N,)` where `nll_split` allows
-        it, else `None` (computed with the signal, chunk by chunk)."""
-        d = theta_bkg.shape[-1]
-        first = theta_bkg.reshape(-1, d)[0] if theta_bkg.numel() else theta_bkg.new_empty(d)
-        if d and (theta_bkg.requires_grad or not (theta_bkg == first).all()):
+    def _cached_log_prob(self, which: str, theta: Tensor) -> Tensor | None:
+        r"""The cached per-event log-density `(N,)` of the `which` ("signal" or
+        "background") density where `nll_split` allows it, else `None` (computed chunk
+        by chunk with the rest)."""
+        d = theta.shape[-1]
+        first = theta.reshape(-1, d)[0] if theta.numel() else theta.new_empty(d)
+        if d and (theta.requires_grad or not (theta == first).all()):
             return None
-        if self._cache is None or not torch.equal(self._cache[0], first):
+        cached = self._cache.get(which)
+        if cached is None or not torch.equal(cached[0], first):
+            density = self.signal if which == "signal" else self.background
             with torch.no_grad():
-                lp = [
-                    self.background.log_prob(x, first).double()
-                    for x in self.x.split(self.max_elements)
-                ]
-            self._cache = (first.clone(), torch.cat(lp))
-        return self._cache[1]
+                lp = [density.log_prob(x, first).double() for x in self.x.split(self.max_elements)]
+            cached = self._cache[which] = (first.clone(), torch.cat(lp))
+        return cached[1]

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from scipy import optimize, stats
+from scipy import interpolate, optimize, stats
 
 from ..parallel import map_tasks
 from .gradient import gradient_scan
@@ -71,14 +71,14 @@ def cls_asymptotic(q: float, q_asimov: float) -> float:
         return 1.0
     sq, sa = math.sqrt(max(q, 0.0)), math.sqrt(q_asimov)
     t = sq - sa if sq <= sa else (q - q_asimov) / (2 * sa)
-    return float(stats.norm.sf(t + sa) / stats.norm.sf(t))
+    return float(np.exp(stats.norm.logsf(t + sa) - stats.norm.logsf(t)))
 
 
 def cls_expected(q_asimov: float, n_sigma: float) -> float:
     r"""CLs expected at `n_sigma` standard deviations of the background-only hypothesis:
     Phi(N - sqrt(q_mu,A)) / Phi(N) (CCGV eq. 89 before solving for mu)."""
     sa = math.sqrt(max(q_asimov, 0.0))
-    return float(stats.norm.cdf(n_sigma - sa) / stats.norm.cdf(n_sigma))
+    return float(np.exp(stats.norm.logcdf(n_sigma - sa) - stats.norm.logcdf(n_sigma)))
 
 
 def _check(nll: MixtureLikelihood, space: ParameterSpace) -> None:
@@ -109,6 +109,7 @@ class _Qtilde:
     ) -> None:
         self.nll, self.space, self.tol = nll, space, tol
         self.values: dict[float, float] = {}
+        self.minima: dict[float, np.ndarray] = {}
         if asimov:
             self.mu_hat, self.reference = 0.0, self.conditional(0.0)[0]
             return
@@ -120,8 +121,16 @@ class _Qtilde:
         self.reference = fit.nll if self.mu_hat >= 0 else self.conditional(0.0)[0]
 
     def conditional(self, mu: float) -> tuple[float, np.ndarray]:
-        r"""The NLL minimized at n_sig = `mu`, and theta there."""
-        return conditional_minimum(self.nll, self.space, {"n_sig": mu}, tol=self.tol)
+        r"""The NLL minimized at n_sig = `mu`, and theta there; started from the
+        minimum at the nearest n_sig done before."""
+        if self.minima:
+            near = min(self.minima, key=lambda m: abs(m - mu))
+            space = ParameterSpace(self.space.theta_vars, self.minima[near], self.space.fixed_names)
+        else:
+            space = self.space
+        value, theta = conditional_minimum(self.nll, space, {"n_sig": mu}, tol=self.tol)
+        self.minima[mu] = theta
+        return value, theta
 
     def __call__(self, mu: float) -> float:
         if mu <= self.mu_hat:
@@ -175,20 +184,9 @@ def _draw(density: Density, n: int, theta: torch.Tensor, seed: int) -> torch.Ten
     return density.sample(n, theta if theta.numel() else None, seed).double()
 
 
-def _solve(
-    f: Callable[[float], float], alpha: float, low: float, scale: float, top: float
-) -> float:
-    r"""The n_sig above `low` where the decreasing `f` (a CLs) crosses `alpha`, bracketed
-    by steps of `scale` doubled until `f` is below it, to 1e-4 `scale`."""
-    high = low + 4 * scale
-    while f(min(high, top)) > alpha:
-        if high >= top:
-            raise ValueError(
-                f"CLs stays above {alpha:g} up to n_sig = {top:g}, the top of its range: "
-                "the data cannot exclude any signal yield the likelihood allows"
-            )
-        high = low + 2 * (high - low)
-    return optimize.brentq(lambda mu: f(mu) - alpha, low, min(high, top), xtol=1e-4 * scale)
+def _root(f: Callable[[float], float], alpha: float, low: float, high: float) -> float:
+    r"""The n_sig in [`low`, `high`] where the decreasing `f` (a CLs) crosses `alpha`."""
+    return optimize.brentq(lambda mu: f(mu) - alpha, low, high, xtol=1e-9 * (high - low))
 
 
 def upper_limit(
@@ -198,6 +196,7 @@ def upper_limit(
     cl: float = 0.95,
     asimov_events: int = 20_000,
     seed: int = 0,
+    points: int = 13,
     tol: float = 1e-4,
 ) -> UpperLimit:
     r"""Asymptotic CLs upper limit on n_sig at the fixed signal parameters of `space`,
@@ -205,8 +204,11 @@ def upper_limit(
 
     q~_mu is measured on the data; q_mu,A on `asimov(nll, theta_0)`, with theta_0 the
     background-only fit to the data (n_sig = 0, the other floating parameters profiled).
-    The limit is the n_sig where CLs = 1 - `cl` (Brent's method); the expected limits
-    solve `cls_expected` = 1 - `cl` at each of `SIGMAS`.
+    Both are computed on `points` values of n_sig over 5 sigma above the fitted n_sig
+    (more until CLs falls below 1 - `cl`), and their square roots, smooth and nearly
+    linear in n_sig, are interpolated (monotone cubic) in between: ~2 `points` profile
+    fits in all. The limit is the n_sig where CLs = 1 - `cl`; the expected limits solve
+    `cls_expected` = 1 - `cl` at each of `SIGMAS`.
 
     Arguments:
         nll: An extended `MixtureLikelihood` whose densities can `sample`.
@@ -215,6 +217,7 @@ def upper_limit(
         cl: Confidence level.
         asimov_events: Size of the weighted Asimov sample.
         seed: Seed of the Asimov sample.
+        points: Values of n_sig per curve and extension.
         tol: NLL tolerance of each profile fit.
     """
     _check(nll, space)
@@ -228,14 +231,32 @@ def upper_limit(
     )
     alpha, top = 1 - cl, nll.theta_vars[0].high
     mu_1 = math.sqrt(theta_0[1]) + 1
-    scale = mu_1 / math.sqrt(max(q_a(mu_1), 1e-12))  # sigma of n_sig, roughly
-    low = max(q_obs.mu_hat, 0.0) or 1e-3 * scale
-    observed = _solve(lambda mu: cls_asymptotic(q_obs(mu), q_a(mu)), alpha, low, scale, top)
+    sigma = mu_1 / math.sqrt(max(q_a(mu_1), 1e-12))  # of n_sig, roughly
+    low, high = max(q_obs.mu_hat, 0.0), 0.0
+    grid_a, grid_obs = [0.0], [low]
+    while True:  # extend the grids until every CLs falls below alpha inside them
+        if high >= top:
+            raise ValueError(
+                f"CLs stays above {alpha:g} up to n_sig = {top:g}, the top of its range: "
+                "the data cannot exclude any signal yield the likelihood allows"
+            )
+        high = min(top, low + 5 * sigma if high == 0 else low + 2 * (high - low))
+        grid_a += np.linspace(grid_a[-1], high, points)[1:].tolist()
+        grid_obs += np.linspace(grid_obs[-1], high, points)[1:].tolist()
+        root_a = interpolate.PchipInterpolator(grid_a, [math.sqrt(q_a(m)) for m in grid_a])
+        root_obs = interpolate.PchipInterpolator(grid_obs, [math.sqrt(q_obs(m)) for m in grid_obs])
+
+        def observed_cls(mu: float, root_obs=root_obs, root_a=root_a) -> float:
+            return cls_asymptotic(float(root_obs(mu)) ** 2, float(root_a(mu)) ** 2)
+
+        def expected_cls(mu: float, n: float, root_a=root_a) -> float:
+            return cls_expected(float(root_a(mu)) ** 2, n)
+
+        if observed_cls(high) < alpha and expected_cls(high, SIGMAS[-1]) < alpha:
+            break
+    observed = _root(observed_cls, alpha, low, high)
     expected = np.array(
-        [
-            _solve(lambda mu, n=n: cls_expected(q_a(mu), n), alpha, 1e-3 * scale, scale, top)
-            for n in SIGMAS
-        ]
+        [_root(lambda mu, n=n: expected_cls(mu, n), alpha, 0, high) for n in SIGMAS]
     )
     return UpperLimit(cl, observed, expected, q_obs.mu_hat, "asymptotic")
 

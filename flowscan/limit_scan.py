@@ -1,0 +1,201 @@
+r"""`flowscan limits`: CLs upper limits on the signal yield over a grid of signal
+parameters, from saved models and a data file."""
+
+from __future__ import annotations
+
+__all__ = ["parse_values", "run_limits"]
+
+import itertools
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from torch import Tensor
+
+from .flows import DensityModel
+from .parallel import map_tasks
+from .runinfo import versions, write_json
+from .scanner import SIGMAS, MixtureLikelihood, ParameterSpace, upper_limit, upper_limit_toys
+from .toys import read_events
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+
+def parse_values(text: str) -> tuple[str, list[float]]:
+    r"""`"m_pole=300:700:9"` (9 values from 300 to 700), `"m_pole=300,450"` or
+    `"gamma=40"` to a name and its values; raises `ValueError` on a malformed item."""
+    name, sep, values = text.partition("=")
+    try:
+        if ":" in values:
+            low, high, count = values.split(":")
+            out = np.linspace(float(low), float(high), int(count)).tolist()
+        else:
+            out = [float(v) for v in values.split(",")]
+    except ValueError:
+        sep = ""
+    if not sep or not name.strip() or not out:
+        raise ValueError(f"--at {text!r} is not name=low:high:count or name=v1,v2,...")
+    return name.strip(), out
+
+
+@dataclass(frozen=True)
+class _LimitAt:
+    r"""The upper limit at one point of signal parameters: a picklable task."""
+
+    signal: DensityModel
+    background: DensityModel
+    x: Tensor
+    start: tuple[tuple[str, float], ...]
+    fixed: tuple[str, ...]
+    cl: float
+    method: str
+    toys: int
+    asimov_events: int
+    seed: int
+
+    def __call__(self, point: Mapping[str, float]) -> dict[str, float]:
+        nll = MixtureLikelihood(self.signal, self.background, self.x)
+        start = {"n_sig": 0.0, "n_bkg": float(len(self.x))} | dict(self.start) | dict(point)
+        values = [start.get(v.name, (v.low + v.high) / 2) for v in nll.theta_vars]
+        space = ParameterSpace(nll.theta_vars, values, [*point, *self.fixed])
+        limit = upper_limit(
+            nll, space, cl=self.cl, asimov_events=self.asimov_events, seed=self.seed
+        )
+        if self.method == "toys":
+            low = 0.5 * min(limit.observed, limit.expected[0])
+            high = min(1.6 * max(limit.observed, limit.expected[-1]), nll.theta_vars[0].high)
+            grid = np.linspace(low, high, 10)
+            limit = upper_limit_toys(
+                nll, space, grid, self.toys, cl=self.cl, seed=self.seed, progress=False
+            )
+        expected = {f"expected_{n:+g}": v for n, v in zip(SIGMAS, limit.expected, strict=True)}
+        return dict(point) | {"n_sig_hat": limit.n_sig_hat, "observed": limit.observed} | expected
+
+
+def run_limits(
+    signal: str | os.PathLike,
+    background: str | os.PathLike,
+    data: str | os.PathLike,
+    at: Mapping[str, Sequence[float]],
+    *,
+    columns: Sequence[str] | None = None,
+    start: Mapping[str, float] | None = None,
+    fixed: Sequence[str] = (),
+    cl: float = 0.95,
+    method: str = "asymptotic",
+    toys: int = 500,
+    asimov_events: int = 20_000,
+    seed: int = 0,
+    client: Client | None = None,
+    out: str | os.PathLike | None = None,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> pd.DataFrame:
+    r"""CLs upper limits on n_sig (extended likelihood of the saved models) at every
+    point of the grid `at` of signal parameters, with the expected band. Writes to `out`
+    (default `runs/limits-<timestamp>/`): `limits.csv` (a row per point), `limits.json`
+    (settings, seed, versions) and the limit curve `limits.png` against the first
+    parameter with several values (one file per combination of any others).
+
+    Arguments:
+        signal, background: Model files written by `DensityModel.save`.
+        data: CSV, Parquet or HDF5 table of events.
+        at: Values of every signal parameter; the grid is their product.
+        columns: Data columns of the observables (default: their names).
+        start: Starting values of background parameters (default: range centres).
+        fixed: Background parameters held at their start (the others are profiled).
+        cl: Confidence level.
+        method: `asymptotic` (`upper_limit`) or `toys` (`upper_limit_toys` on 10 n_sig
+            values spanning the asymptotic limits and band).
+        toys: Pseudo-experiments per n_sig value and hypothesis with `toys`.
+        asimov_events: Size of the weighted Asimov sample.
+        seed: Seed of the Asimov samples and toys.
+        client: A Dask client (`dask_client`); the points are computed here if `None`.
+    """
+    from . import plots
+
+    if method not in ("asymptotic", "toys"):
+        raise ValueError(f"unknown method {method!r}; choose asymptotic or toys")
+    sig, bkg = (DensityModel.load(p).double() for p in (signal, background))
+    names = [v.name for v in sig.theta_vars]
+    missing, unknown = sorted(set(names) - set(at)), sorted(set(at) - set(names))
+    if missing or unknown:
+        raise ValueError(
+            f"--at needs values of the signal parameters {names}: missing {missing}, "
+            f"unknown {unknown}"
+        )
+    bkg_names = ["n_bkg", *(v.name for v in bkg.theta_vars)]
+    bad = sorted((set(fixed) | set(start or {})) - set(bkg_names))
+    if bad:
+        raise ValueError(f"{bad}: only background parameters {bkg_names} can be fixed or started")
+    columns = list(columns or [v.name for v in sig.observables])
+    x = read_events(data, columns)
+    points = [dict(zip(names, p, strict=True)) for p in itertools.product(*(at[n] for n in names))]
+    task = _LimitAt(
+        sig,
+        bkg,
+        x,
+        tuple((start or {}).items()),
+        tuple(fixed),
+        cl,
+        method,
+        toys,
+        asimov_events,
+        seed,
+    )
+    echo(f"{method} CLs limits at {len(points)} point(s) of {names} on {len(x)} events ...")
+    table = pd.DataFrame(map_tasks(task, points, client, progress=progress, desc="limits"))
+    units = {v.name: v.unit for v in sig.theta_vars}
+    echo(
+        f"  {cl:.0%} CL upper limits on n_sig [events]\n"
+        + table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    )
+
+    out = Path(out or f"runs/limits-{datetime.now():%Y%m%d-%H%M%S}")
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "limits.csv", index=False)
+    config = {
+        "signal": str(signal),
+        "background": str(background),
+        "data": str(data),
+        "columns": columns,
+        "at": {n: list(at[n]) for n in names},
+        "units": units,
+        "start": dict(start or {}),
+        "fixed": list(fixed),
+        "cl": cl,
+        "method": method,
+        "toys": toys,
+        "asimov_events": asimov_events,
+        "seed": seed,
+        "events": len(x),
+    }
+    write_json(out / "limits.json", {"config": config, "versions": versions()})
+    files = ["limits.csv", "limits.json"]
+    varied = [n for n in names if len(at[n]) > 1]
+    if varied:
+        axis, others = varied[0], varied[1:]
+        groups = table.groupby(others) if others else [((), table)]
+        for key, rows in groups:
+            key = key if isinstance(key, tuple) else (key,)
+            label = ", ".join(f"{n} = {v:g} {units[n]}" for n, v in zip(others, key, strict=True))
+            name = "limits" + "".join(f"_{n}={v:g}" for n, v in zip(others, key, strict=True))
+            rows = rows.sort_values(axis)
+            plots.plot_limits(
+                rows[axis].to_numpy(),
+                rows["observed"].to_numpy(),
+                rows[[f"expected_{n:+g}" for n in SIGMAS]].to_numpy(),
+                sig.theta_vars[names.index(axis)],
+                out / f"{name}.png",
+                cl,
+                title=f"{method} CLs limits" + (f" at {label}" if label else ""),
+            )
+            files.append(f"{name}.png")
+    echo(f"wrote {out}/ ({', '.join(files)})")
+    return table
