@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -125,16 +127,32 @@ def test_event_chunks_give_the_same_nll_and_gradient(tiny_signal_flow, tiny_back
         tiny_background_flow.float()
 
 
-def test_cached_background_gives_the_same_nll_and_gradient(tiny_background_flow, data):
+def test_cached_densities_give_the_same_nll_and_gradient(
+    tiny_signal_flow, tiny_background_flow, data
+):
     nll = MixtureLikelihood(BreitWigner(), tiny_background_flow, data, 300, 3_000)
     sig = THETA[:2].clone().requires_grad_()
     cached = nll.nll_split(sig, THETA[2:])  # theta_bkg needs no gradient: cached
-    assert nll._cache is not None and torch.equal(nll._cache[0], THETA[2:])
+    assert torch.equal(nll._cache["background"][0], THETA[2:]) and "signal" not in nll._cache
     cached.backward()
     full = THETA.clone().requires_grad_()
     nll(full).backward()
     assert cached.item() == pytest.approx(nll(THETA).item(), rel=1e-14)
     torch.testing.assert_close(sig.grad, full.grad[:2], rtol=1e-12, atol=0)
+    # Both cached (masses fixed, yields fitted): the same as computing both per chunk.
+    flows = MixtureLikelihood(copy.deepcopy(tiny_signal_flow), tiny_background_flow, data)
+    yields = torch.tensor([300.0, 3_000.0], dtype=torch.float64, requires_grad=True)
+    value = flows.nll_split(THETA[:2], THETA[2:], yields)
+    assert set(flows._cache) == {"signal", "background"}
+    value.backward()
+    full = torch.cat([yields.detach(), THETA]).requires_grad_()
+    other = full.detach().clone()
+    other[2] += 1.0  # two signal thetas in one batch: computed per chunk, not cached
+    with torch.no_grad():
+        assert value.item() == pytest.approx(flows(torch.stack([full, other]))[0].item(), rel=1e-6)
+    flows.max_elements = 10  # chunked: nothing cached with a gradient through theta
+    flows(full).backward()
+    torch.testing.assert_close(yields.grad, full.grad[:2], rtol=1e-10, atol=0)
 
 
 @pytest.mark.parametrize(

@@ -222,7 +222,8 @@ class MixtureLikelihood:
                 "(n_sig too negative, or both yields 0): bound n_sig from below"
             )
         log_total = total.log() + top
-        return -(log_total if weights is None else weights * log_total).sum(dim=-1)
+        nll = -(log_total if weights is None else weights * log_total).sum(dim=-1)
+        return nll.expand(theta_sig.shape[:1])  # (K,) also where both densities are cached
 
     __call__ = nll
 
