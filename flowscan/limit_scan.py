@@ -184,7 +184,10 @@ def run_limits(
         groups = table.groupby(others) if others else [((), table)]
         for key, rows in groups:
             key = key if isinstance(key, tuple) else (key,)
-            label = ", ".join(f"{n} = {v:g} {units[n]}" for n, v in zip(others, key, strict=True))
+            held = {n: at[n][0] for n in names if len(at[n]) == 1} | dict(
+                zip(others, key, strict=True)
+            )
+            label = ", ".join(f"{n} = {v:g} {units[n]}" for n, v in held.items())
             name = "limits" + "".join(f"_{n}={v:g}" for n, v in zip(others, key, strict=True))
             rows = rows.sort_values(axis)
             plots.plot_limits(

@@ -412,14 +412,18 @@ def plot_q0(q0: np.ndarray, path: str | os.PathLike) -> None:
     ax.plot(grid, 0.5 * stats.chi2.sf(grid, 1), "r-", label="asymptotic ½χ²(1)")
     levels = np.linspace(0, grid[-1], 30)
     sf = np.array([(q0 > t).mean() for t in levels])
-    err = np.sqrt(np.maximum(sf * (1 - sf), 1 / len(q0)) / len(q0))
-    ax.errorbar(levels, sf, err, fmt="k.", label=f"{len(q0)} background-only toys")
+    err = np.sqrt(sf * (1 - sf) / len(q0))
+    seen = sf > 0
+    ax.errorbar(
+        levels[seen], sf[seen], err[seen], fmt="k.", label=f"{len(q0)} background-only toys"
+    )
     ax.set_yscale("log")
     ax.set_xlim(0, grid[-1])
     ax.set_ylim(0.5 / len(q0), 1)
     ax.set_xlabel("q0")
     ax.set_ylabel("P(q0 > x)")
     top = ax.secondary_xaxis("top", functions=(np.sqrt, np.square))
+    top.set_xticks(np.arange(0, np.sqrt(grid[-1]) + 0.01))
     top.set_xlabel("local significance √q0 [σ]")
     ax.legend(fontsize=8)
     fig.tight_layout()
