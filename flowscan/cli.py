@@ -291,7 +291,7 @@ def _parser() -> argparse.ArgumentParser:
         "--toys", type=int, default=500, help="toys per n_sig value and hypothesis (--method toys)"
     )
     limits.add_argument(
-        "--asimov-events", type=int, default=20_000, help="size of the weighted Asimov sample"
+        "--asimov-events", type=int, default=10_000, help="size of the weighted Asimov sample"
     )
     limits.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     limits.add_argument("--out", help="output folder (default runs/limits-<timestamp>/)")

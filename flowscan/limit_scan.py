@@ -90,7 +90,7 @@ def run_limits(
     cl: float = 0.95,
     method: str = "asymptotic",
     toys: int = 500,
-    asimov_events: int = 20_000,
+    asimov_events: int = 10_000,
     seed: int = 0,
     client: Client | None = None,
     out: str | os.PathLike | None = None,

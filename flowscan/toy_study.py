@@ -98,8 +98,12 @@ def run_toys(
     options = {"generator": draw, "seed": seed, "client": client, "progress": progress}
     echo(f"{toys} pseudo-experiments at the truth ...")
     main = pseudo_experiments(sig, bkg, truth, toys, fixed=fixed, minos=minos, **options)
-    summary = main.summary()
-    echo(_summary_table(main, summary))
+    summary = None
+    if len(main.valid) < 2:
+        echo(f"  only {len(main.valid)} of {toys} fits valid: no pulls (see toys.csv, message)")
+    else:
+        summary = main.summary()
+        echo(_summary_table(main, summary))
     null = None
     if null_toys > 0:
         echo(f"{null_toys} background-only pseudo-experiments ...")
@@ -107,19 +111,24 @@ def run_toys(
         null = pseudo_experiments(
             sig, bkg, {**truth, "n_sig": 0.0}, null_toys, fixed=sorted(held), **options
         )
-        echo(_q0_table(null))
+        if len(null.valid):
+            echo(_q0_table(null))
 
     out = Path(out or f"runs/toys-{datetime.now():%Y%m%d-%H%M%S}")
     out.mkdir(parents=True, exist_ok=True)
     main.table.to_csv(out / "toys.csv", index=False)
-    files = ["toys.csv", "toys.json", "pulls.png"]
-    plots.plot_pulls({n: main.pulls(n) for n in main.floating}, out / "pulls.png")
+    files = ["toys.csv", "toys.json"]
+    if summary is not None:
+        plots.plot_pulls({n: main.pulls(n) for n in main.floating}, out / "pulls.png")
+        files.append("pulls.png")
     q0 = {}
     if null is not None:
         null.table.to_csv(out / "null_toys.csv", index=False)
-        plots.plot_q0(null.valid["q0"].to_numpy(), out / "q0.png")
-        q0 = _q0_rows(null)
-        files += ["null_toys.csv", "q0.png"]
+        files.append("null_toys.csv")
+        if len(null.valid):
+            plots.plot_q0(null.valid["q0"].to_numpy(), out / "q0.png")
+            q0 = _q0_rows(null)
+            files.append("q0.png")
     config = {
         "signal": str(signal),
         "background": str(background),
@@ -138,7 +147,7 @@ def run_toys(
         {
             "config": config,
             "versions": versions(),
-            "summary": summary.to_dict(orient="index"),
+            "summary": None if summary is None else summary.to_dict(orient="index"),
             "q0_tail": q0,
         },
     )

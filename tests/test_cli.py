@@ -1,12 +1,13 @@
 import json
 import math
 
+import pandas as pd
 import pytest
 import torch
 
 from flowscan.cli import main
 from flowscan.flows import DensityModel
-from flowscan.scanner import MixtureLikelihood
+from flowscan.scanner import MixtureLikelihood, ParameterSpace, pseudo_experiments, upper_limit
 from flowscan.toys import read_events
 
 
@@ -80,6 +81,74 @@ def test_scan_reports_bad_input(quick_demo, tmp_path, capsys):
     base[2] = str(tmp_path / "bad.pt")  # the signal model
     assert main(base) == 2
     assert "not a readable flowscan model file" in capsys.readouterr().err
+
+
+def test_scan_without_yields_fits_them(quick_demo, tmp_path, capsys):
+    args = _scan_args(quick_demo, tmp_path, "--method", "minuit", "--fix", "gamma,tau")
+    args = [a for i, a in enumerate(args) if a not in ("--n-sig", "--n-bkg")]
+    args = [a for a in args if a not in ("500", "5000")]
+    assert main(args) == 0
+    fit = json.loads((tmp_path / "scan.json").read_text())["results"]["minuit"]
+    values = dict(zip(fit["names"], fit["theta"], strict=True))
+    # The extended maximum-likelihood yields add up to the number of events.
+    assert values["n_sig"] + values["n_bkg"] == pytest.approx(5_500, abs=0.5)
+    assert "n_sig" in capsys.readouterr().out
+
+
+def test_limits_on_the_demo_models_equal_the_python_api(quick_demo, tmp_path, capsys):
+    args = [
+        "limits", "--signal", str(quick_demo / "signal.pt"),
+        "--background", str(quick_demo / "background.pt"), "--data", str(quick_demo / "data.csv"),
+        "--at", "m_pole=420,520", "--at", "gamma=40", "--fix", "tau", "--start", "tau=170",
+        "--asimov-events", "4000", "--jobs", "1",
+        "--out", str(tmp_path), "--no-progress",
+    ]  # fmt: skip
+    assert main(args) == 0
+    assert "95% CL upper limits on n_sig" in capsys.readouterr().out
+    table = pd.read_csv(tmp_path / "limits.csv")
+    assert list(table["m_pole"]) == [420, 520] and (tmp_path / "limits.png").stat().st_size > 0
+    sig, bkg = (DensityModel.load(quick_demo / f).double() for f in ("signal.pt", "background.pt"))
+    nll = MixtureLikelihood(sig, bkg, read_events(quick_demo / "data.csv", ["m"]))
+    space = ParameterSpace(nll.theta_vars, [0, 5_500, 520, 40, 170], ["m_pole", "gamma", "tau"])
+    limit = upper_limit(nll, space, asimov_events=4_000)
+    row = table.iloc[1]
+    assert row["observed"] == pytest.approx(limit.observed, rel=1e-6)
+    assert row["expected_+0"] == pytest.approx(limit.expected[2], rel=1e-6)
+    assert row["expected_-2"] < row["expected_+0"] < row["expected_+2"]
+
+
+def test_toys_on_the_demo_models(quick_demo, tmp_path, capsys):
+    truth = {"n_sig": 300.0, "n_bkg": 2_000.0, "m_pole": 455.0, "gamma": 33.0, "tau": 170.0}
+    args = [
+        "toys", "--signal", str(quick_demo / "signal.pt"),
+        "--background", str(quick_demo / "background.pt"),
+        "--truth", ",".join(f"{k}={v}" for k, v in truth.items()), "--fix", "gamma,tau",
+        "--toys", "3", "--null-toys", "3", "--seed", "4",
+        "--jobs", "1", "--out", str(tmp_path), "--no-progress",
+    ]  # fmt: skip
+    assert main(args) == 0
+    assert "pull mean" in capsys.readouterr().out
+    table = pd.read_csv(tmp_path / "toys.csv")
+    null = pd.read_csv(tmp_path / "null_toys.csv")
+    assert len(table) == 3 and len(null) == 3 and (null["q0"] >= 0).all()
+    saved = json.loads((tmp_path / "toys.json").read_text())
+    assert set(saved["summary"]) == {"n_sig", "n_bkg", "m_pole"}
+    assert saved["config"]["seed"] == 4 and "distributed" in saved["versions"]
+    for name in ["pulls.png", "q0.png"]:
+        assert (tmp_path / name).stat().st_size > 0
+    # Toy 1 again, alone and in-process: the same events and fit.
+    sig, bkg = (DensityModel.load(quick_demo / f).double() for f in ("signal.pt", "background.pt"))
+    again = pseudo_experiments(
+        sig,
+        bkg,
+        truth,
+        2,
+        fixed=["gamma", "tau"],
+        seed=4,
+        progress=False,
+    )
+    assert again.table["events"][1] == table["events"][1]
+    assert again.table["m_pole"][1] == pytest.approx(table["m_pole"][1], rel=1e-9)
 
 
 def test_cli_reports_bad_arguments(capsys):

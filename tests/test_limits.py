@@ -105,6 +105,29 @@ def test_weighted_asimov_sample_integrates_the_background():
     assert data.theta_vars[0].high == nll.theta_vars[0].high
 
 
+def test_asimov_limits_do_not_depend_on_the_sample_drawn():
+    r"""The Asimov sample is corrected to have its best fit at the background-only point,
+    so its Monte Carlo noise stays at the per-mille level: the limits from two seeds of a
+    2000-event sample agree to 1% (uncorrected, they moved by 40% at 5000 events)."""
+    x = pseudo_data(torch.tensor([450.0, 40.0]), torch.tensor([180.0]), 0, 3_000, seed=8)
+    nll = MixtureLikelihood(BreitWigner(), Exponential(), x)
+    space = ParameterSpace(nll.theta_vars, [0.0, 3_000.0, 450.0, 40.0, 200.0], ["m_pole", "gamma"])
+    limits = [upper_limit(nll, space, asimov_events=2_000, seed=s) for s in (0, 1)]
+    assert limits[0].observed == pytest.approx(limits[1].observed, rel=0.01)
+    np.testing.assert_allclose(limits[0].expected, limits[1].expected, rtol=0.01)
+    data = asimov(nll, np.array([0.0, 3_000.0, 450.0, 40.0, 180.0]), events=2_000, seed=0)
+    w = data.weights.numpy()
+    ps, pb = (
+        d.log_prob(data.x, t).exp().numpy()
+        for d, t in (
+            (BreitWigner(), torch.tensor([450.0, 40.0])),
+            (Exponential(), torch.tensor([180.0])),
+        )
+    )
+    assert (w * ps / pb).sum() == pytest.approx(3_000.0, rel=1e-9)  # E_b[p_s / p_b] = 1
+    assert w.sum() == pytest.approx(3_000.0, rel=1e-9)
+
+
 def test_limits_refuse_what_they_cannot_do():
     nll, space = _counting_nll(100, 100.0)
     with pytest.raises(ValueError, match="n_sig is fixed"):
