@@ -10,6 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
+def _names(text: str | None) -> list[str]:
+    r"""`"a,b"` to `["a", "b"]`; `None` or `""` to `[]`."""
+    return [n for n in (text or "").split(",") if n]
+
+
 def _demo(args: argparse.Namespace) -> None:
     from .demo import DemoConfig, run_demo
 
@@ -23,7 +28,7 @@ def _demo(args: argparse.Namespace) -> None:
 def _scan(args: argparse.Namespace) -> None:
     from .scan import METHODS, parse_start, run_scan
 
-    methods = METHODS if args.method == "all" else [m for m in args.method.split(",") if m]
+    methods = METHODS if args.method == "all" else _names(args.method)
     run_scan(
         args.signal,
         args.background,
@@ -31,9 +36,9 @@ def _scan(args: argparse.Namespace) -> None:
         args.n_sig,
         args.n_bkg,
         methods,
-        columns=args.columns.split(",") if args.columns else None,
+        columns=_names(args.columns) or None,
         start=parse_start(args.start),
-        fixed=[f for f in (args.fix or "").split(",") if f],
+        fixed=_names(args.fix),
         budget=args.budget,
         grid=args.grid,
         minos=args.minos,
@@ -55,10 +60,10 @@ def _toys(args: argparse.Namespace) -> None:
             parse_start(args.truth),
             args.toys,
             null_toys=args.null_toys,
-            fixed=[f for f in (args.fix or "").split(",") if f],
+            fixed=_names(args.fix),
             generator=args.generator,
-            samples=args.samples.split(",") if args.samples else None,
-            columns=args.columns.split(",") if args.columns else None,
+            samples=_names(args.samples) or None,
+            columns=_names(args.columns) or None,
             minos=args.minos,
             seed=args.seed,
             client=client,
@@ -79,9 +84,9 @@ def _limits(args: argparse.Namespace) -> None:
             args.background,
             args.data,
             at,
-            columns=args.columns.split(",") if args.columns else None,
+            columns=_names(args.columns) or None,
             start=parse_start(args.start),
-            fixed=[f for f in (args.fix or "").split(",") if f],
+            fixed=_names(args.fix),
             cl=args.cl,
             method=args.method,
             toys=args.toys,
@@ -136,8 +141,8 @@ def _train(args: argparse.Namespace) -> None:
         where=args.where,
         generate=args.generate,
         events=args.events,
-        observables=args.observables.split(",") if args.observables else None,
-        context=args.context.split(",") if args.context else (),
+        observables=_names(args.observables) or None,
+        context=_names(args.context),
         flow=args.flow,
         transforms=args.transforms,
         hidden_features=[int(h) for h in args.hidden.split(",")],

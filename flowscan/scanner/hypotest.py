@@ -37,6 +37,17 @@ class Discovery:
     fit: ScanResult = field(repr=False)
 
 
+def check_signal_yield(nll: MixtureLikelihood, space: ParameterSpace, test: str) -> None:
+    r"""Raises `ValueError` unless `nll` is extended with `n_sig` floating in `space`, as
+    `test` (a discovery test, an upper limit) needs."""
+    if not nll.extended:
+        raise ValueError(
+            f"{test} needs the extended likelihood: build MixtureLikelihood without n_sig and n_bkg"
+        )
+    if "n_sig" not in space.floating_names:
+        raise ValueError(f"n_sig is fixed: {test} is about it, so it must float")
+
+
 def discovery(
     nll: MixtureLikelihood, space: ParameterSpace, fit: ScanResult | None = None
 ) -> Discovery:
@@ -54,13 +65,7 @@ def discovery(
         space: Its parameters; `n_sig` must float.
         fit: The free fit of `nll` in `space`, if done already; else `minuit_scan`.
     """
-    if not nll.extended:
-        raise ValueError(
-            "the discovery test needs the extended likelihood: build MixtureLikelihood "
-            "without n_sig and n_bkg"
-        )
-    if "n_sig" not in space.floating_names:
-        raise ValueError("n_sig is fixed: the discovery test fits it")
+    check_signal_yield(nll, space, "the discovery test")
     fit = fit if fit is not None else minuit_scan(nll, space)
     held = [v.name for v in nll.signal.theta_vars]
     null_space = ParameterSpace(space.theta_vars, fit.theta, [*space.fixed_names, *held])

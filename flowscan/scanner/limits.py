@@ -27,6 +27,7 @@ from scipy import interpolate, optimize, stats
 
 from ..parallel import map_tasks
 from .gradient import gradient_scan
+from .hypotest import check_signal_yield
 from .likelihood import Density, MixtureLikelihood
 from .profile import conditional_minimum
 from .pseudo_experiments import pseudo_dataset, toy_seed
@@ -82,13 +83,7 @@ def cls_expected(q_asimov: float, n_sigma: float) -> float:
 
 
 def _check(nll: MixtureLikelihood, space: ParameterSpace) -> None:
-    if not nll.extended:
-        raise ValueError(
-            "an upper limit on n_sig needs the extended likelihood: build "
-            "MixtureLikelihood without n_sig and n_bkg"
-        )
-    if "n_sig" not in space.floating_names:
-        raise ValueError("n_sig is fixed: the limit is set on it, so it must float")
+    check_signal_yield(nll, space, "an upper limit on n_sig")
     floating = sorted({v.name for v in nll.signal.theta_vars} & set(space.floating_names))
     if floating:
         raise ValueError(
