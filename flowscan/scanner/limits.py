@@ -30,7 +30,7 @@ from .gradient import gradient_scan
 from .hypotest import check_signal_yield
 from .likelihood import Density, MixtureLikelihood
 from .profile import conditional_minimum
-from .pseudo_experiments import pseudo_dataset, toy_seed
+from .pseudo_experiments import draw, pseudo_dataset, toy_seed
 from .space import ParameterSpace
 
 if TYPE_CHECKING:
@@ -162,8 +162,8 @@ def asimov(
     half = events // 2
     x = torch.cat(
         [
-            _draw(nll.signal, half, theta_sig, toy_seed(seed, 0)),
-            _draw(nll.background, events - half, theta_bkg, toy_seed(seed, 1)),
+            draw(nll.signal, half, theta_sig, toy_seed(seed, 0)),
+            draw(nll.background, events - half, theta_bkg, toy_seed(seed, 1)),
         ]
     )
     with torch.no_grad():
@@ -199,10 +199,6 @@ def asimov(
         weights=weights,
         max_yield=top,
     )
-
-
-def _draw(density: Density, n: int, theta: torch.Tensor, seed: int) -> torch.Tensor:
-    return density.sample(n, theta if theta.numel() else None, seed).double()
 
 
 def _root(f: Callable[[float], float], alpha: float, low: float, high: float) -> float:

@@ -63,16 +63,22 @@ def pseudo_dataset(
     rng = np.random.default_rng(seed)
     counts = rng.poisson([n_sig, n_bkg])
     seeds = rng.integers(2**62, size=2)
-    parts = []
-    for sampler, n, theta, s in zip(
-        (signal, background), counts, (theta_sig, theta_bkg), seeds, strict=True
-    ):
-        theta = torch.as_tensor(theta, dtype=torch.float64)
-        if n == 0:
-            parts.append(torch.empty(0, len(sampler.observables), dtype=torch.float64))
-        else:
-            parts.append(sampler.sample(int(n), theta if theta.numel() else None, int(s)).double())
-    return torch.cat(parts)
+    return torch.cat(
+        [
+            draw(sampler, int(n), torch.as_tensor(theta, dtype=torch.float64), int(s))
+            for sampler, n, theta, s in zip(
+                (signal, background), counts, (theta_sig, theta_bkg), seeds, strict=True
+            )
+        ]
+    )
+
+
+def draw(sampler: Sampler, n: int, theta: Tensor, seed: int) -> Tensor:
+    r"""`n` float64 events `(n, F)` from `sampler` at `theta` `(D,)` (`None` to the
+    sampler when D = 0: an unconditional density)."""
+    if n == 0:
+        return torch.empty(0, len(sampler.observables), dtype=torch.float64)
+    return sampler.sample(n, theta if theta.numel() else None, seed).double()
 
 
 def coverage(lower: np.ndarray, upper: np.ndarray, truth: float) -> tuple[float, float]:
