@@ -1,7 +1,31 @@
-r"""Density models: conditional normalizing flows, their preprocessing and training."""
+r"""Density models: conditional normalizing flows, their preprocessing, training and
+validation metrics."""
 
+from .metrics import (
+    Metric,
+    classifier_auc,
+    compare,
+    correlation_distance,
+    hpdi,
+    hpdi_error,
+    ks_test,
+    sliced_wasserstein,
+)
 from .model import FLOWS, DensityModel
 from .preprocessing import BoundedStandardize
 from .training import train
 
-__all__ = ["FLOWS", "BoundedStandardize", "DensityModel", "train"]
+__all__ = [
+    "FLOWS",
+    "BoundedStandardize",
+    "DensityModel",
+    "Metric",
+    "classifier_auc",
+    "compare",
+    "correlation_distance",
+    "hpdi",
+    "hpdi_error",
+    "ks_test",
+    "sliced_wasserstein",
+    "train",
+]
