@@ -147,6 +147,8 @@ def _train(args: argparse.Namespace) -> None:
         transforms=args.transforms,
         hidden_features=[int(h) for h in args.hidden.split(",")],
         bins=args.bins,
+        components=args.components,
+        preprocessing=args.preprocessing,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -218,11 +220,22 @@ def _parser() -> argparse.ArgumentParser:
         help="parameter columns to condition on, comma-separated (e.g. m_zprime,m_x,m_y)",
     )
     train.add_argument(
-        "--flow", default="nsf", help="nsf (default) or maf (~5x cheaper fits; the LHCO choice)"
+        "--flow",
+        default="nsf",
+        help="nsf (autoregressive splines, default), maf (~5x cheaper fits; the LHCO choice), "
+        "realnvp, coupling-nsf, or mog (autoregressive Gaussian mixture)",
     )
     train.add_argument("--transforms", type=int, default=4, help="flow transforms (default 4)")
     train.add_argument("--hidden", default="64,64", help="hidden layer sizes (default 64,64)")
     train.add_argument("--bins", type=int, default=8, help="spline bins for nsf (default 8)")
+    train.add_argument(
+        "--components", type=int, default=20, help="Gaussians per observable for mog (default 20)"
+    )
+    train.add_argument(
+        "--preprocessing",
+        default="logit",
+        help="logit (default) or, for mog, response (seed 001's latent space for windows)",
+    )
     train.add_argument("--epochs", type=int, default=20, help="training epochs (default 20)")
     train.add_argument("--batch-size", type=int, default=1024, help="minibatch size")
     train.add_argument("--lr", type=float, default=3e-3, help="learning rate (default 3e-3)")

@@ -68,6 +68,8 @@ def run_train(
     transforms: int = 4,
     hidden_features: Sequence[int] = (64, 64),
     bins: int = 8,
+    components: int = 20,
+    preprocessing: str = "logit",
     epochs: int = 20,
     batch_size: int = 1024,
     lr: float = 3e-3,
@@ -90,7 +92,8 @@ def run_train(
         observables: `name` or `name:low:high` items (default: the LHCO observables).
         context: Conditioning parameters, same syntax; `m_zprime,m_x,m_y` for
             `lhco-signal` by default.
-        flow, transforms, hidden_features, bins: Architecture (see `DensityModel`).
+        flow, transforms, hidden_features, bins, components, preprocessing: The
+            model (see `DensityModel`).
         epochs, batch_size, lr: Training (see `train`).
     """
     from . import plots
@@ -124,6 +127,8 @@ def run_train(
         transforms=transforms,
         hidden_features=hidden_features,
         bins=bins,
+        components=components,
+        preprocessing=preprocessing,
         seed=seed,
     ).to(device)
     history = train(
@@ -153,6 +158,8 @@ def run_train(
         "transforms": transforms,
         "hidden_features": list(hidden_features),
         "bins": bins,
+        "components": components,
+        "preprocessing": preprocessing,
         "epochs": epochs,
         "batch_size": batch_size,
         "lr": lr,

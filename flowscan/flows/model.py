@@ -2,7 +2,7 @@ r"""Conditional density models p(x | theta) built on zuko flows."""
 
 from __future__ import annotations
 
-__all__ = ["FLOWS", "SPLINE_BOUND", "DensityModel"]
+__all__ = ["FLOWS", "PREPROCESSING", "SPLINE_BOUND", "DensityModel"]
 
 import os
 from collections.abc import Sequence
@@ -14,32 +14,64 @@ import zuko
 from torch import Tensor, nn
 from torch.distributions import Distribution, Independent
 from zuko.flows import MaskedAutoregressiveTransform
-from zuko.lazy import UnconditionalDistribution
+from zuko.lazy import LazyDistribution, LazyTransform, UnconditionalDistribution
 from zuko.transforms import MonotonicRQSTransform
 
 from ..variables import Variable, bounds_tensor, check_events, check_theta
 from .logistic import Logistic
-from .preprocessing import BoundedStandardize
+from .mixture import AutoregressiveMixture
+from .preprocessing import BoundedStandardize, ResponseCurve
 
 SPLINE_BOUND = 10.0
 
 
-def _nsf(features: int, context: int, bins: int = 8, **kwargs) -> zuko.flows.Flow:
-    r"""zuko's NSF with splines on [-10, 10] instead of [-5, 5] (identity outside): the
-    Breit-Wigner tails reach beyond 5 once the affine layer has given the peak unit
-    width, and the wider domain cut the toy signal's KL from 0.0054 to 0.0006 nats/event."""
-    return zuko.flows.MAF(
-        features,
-        context,
-        univariate=partial(MonotonicRQSTransform, bound=SPLINE_BOUND),
-        shapes=[(bins,), (bins,), (bins - 1,)],
-        **kwargs,
+def _spline(bins: int) -> dict:
+    r"""Rational-quadratic splines on [-10, 10] instead of zuko's [-5, 5] (identity
+    outside): the Breit-Wigner tails reach beyond 5 once the affine layer has given the
+    peak unit width, and the wider domain cut the toy signal's KL from 0.0054 to 0.0006
+    nats/event."""
+    return {
+        "univariate": partial(MonotonicRQSTransform, bound=SPLINE_BOUND),
+        "shapes": [(bins,), (bins,), (bins - 1,)],
+    }
+
+
+FLOWS = ("nsf", "maf", "realnvp", "coupling-nsf", "mog")
+PREPROCESSING = ("logit", "response")
+
+
+def _layers(
+    flow: str,
+    features: int,
+    context: int,
+    transforms: int,
+    hidden_features: tuple[int, ...],
+    bins: int,
+    components: int,
+) -> tuple[list[LazyTransform], LazyDistribution]:
+    r"""The layers of a model after its preprocessing, and its base distribution."""
+    if flow == "mog":
+        mixture = AutoregressiveMixture(features, context, components, hidden_features)
+        return [], mixture
+    kwargs = {"transforms": transforms, "hidden_features": hidden_features, "activation": nn.SiLU}
+    shift = MaskedAutoregressiveTransform(
+        features, context, hidden_features=hidden_features, activation=nn.SiLU
     )
+    if flow == "nsf":
+        core = zuko.flows.MAF(features, context, **_spline(bins), **kwargs)
+    elif flow == "maf":
+        core = zuko.flows.MAF(features, context, **kwargs)
+    elif flow == "realnvp":
+        core = zuko.flows.RealNVP(features, context, **kwargs)
+    else:
+        core = zuko.flows.NICE(features, context, **_spline(bins), **kwargs)
+    zeros = torch.zeros(features)
+    base = UnconditionalDistribution(_logistic, zeros, torch.ones_like(zeros), buffer=True)
+    return [shift, *core.transform.transforms], base
 
 
-FLOWS = {"nsf": _nsf, "maf": zuko.flows.MAF}
 _FORMAT = "flowscan.DensityModel"
-_VERSION = 1
+_VERSION = 2  # 2: the preprocessing is kept only inside the flow (no duplicate weights)
 
 
 def _logistic(loc: Tensor, scale: Tensor) -> Distribution:
@@ -49,14 +81,16 @@ def _logistic(loc: Tensor, scale: Tensor) -> Distribution:
 class DensityModel(nn.Module):
     r"""A normalized density p(x | theta) in the observables' own units.
 
-    The observables are mapped onto the real line (`BoundedStandardize`, whose
-    log-Jacobian is included), then modelled by a zuko flow conditioned on theta
-    scaled to [-1, 1] over the trained range: one conditional affine (location-scale)
-    layer, which lets the following layers work on a centred, unit-width shape, then
-    `transforms` layers of the chosen family, on a standard logistic base (`Logistic`
-    explains why not a Gaussian). Conditioner networks use SiLU activations, so the
-    density is smooth in theta and its Hessian is meaningful (ReLU networks would make
-    it piecewise linear). With no parameters the model is unconditional.
+    The observables are mapped onto the real line (`BoundedStandardize`, or seed 001's
+    `ResponseCurve` for observables with a window followed by `BoundedStandardize`;
+    log-Jacobians included), then modelled conditionally on theta scaled to [-1, 1]
+    over the trained range. A flow has one conditional affine (location-scale) layer,
+    which lets the following layers work on a centred, unit-width shape, then
+    `transforms` layers of its family, on a standard logistic base (`Logistic` explains
+    why not a Gaussian); the `"mog"` model is an `AutoregressiveMixture` directly on
+    the preprocessed observables. Networks use SiLU activations, so the density is
+    smooth in theta and its Hessian is meaningful (ReLU networks would make it
+    piecewise linear). With no parameters the model is unconditional.
 
     Calling the model, `model(theta)`, returns the zuko distribution p(x | theta) with
     `log_prob(x)` and `sample(shape)`; `log_prob(x, theta)` and `sample(n, theta)` are
@@ -66,11 +100,17 @@ class DensityModel(nn.Module):
         observables: Observables x, with their hard bounds.
         theta_vars: Parameters theta; `low`/`high` left `None` are set from the
             training data by `adapt`.
-        flow: `"nsf"` (rational-quadratic splines on [-10, 10], default) or `"maf"`
-            (affine MAF).
-        transforms: Number of flow transforms after the affine layer.
+        flow: `"nsf"` (autoregressive rational-quadratic splines on [-10, 10], the
+            default), `"maf"` (affine MAF), `"realnvp"` (affine coupling),
+            `"coupling-nsf"` (spline coupling) or `"mog"` (autoregressive Gaussian
+            mixture).
+        transforms: Number of flow transforms after the affine layer (flows only).
         hidden_features: Hidden layer sizes of each conditioner network.
-        bins: Spline bins (NSF only).
+        bins: Spline bins (`"nsf"` and `"coupling-nsf"`).
+        components: Gaussians per observable (`"mog"`).
+        preprocessing: `"logit"` (logit/log map and standardization, the default) or,
+            for `"mog"`, `"response"` (seed 001's response curve on observables with a
+            window).
         seed: Seed of the weight initialization.
 
     Example:
@@ -87,11 +127,24 @@ class DensityModel(nn.Module):
         transforms: int = 4,
         hidden_features: Sequence[int] = (64, 64),
         bins: int = 8,
+        components: int = 20,
+        preprocessing: str = "logit",
         seed: int = 0,
     ) -> None:
         super().__init__()
         if flow not in FLOWS:
-            raise ValueError(f"unknown flow {flow!r}; choose one of {sorted(FLOWS)}")
+            raise ValueError(f"unknown flow {flow!r}; choose one of {list(FLOWS)}")
+        if preprocessing not in PREPROCESSING:
+            raise ValueError(
+                f"unknown preprocessing {preprocessing!r}; choose one of {list(PREPROCESSING)}"
+            )
+        if preprocessing == "response" and flow != "mog":
+            raise ValueError(
+                "preprocessing='response' is made for flow='mog' (seed 001): its latent tails "
+                "fall like exp(4 u), faster than a flow's logistic base, so a flow would put "
+                "density where no float x near the window edges reaches (0.1-0.5% of it for "
+                "a briefly trained NSF); use preprocessing='logit' with flows"
+            )
         if not observables:
             raise ValueError("a density model needs at least one observable")
         self.observables = list(observables)
@@ -103,30 +156,33 @@ class DensityModel(nn.Module):
             "transforms": transforms,
             "hidden_features": list(hidden_features),
             "bins": bins,
+            "components": components,
+            "preprocessing": preprocessing,
             "seed": seed,
         }
         self.allow_extrapolation = False
         self.history: list[dict] = []
 
-        kwargs = {"bins": bins} if flow == "nsf" else {}
-        features, context = len(observables), len(theta_vars)
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            shift = MaskedAutoregressiveTransform(
-                features, context, hidden_features=tuple(hidden_features), activation=nn.SiLU
+            layers, base = _layers(
+                flow,
+                len(observables),
+                len(theta_vars),
+                transforms,
+                tuple(hidden_features),
+                bins,
+                components,
             )
-            core = FLOWS[flow](
-                features,
-                context,
-                transforms=transforms,
-                hidden_features=tuple(hidden_features),
-                activation=nn.SiLU,
-                **kwargs,
-            )
-        self.preprocessing = BoundedStandardize(self.observables)
-        zeros = torch.zeros(features)
-        base = UnconditionalDistribution(_logistic, zeros, torch.ones_like(zeros), buffer=True)
-        self.flow = zuko.flows.Flow([self.preprocessing, shift, *core.transform.transforms], base)
+        self.preprocessing = [BoundedStandardize(self.observables)]
+        if preprocessing == "response":
+            response = ResponseCurve(self.observables)
+            opened = [
+                replace(v, low=None, high=None) if j in response.index else v
+                for j, v in enumerate(self.observables)
+            ]
+            self.preprocessing = [response, BoundedStandardize(opened)]
+        self.flow = zuko.flows.Flow([*self.preprocessing, *layers], base)
         ranges = bounds_tensor(theta_vars).float() if theta_vars else torch.empty(0, 2)
         self.register_buffer("theta_range", ranges)
 
@@ -146,7 +202,9 @@ class DensityModel(nn.Module):
     def adapt(self, x: Tensor, theta: Tensor | None = None) -> None:
         r"""Sets the preprocessing from training events `x` `(N, F)` and any open
         parameter range from the training parameters `theta` `(N, D)`."""
-        self.preprocessing.adapt(x)
+        for step in self.preprocessing:
+            step.adapt(x)
+            x = step()(x)
         if self.conditional:
             lo, hi = theta.min(dim=0).values, theta.max(dim=0).values
             r = self.theta_range
@@ -249,6 +307,8 @@ class DensityModel(nn.Module):
             transforms=c["transforms"],
             hidden_features=c["hidden_features"],
             bins=c["bins"],
+            components=c.get("components", 20),
+            preprocessing=c.get("preprocessing", "logit"),
             seed=c["seed"],
         )
         try:

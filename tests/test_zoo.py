@@ -1,0 +1,148 @@
+import copy
+
+import numpy as np
+import pytest
+import torch
+from scipy import integrate, special, stats
+
+from flowscan import Variable
+from flowscan.flows import FLOWS, DensityModel, train
+from flowscan.flows.mixture import AutoregressiveMixture
+from flowscan.flows.preprocessing import (
+    ALPHA,
+    BETA,
+    GAMMA,
+    ResponseCurve,
+    _latent_cdf,
+    _latent_log_density,
+)
+from flowscan.toys import MASS, BreitWigner, training_set
+
+ZOO = [(flow, "logit") for flow in FLOWS] + [("mog", "response")]
+OBSERVABLES = [Variable("m", "GeV", 100.0, 1000.0), Variable("r", "", 0.0, None)]
+THETA = [Variable("a", "GeV", 0.0, 10.0)]
+
+
+def _integral(model: DensityModel, theta: torch.Tensor, pieces: int = 2000) -> float:
+    r"""Integral over the mass window by 16-point Gauss-Legendre on `pieces` intervals in
+    t = logit((m - low) / width) over [-30, 30], split also at the knots of a response
+    curve (where the density steps): the integrand is smooth on each interval."""
+    lo, width = MASS.low, MASS.high - MASS.low
+    breaks = np.linspace(-30, 30, pieces + 1)
+    for step in model.preprocessing:
+        if isinstance(step, ResponseCurve):
+            k = (step.knots_x[0].numpy() - lo) / width
+            k = k[(k > 0) & (k < 1)]
+            breaks = np.union1d(breaks, np.log(k) - np.log1p(-k))
+    nodes, weights = np.polynomial.legendre.leggauss(16)
+    a, b = breaks[:-1, None], breaks[1:, None]
+    t = torch.tensor(((a + b) / 2 + (b - a) / 2 * nodes).ravel())
+    u = torch.sigmoid(t)
+    with torch.no_grad():
+        p = model.log_prob((lo + width * u)[:, None], theta).exp() * width * u * (1 - u)
+    return float((p * torch.tensor(((b - a) / 2 * weights).ravel())).sum())
+
+
+@pytest.mark.parametrize(("flow", "preprocessing"), ZOO)
+def test_zoo_model(flow, preprocessing, tmp_path):
+    # 2 observables, 1 parameter: shapes, gradients, save/load
+    torch.manual_seed(0)
+    x = torch.stack([100 + 900 * torch.rand(300), 3 * torch.rand(300)], dim=1)
+    theta = 10 * torch.rand(300, 1)
+    options = {"transforms": 2, "hidden_features": (16, 16), "components": 4}
+    model = DensityModel(OBSERVABLES, THETA, flow=flow, preprocessing=preprocessing, **options)
+    model.adapt(x, theta)
+    t = torch.tensor([4.0], requires_grad=True)
+    lp = model.log_prob(x[:7], t)
+    assert lp.shape == (7,) and torch.isfinite(lp).all()
+    assert model.log_prob(x[:7], torch.tensor([[1.0], [9.0]])[:, None]).shape == (2, 7)
+    lp.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    assert t.grad.abs() > 0  # d log p / d theta, what gradient scans descend
+    s = model.sample(50, torch.tensor([4.0]), seed=1)
+    assert s.shape == (50, 2) and (s[:, 0] >= 100).all() and (s[:, 0] <= 1000).all()
+    model.save(tmp_path / "m.pt")
+    loaded = DensityModel.load(tmp_path / "m.pt")
+    assert loaded.config == model.config
+    assert torch.equal(loaded.log_prob(x[:7], t), model.log_prob(x[:7], t))
+
+    # 1 observable, briefly trained: normalized on the window at several theta
+    xs, thetas = training_set(BreitWigner(), 2_000, seed=11)
+    model = DensityModel(
+        [MASS], BreitWigner.theta_vars, flow=flow, preprocessing=preprocessing, **options
+    )
+    train(model, xs, thetas, epochs=3, batch_size=256, progress=False)
+    model = copy.deepcopy(model).double()
+    for theta in ([320.0, 25.0], [455.0, 33.0], [680.0, 75.0]):
+        assert _integral(model, torch.tensor(theta, dtype=torch.float64)) == pytest.approx(
+            1.0, abs=1e-4
+        )
+
+
+def test_response_preprocessing_is_for_the_mixture():
+    with pytest.raises(ValueError, match="made for flow='mog'"):
+        DensityModel([MASS], flow="nsf", preprocessing="response")
+    with pytest.raises(ValueError, match="unknown flow 'glow'"):
+        DensityModel([MASS], flow="glow")
+
+
+def test_latent_target_is_seed_001_eq_1():
+    def target(u):  # seed 001, eq. (1), unnormalized
+        return special.expit(GAMMA - ALPHA * (u - BETA)) * special.expit(ALPHA * (u + BETA) + GAMMA)
+
+    norm = integrate.quad(target, -np.inf, np.inf)[0]
+    for u in (-5.0, -3.0, 0.0, 1.7, 3.2, 6.0):
+        ut = torch.tensor(u, dtype=torch.float64)
+        assert _latent_log_density(ut).exp().item() == pytest.approx(target(u) / norm, rel=1e-10)
+        cdf = integrate.quad(target, -np.inf, u)[0] / norm
+        assert _latent_cdf(ut).item() == pytest.approx(cdf, rel=1e-8, abs=1e-12)
+
+
+def test_response_curve_jacobian_inverse_and_edges():
+    obs = [Variable("a", "", 0.0, 1.0), Variable("b", "", 2.0, None), Variable("c", "", -1.0, 3.0)]
+    rng = np.random.default_rng(0)
+    train_x = np.stack(
+        [rng.beta(2, 5, 5000), 2 + rng.exponential(size=5000), rng.normal(size=5000)]
+    )
+    curve = ResponseCurve(obs, fraction=0.8)
+    curve.adapt(torch.tensor(train_x.T.clip(-1, 3)))
+    curve = curve.double()
+    t = curve()
+    x = torch.tensor(
+        [[0.3, 2.5, 0.1], [0.97, 10.0, -0.99], [1e-12, 3.0, 3 - 1e-12]], dtype=torch.float64
+    )
+    u, ladj = t.call_and_ladj(x)
+    for row in range(len(x)):
+        jac = torch.autograd.functional.jacobian(lambda v: t(v[None])[0], x[row])
+        assert ladj[row].item() == pytest.approx(
+            torch.linalg.slogdet(jac).logabsdet.item(), rel=1e-9
+        )
+    torch.testing.assert_close(t.inv(u), x, rtol=1e-9, atol=1e-15)
+    assert torch.equal(u[:, 1], x[:, 1])  # open edge: passed through
+    # flattened latent space: the training data spread over about [-3.5, 3.5] (c has
+    # 16% of its events piled on its lower edge by the clip: the knots keep apart)
+    latent = t(torch.tensor(train_x.T.clip(-1, 3)))[:, 0]
+    assert latent.min() > -5 and latent.max() < 5 and latent.std() > 1.2
+
+
+def test_mixture_density_is_normalized_and_sampling_matches_it():
+    torch.manual_seed(3)
+    mixture = AutoregressiveMixture(2, 1, components=3, hidden_features=(16,)).double()
+    for p in mixture.parameters():  # a lumpy mixture, not the near-Gaussian initialization
+        p.data.mul_(3)
+    c = torch.tensor([0.4], dtype=torch.float64)
+    d = mixture(c)
+    g = torch.linspace(-25, 25, 1001, dtype=torch.float64)
+    z = torch.cartesian_prod(g, g)
+    with torch.no_grad():
+        p = d.log_prob(z).exp().reshape(len(g), len(g))
+    assert torch.trapezoid(torch.trapezoid(p, g), g).item() == pytest.approx(1.0, abs=1e-6)
+
+    # samples: z0 against its mixture's CDF, z1 through its conditional CDF given z0
+    # (probability integral transform), both by scipy's normal CDF, must be uniform
+    torch.manual_seed(4)
+    s = d.sample((20_000,))
+    log_w, mean, width = (q.detach().numpy() for q in d._parameters(s))
+    pit = (np.exp(log_w) * stats.norm.cdf(s.numpy()[..., None], mean, width)).sum(-1)
+    for j in range(2):
+        assert stats.kstest(pit[:, j], "uniform").pvalue > 0.01
