@@ -72,6 +72,22 @@ def _toys(args: argparse.Namespace) -> None:
         )
 
 
+def _validate(args: argparse.Namespace) -> None:
+    from .scan import parse_start
+    from .validate import run_validate
+
+    run_validate(
+        args.model,
+        args.reference,
+        args.out,
+        thetas=[parse_start(t) for t in args.theta],
+        events=args.events,
+        where=args.where,
+        seed=args.seed,
+        classifier=not args.no_classifier,
+    )
+
+
 def _limits(args: argparse.Namespace) -> None:
     from .limit_scan import parse_values, run_limits
     from .parallel import dask_client
@@ -353,6 +369,40 @@ def _parser() -> argparse.ArgumentParser:
     toys.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_dask(toys)
     toys.set_defaults(func=_toys)
+
+    validate = commands.add_parser(
+        "validate",
+        help="is a model good enough? every two-sample metric against its noise floor",
+        description="Compares a saved model's samples with a reference sample at each "
+        "parameter point: KS per observable, sliced Wasserstein, correlation distance, HPDI "
+        "widths, a classifier AUC and the held-out log-likelihood, each beside its value for "
+        "two reference samples (the noise floor). Writes validation.csv, validation.json, "
+        "marginals_<k>.png, pairs_<k>.png and theta_dependence.png.",
+    )
+    validate.add_argument("model", help="model file (model.pt)")
+    validate.add_argument(
+        "--reference",
+        required=True,
+        help="breit-wigner (the toy's exact densities), lhco (the LHCO-style generator) or a "
+        "file (.csv, .parquet, .h5) with the observable and parameter columns",
+    )
+    validate.add_argument(
+        "--theta",
+        action="append",
+        default=[],
+        help="a parameter point, e.g. m_pole=455,gamma=33; repeat for several (default for "
+        "a file: every point in it)",
+    )
+    validate.add_argument(
+        "--events", type=int, default=20_000, help="reference events per point (default 20000)"
+    )
+    validate.add_argument("--where", help='row selection of a reference file, e.g. "label == 1"')
+    validate.add_argument(
+        "--no-classifier", action="store_true", help="skip the classifier test (the slowest)"
+    )
+    validate.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    validate.add_argument("--out", help="output folder (default runs/validate-<timestamp>/)")
+    validate.set_defaults(func=_validate)
     return parser
 
 

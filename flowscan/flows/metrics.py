@@ -182,12 +182,13 @@ def _metrics(
     for name, s, pv, ps in zip(names, stat, p, p_spread, strict=True):
         rows += [("ks_statistic", name, s, np.nan), ("ks_pvalue", name, pv, ps)]
     rows += [
-        ("ks_pvalue_mean", "all", p.mean(), p.std() / np.sqrt(len(p))),
+        ("ks_pvalue_mean", "all", p.mean(), np.sqrt((p_spread**2).sum()) / len(p)),
         ("ks_pvalue_median", "all", np.median(p), np.nan),
     ]
     sw = sliced_wasserstein(x, reference, seed=seed)
     rows.append(("sliced_wasserstein", "all", sw.value, sw.spread))
-    rows.append(("correlation_distance", "all", correlation_distance(x, reference), np.nan))
+    if x.shape[1] > 1:
+        rows.append(("correlation_distance", "all", correlation_distance(x, reference), np.nan))
     for level, errors in zip(HPDI_LEVELS, hpdi_error(x, reference), strict=True):
         rows += [
             (f"hpdi_error_{level:g}", name, e, np.nan)

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 __all__ = [
     "MASSES",
+    "Generator",
     "OBSERVABLES",
     "SCHEMA",
     "features",
@@ -69,6 +70,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import torch
+from torch import Tensor
 
 from ..variables import Variable
 
@@ -310,3 +313,16 @@ def read_lhco(
     x = frame[[v.name for v in OBSERVABLES]]
     signal = frame["label"] == 1
     return x[signal].reset_index(drop=True), x[~signal].reset_index(drop=True)
+
+
+class Generator:
+    r"""The generator as a sampler (like `BreitWigner`): QCD dijets for `theta=None`, the
+    signal at `theta = (m_Z', m_X, m_Y)` GeV otherwise."""
+
+    observables = OBSERVABLES
+
+    def sample(self, n: int, theta: Tensor | None = None, seed: int | None = None) -> Tensor:
+        r"""`n` events' observables, float64 `(n, 5)` in `OBSERVABLES` order (GeV)."""
+        masses = None if theta is None else [float(m) for m in theta]
+        frame = features(generate(n, masses, seed=0 if seed is None else seed))
+        return torch.tensor(frame[[v.name for v in OBSERVABLES]].to_numpy())

@@ -1,0 +1,250 @@
+r"""`flowscan validate`: a saved density model against a reference sample, every metric
+read against its noise floor, with the plots to look at."""
+
+from __future__ import annotations
+
+__all__ = ["REFERENCES", "run_validate"]
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from .flows import DensityModel, compare
+from .runinfo import versions, write_json
+from .scanner import Sampler, toy_seed
+from .toys import BreitWigner, Exponential, lhco, read_events
+
+REFERENCES = ["breit-wigner", "lhco"]
+
+
+def _generator(name: str, model: DensityModel) -> Sampler:
+    names = [p.name for p in model.theta_vars]
+    if name == "breit-wigner":
+        for cls in (BreitWigner, Exponential):
+            if names == [p.name for p in cls.theta_vars]:
+                return cls()
+        raise ValueError(
+            "the breit-wigner reference draws the toy's signal (m_pole, gamma) or background "
+            f"(tau); this model is conditional on {names}"
+        )
+    observables = [v.name for v in lhco.OBSERVABLES]
+    if [v.name for v in model.observables] != observables or names not in (
+        [],
+        [v.name for v in lhco.MASSES],
+    ):
+        raise ValueError(
+            f"the lhco reference makes {observables} for QCD (no parameters) or the signal "
+            f"at {[v.name for v in lhco.MASSES]}; this model has "
+            f"{[v.name for v in model.observables]} conditional on {names}"
+        )
+    return lhco.Generator()
+
+
+def _file_points(
+    path: str | os.PathLike, model: DensityModel, where: str | None
+) -> tuple[Tensor, Tensor]:
+    r"""The file's events `(N, F)` and their parameters `(N, D)`."""
+    obs, pars = [v.name for v in model.observables], [p.name for p in model.theta_vars]
+    table = read_events(path, obs + pars, where)
+    return table[:, : len(obs)], table[:, len(obs) :]
+
+
+def _theta_points(
+    thetas: Sequence[Mapping[str, float]], model: DensityModel, file_theta: Tensor | None
+) -> list[Tensor]:
+    names = [p.name for p in model.theta_vars]
+    if not model.conditional:
+        if any(thetas):
+            raise ValueError("this model is unconditional: leave out --theta")
+        return [torch.empty(0, dtype=torch.float64)]
+    if not thetas:
+        if file_theta is None:
+            raise ValueError(f"give the parameters to validate at: --theta {names[0]}=...,...")
+        points = torch.unique(file_theta, dim=0)
+        if len(points) > 10:
+            raise ValueError(
+                f"the reference file has {len(points)} parameter points; choose some with --theta"
+            )
+        return list(points)
+    points = []
+    for theta in thetas:
+        if sorted(theta) != sorted(names):
+            raise ValueError(f"--theta must give exactly {names}, got {sorted(theta)}")
+        points.append(torch.tensor([theta[n] for n in names], dtype=torch.float64))
+    return points
+
+
+def _label(model: DensityModel, theta: Tensor) -> str:
+    return ", ".join(
+        f"{p.name} = {t:g} {p.unit}".strip()
+        for p, t in zip(model.theta_vars, theta.tolist(), strict=True)
+    )
+
+
+def _log_likelihood_rows(
+    model: DensityModel, reference: Tensor, exact: Sampler | None, theta: Tensor
+) -> list[dict]:
+    r"""Held-out mean log-likelihood (nats/event) of the reference under the model, with
+    the exact density's as its floor; and where the reference generator has an exact
+    density, the KL divergence estimate mean(log p_exact - log p_model) (null value 0),
+    whose error is that of the paired difference."""
+    t = theta if theta.numel() else None
+    with torch.no_grad():
+        lp = model.log_prob(reference.to(model.theta_range), t).double().cpu().numpy()
+
+    def row(metric: str, v: np.ndarray, floor: float = np.nan, floor_spread: float = np.nan):
+        spread = v.std(ddof=1) / np.sqrt(len(v))
+        return dict(
+            metric=metric,
+            observable="all",
+            value=v.mean(),
+            spread=spread,
+            floor=floor,
+            floor_spread=floor_spread,
+        )
+
+    if not hasattr(exact, "log_prob"):
+        return [row("mean_log_likelihood", lp)]
+    ex = exact.log_prob(reference, theta).numpy()
+    floor = row("", ex)
+    return [
+        row("mean_log_likelihood", lp, floor["value"], floor["spread"]),
+        row("kl_divergence", ex - lp, 0.0, 0.0),
+    ]
+
+
+def run_validate(
+    model_path: str | os.PathLike,
+    reference: str,
+    out: str | os.PathLike | None = None,
+    *,
+    thetas: Sequence[Mapping[str, float]] = (),
+    events: int = 20_000,
+    where: str | None = None,
+    seed: int = 0,
+    classifier: bool = True,
+    echo: Callable[[str], None] = print,
+) -> pd.DataFrame:
+    r"""Validates a saved model against a reference at each parameter point and writes to
+    `out` (default `runs/validate-<timestamp>/`): `validation.csv` and `validation.json`
+    (every metric of `flowscan.flows.compare` and the held-out mean log-likelihood, each
+    with its noise floor; settings, seed, versions), and per point `marginals_<k>.png`
+    and, for several observables, `pairs_<k>.png`; for several points of a conditional
+    model `theta_dependence.png`.
+
+    Arguments:
+        model_path: A file written by `DensityModel.save`.
+        reference: `"breit-wigner"` (the toy's exact signal or background, chosen by the
+            model's parameters), `"lhco"` (the LHCO-style generator), or a table file
+            (CSV, Parquet, HDF5) with the observable and parameter columns.
+        thetas: Parameter points, e.g. `[{"m_pole": 455, "gamma": 33}]`, held out of
+            training or not; for a file, default every point in it (at most 10).
+        events: Reference events per point; the model draws as many, and a second
+            reference sample as many again sets the noise floor (a file is split in two
+            halves instead).
+        where: Row selection of a reference file (`pandas.DataFrame.query`).
+        seed: Seed of every draw, sub-sample and classifier.
+        classifier: Run the classifier two-sample test (the slowest metric).
+
+    Returns:
+        The table, one row per point, metric and observable.
+    """
+    from .validation_plots import plot_marginal_ratios, plot_pairs, plot_theta_dependence
+
+    model = DensityModel.load(model_path).eval()
+    names = [v.name for v in model.observables]
+    generator = _generator(reference, model) if reference in REFERENCES else None
+    file_x, file_theta = (None, None) if generator else _file_points(reference, model, where)
+    points = _theta_points(thetas, model, file_theta)
+    out = Path(out or f"runs/validate-{datetime.now():%Y%m%d-%H%M%S}")
+    out.mkdir(parents=True, exist_ok=True)
+
+    tables, references, samples, labels = [], [], [], []
+    for k, theta in enumerate(points):
+        t = theta if theta.numel() else None
+        if generator is not None:
+            ref = generator.sample(events, t, toy_seed(seed, 3 * k))
+            ref2 = generator.sample(events, t, toy_seed(seed, 3 * k + 1))
+        else:
+            rows = torch.ones(len(file_x), dtype=bool)
+            if t is not None:
+                rows = torch.isclose(file_theta, theta, rtol=1e-9).all(dim=1)
+            x = file_x[rows][
+                torch.randperm(int(rows.sum()), generator=torch.Generator().manual_seed(seed))
+            ]
+            if len(x) < 100:
+                raise ValueError(
+                    f"{reference}: only {len(x)} events at {_label(model, theta)}; need 100"
+                )
+            x = x[: 2 * events]
+            ref, ref2 = x[: len(x) // 2], x[len(x) // 2 :]
+        label = _label(model, theta) if t is not None else "unconditional"
+        echo(f"[{k + 1}/{len(points)}] {label}: {len(ref)} + {len(ref2)} reference events")
+        sample = model.sample(len(ref2), t, seed=toy_seed(seed, 3 * k + 2)).double().cpu()
+        table = compare(sample.numpy(), ref.numpy(), ref2.numpy(), names, seed, classifier)
+        ll = _log_likelihood_rows(model, ref, generator, theta)
+        table = pd.concat([table, pd.DataFrame(ll)], ignore_index=True)
+        for p, value in zip(model.theta_vars, theta.tolist(), strict=True):
+            table.insert(table.columns.get_loc("metric"), p.name, value)
+        tables.append(table)
+        references.append(ref.numpy())
+        samples.append(sample.numpy())
+        labels.append(label)
+        plot_marginal_ratios(
+            ref.numpy(),
+            sample.numpy(),
+            model.observables,
+            out / f"marginals_{k}.png",
+            label,
+            seed=seed,
+        )
+        if len(names) > 1:
+            plot_pairs(
+                ref.numpy(), sample.numpy(), model.observables, out / f"pairs_{k}.png", label
+            )
+        echo(_summary(table))
+    if len(points) > 1:
+        plot_theta_dependence(
+            references, samples, labels, model.observables, out / "theta_dependence.png"
+        )
+    result = pd.concat(tables, ignore_index=True)
+    result.to_csv(out / "validation.csv", index=False)
+    config = {
+        "model": str(model_path),
+        "model_config": model.config,
+        "reference": str(reference),
+        "thetas": [
+            dict(zip([p.name for p in model.theta_vars], p.tolist(), strict=True)) for p in points
+        ],
+        "events": events,
+        "where": where,
+        "classifier": classifier,
+    }
+    write_json(
+        out / "validation.json",
+        {
+            "config": config,
+            "seed": seed,
+            "versions": versions(),
+            "metrics": result.to_dict("records"),
+        },
+    )
+    echo(f"wrote {out}/validation.csv, validation.json and plots")
+    return result
+
+
+def _summary(table: pd.DataFrame) -> str:
+    r"""The combined metrics and the per-observable KS p-values, value against floor."""
+    keep = (table.observable == "all") | (table.metric == "ks_pvalue")
+    lines = [f"  {'metric':<22} {'observable':<12} {'model':>20} {'noise floor':>20}"]
+    for r in table[keep].itertuples():
+        v = f"{r.value:.4g}" + (f" +- {r.spread:.2g}" if np.isfinite(r.spread) else "")
+        f = f"{r.floor:.4g}" + (f" +- {r.floor_spread:.2g}" if np.isfinite(r.floor_spread) else "")
+        lines.append(f"  {r.metric:<22} {r.observable:<12} {v:>20} {f:>20}")
+    return "\n".join(lines)
