@@ -34,6 +34,8 @@ class DemoConfig:
     transforms: int = 4
     hidden_features: tuple[int, ...] = (64, 64)
     bins: int = 8
+    components: int = 20
+    preprocessing: str = "logit"
     truth: dict[str, float] = field(
         default_factory=lambda: {"m_pole": 455.0, "gamma": 33.0, "tau": 170.0}
     )
@@ -73,6 +75,8 @@ def train_toy_flows(
             transforms=config.transforms,
             hidden_features=config.hidden_features,
             bins=config.bins,
+            components=config.components,
+            preprocessing=config.preprocessing,
             seed=config.seed + i,
         ).to(config.device)
         t0 = time.perf_counter()

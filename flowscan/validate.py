@@ -3,7 +3,7 @@ read against its noise floor, with the plots to look at."""
 
 from __future__ import annotations
 
-__all__ = ["REFERENCES", "run_validate"]
+__all__ = ["REFERENCES", "run_validate", "validation_table"]
 
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -87,16 +87,35 @@ def _label(model: DensityModel, theta: Tensor) -> str:
     )
 
 
-def _log_likelihood_rows(
-    model: DensityModel, reference: Tensor, exact: Sampler | None, theta: Tensor
-) -> list[dict]:
-    r"""Held-out mean log-likelihood (nats/event) of the reference under the model, with
-    the exact density's as its floor; and where the reference generator has an exact
-    density, the KL divergence estimate mean(log p_exact - log p_model) (null value 0),
-    whose error is that of the paired difference."""
-    t = theta if theta.numel() else None
+def validation_table(
+    model: DensityModel,
+    sample: Tensor,
+    reference: Tensor,
+    reference_2: Tensor,
+    theta: Tensor,
+    exact: Sampler | None = None,
+    seed: int = 0,
+    classifier: bool = True,
+) -> pd.DataFrame:
+    r"""Every metric of `flowscan.flows.compare` for the model's `sample` `(M, F)` against
+    `reference` `(N, F)`, with `reference_2` `(M, F)` against it as the noise floor; then
+    the held-out mean log-likelihood of `reference` under the model (nats/event), with
+    the exact density's as floor where `exact` has a `log_prob`, and then also the KL
+    divergence estimate mean(log p_exact - log p_model) (null value 0), whose error is
+    that of the paired difference. `theta` `(D,)` is where all were drawn (`(0,)` for an
+    unconditional model)."""
+    names = [v.name for v in model.observables]
+    table = compare(
+        sample.double().cpu().numpy(),
+        reference.numpy(),
+        reference_2.numpy(),
+        names,
+        seed,
+        classifier,
+    )
     with torch.no_grad():
-        lp = model.log_prob(reference.to(model.theta_range), t).double().cpu().numpy()
+        lp = model.log_prob(reference.to(model.theta_range), theta if theta.numel() else None)
+    lp = lp.double().cpu().numpy()
 
     def row(metric: str, v: np.ndarray, floor: float = np.nan, floor_spread: float = np.nan):
         spread = v.std(ddof=1) / np.sqrt(len(v))
@@ -109,14 +128,16 @@ def _log_likelihood_rows(
             floor_spread=floor_spread,
         )
 
-    if not hasattr(exact, "log_prob"):
-        return [row("mean_log_likelihood", lp)]
-    ex = exact.log_prob(reference, theta).numpy()
-    floor = row("", ex)
-    return [
-        row("mean_log_likelihood", lp, floor["value"], floor["spread"]),
-        row("kl_divergence", ex - lp, 0.0, 0.0),
-    ]
+    if hasattr(exact, "log_prob"):
+        ex = exact.log_prob(reference, theta).numpy()
+        floor = row("", ex)
+        rows = [
+            row("mean_log_likelihood", lp, floor["value"], floor["spread"]),
+            row("kl_divergence", ex - lp, 0.0, 0.0),
+        ]
+    else:
+        rows = [row("mean_log_likelihood", lp)]
+    return pd.concat([table, pd.DataFrame(rows)], ignore_index=True)
 
 
 def run_validate(
@@ -158,7 +179,6 @@ def run_validate(
     from .validation_plots import plot_marginal_ratios, plot_pairs, plot_theta_dependence
 
     model = DensityModel.load(model_path).eval()
-    names = [v.name for v in model.observables]
     generator = _generator(reference, model) if reference in REFERENCES else None
     file_x, file_theta = (None, None) if generator else _file_points(reference, model, where)
     points = _theta_points(thetas, model, file_theta)
@@ -187,9 +207,7 @@ def run_validate(
         label = _label(model, theta) if t is not None else "unconditional"
         echo(f"[{k + 1}/{len(points)}] {label}: {len(ref)} + {len(ref2)} reference events")
         sample = model.sample(len(ref2), t, seed=toy_seed(seed, 3 * k + 2)).double().cpu()
-        table = compare(sample.numpy(), ref.numpy(), ref2.numpy(), names, seed, classifier)
-        ll = _log_likelihood_rows(model, ref, generator, theta)
-        table = pd.concat([table, pd.DataFrame(ll)], ignore_index=True)
+        table = validation_table(model, sample, ref, ref2, theta, generator, seed, classifier)
         for p, value in zip(model.theta_vars, theta.tolist(), strict=True):
             table.insert(table.columns.get_loc("metric"), p.name, value)
         tables.append(table)
@@ -204,7 +222,7 @@ def run_validate(
             label,
             seed=seed,
         )
-        if len(names) > 1:
+        if len(model.observables) > 1:
             plot_pairs(
                 ref.numpy(), sample.numpy(), model.observables, out / f"pairs_{k}.png", label
             )
