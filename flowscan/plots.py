@@ -17,6 +17,7 @@ __all__ = [
 ]
 
 import os
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -298,23 +299,44 @@ def plot_history(history: Sequence[dict], path: str | os.PathLike) -> None:
     plt.close(fig)
 
 
+def _edges(reference: np.ndarray, bins: int) -> np.ndarray:
+    return np.linspace(*np.quantile(reference, [0.001, 0.999]), bins + 1)
+
+
+def _bootstrap_ratio(
+    model: np.ndarray, reference: np.ndarray, edges: np.ndarray, replicas: int, seed: int
+) -> np.ndarray:
+    r"""16th and 84th percentiles `(2, bins)` of the model/reference histogram ratio over
+    `replicas` Poisson bootstraps of both samples (each event weighted Poisson(1))."""
+    rng = np.random.default_rng(seed)
+    scale = len(reference) / len(model)
+    im, ir = np.digitize(model, edges) - 1, np.digitize(reference, edges) - 1
+    bins = len(edges) - 1
+    im, ir = im[(im >= 0) & (im < bins)], ir[(ir >= 0) & (ir < bins)]
+    ratios = []
+    for _ in range(replicas):
+        hm = np.bincount(im, rng.poisson(1.0, len(im)), minlength=bins)
+        hr = np.bincount(ir, rng.poisson(1.0, len(ir)), minlength=bins)
+        ratios.append(np.divide(hm * scale, hr, out=np.full(bins, np.nan), where=hr > 0))
+    with warnings.catch_warnings():  # bins empty in every replica stay NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanpercentile(np.array(ratios), [16, 84], axis=0)
+
+
 def plot_marginals(
-    data: np.ndarray,
-    samples: np.ndarray,
+    reference: np.ndarray,
+    model: np.ndarray,
     observables: Sequence[Variable],
     path: str | os.PathLike,
-    bins: int = 50,
-    labels: tuple[str, str] = ("training data", "flow samples"),
+    title: str = "",
+    labels: tuple[str, str] = ("reference", "model"),
+    bins: int = 40,
+    replicas: int = 100,
+    seed: int = 0,
 ) -> None:
-    r"""1D marginals of `samples` against `data` with a ratio panel per observable.
-
-    Arguments:
-        data, samples: Events, shapes `(N, F)` and `(M, F)`, in observable units.
-        observables: The F observables.
-        path: Output PNG file.
-        bins: Bins per histogram, over the central 99.8% of `data`.
-        labels: Legend labels of `data` and `samples`.
-    """
+    r"""1D marginals of the model's samples `(M, F)` against the reference `(N, F)` (in
+    observable units; bins over the reference's central 99.8%), with a ratio panel whose
+    band holds 68% of `replicas` Poisson bootstraps of the ratio."""
     plt = _pyplot()
     f = len(observables)
     fig, axs = plt.subplots(
@@ -322,23 +344,26 @@ def plot_marginals(
     )
     for j, v in enumerate(observables):
         top, bottom = axs[0, j], axs[1, j]
-        edges = np.linspace(*np.quantile(data[:, j], [0.001, 0.999]), bins + 1)
-        n_data, _ = np.histogram(data[:, j], edges)
-        n_flow, _ = np.histogram(samples[:, j], edges)
-        scale = len(data) / len(samples)
-        top.stairs(n_data, edges, label=labels[0], color="k")
-        top.stairs(n_flow * scale, edges, label=labels[1], color="tab:blue")
+        edges = _edges(reference[:, j], bins)
+        centres = (edges[1:] + edges[:-1]) / 2
+        hr, _ = np.histogram(reference[:, j], edges)
+        hm, _ = np.histogram(model[:, j], edges)
+        hm = hm * len(reference) / len(model)
+        top.errorbar(centres, hr, np.sqrt(hr), fmt=".", color="k", ms=3, label=labels[0])
+        top.stairs(hm, edges, color="tab:red", label=labels[1])
         top.set_yscale("log")
         top.set_ylabel("events / bin")
-        ratio = np.divide(n_flow * scale, n_data, out=np.full(bins, np.nan), where=n_data > 0)
-        error = ratio * np.sqrt(1 / np.maximum(n_flow, 1) + 1 / np.maximum(n_data, 1))
-        centres = (edges[1:] + edges[:-1]) / 2
-        bottom.errorbar(centres, ratio, error, fmt=".", color="tab:blue", ms=3)
+        low, high = _bootstrap_ratio(model[:, j], reference[:, j], edges, replicas, seed + j)
+        bottom.fill_between(centres, low, high, step="mid", color="tab:red", alpha=0.3, lw=0)
+        ratio = np.divide(hm, hr, out=np.full(bins, np.nan), where=hr > 0)
+        bottom.step(centres, ratio, where="mid", color="tab:red", lw=1)
         bottom.axhline(1, color="grey", lw=0.5)
-        bottom.set_ylim(0.5, 1.5)
+        bottom.set_ylim(0.7, 1.3)
         bottom.set_xlabel(v.label)
-        bottom.set_ylabel("flow / data")
+        bottom.set_ylabel("model / ref.")
     axs[0, 0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -177,7 +177,11 @@ def run_train(
         else:
             samples = model(theta[shown].to(model.theta_range)).sample()
     plots.plot_marginals(
-        x[shown].numpy(), samples.double().cpu().numpy(), obs, out / "marginals.png"
+        x[shown].numpy(),
+        samples.double().cpu().numpy(),
+        obs,
+        out / "marginals.png",
+        labels=("training data", "model samples"),
     )
     echo(
         f"best validation loss {best:.4f} nats/event after {len(history)} epochs; wrote "

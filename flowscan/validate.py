@@ -176,7 +176,8 @@ def run_validate(
     Returns:
         The table, one row per point, metric and observable.
     """
-    from .validation_plots import plot_marginal_ratios, plot_pairs, plot_theta_dependence
+    from .plots import plot_marginals
+    from .validation_plots import plot_pairs, plot_theta_dependence
 
     model = DensityModel.load(model_path).eval()
     generator = _generator(reference, model) if reference in REFERENCES else None
@@ -214,7 +215,7 @@ def run_validate(
         references.append(ref.numpy())
         samples.append(sample.numpy())
         labels.append(label)
-        plot_marginal_ratios(
+        plot_marginals(
             ref.numpy(),
             sample.numpy(),
             model.observables,
