@@ -74,6 +74,7 @@ def main() -> None:
     parser.add_argument(
         "--train-events", type=int, default=200_000, help="training events per flow"
     )
+    parser.add_argument("--flow", default="nsf", help="model family of the trained flows")
     parser.add_argument("--toys", type=int, default=200)
     parser.add_argument("--limit-datasets", type=int, default=20)
     parser.add_argument("--minos", action="store_true")
@@ -86,7 +87,7 @@ def main() -> None:
         signal, background = (DensityModel.load(p) for p in (args.signal, args.background))
     else:
         t0 = time.perf_counter()
-        config = DemoConfig(n_train=args.train_events, seed=args.seed)
+        config = DemoConfig(n_train=args.train_events, seed=args.seed, flow=args.flow)
         signal, background, _ = train_toy_flows(config, progress=False)
         print(
             f"trained the demo's flows on {args.train_events} events each in "

@@ -27,7 +27,7 @@ own standard deviation at 5k events.
 Every metric with its noise floor is written to `<out>/metrics.csv`, the tables to
 `<out>/tables.txt`, settings and versions to `<out>/zoo.json`.
 
-Run: `python benchmarks/model_zoo.py` (about 30 minutes on 2 cores; `--workload bw` or
+Run: `python benchmarks/model_zoo.py` (about 15 minutes on 2 cores; `--workload bw` or
 `lhco` for one half, `--families nsf,mog` for some).
 """
 
