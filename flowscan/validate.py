@@ -117,24 +117,25 @@ def validation_table(
         lp = model.log_prob(reference.to(model.theta_range), theta if theta.numel() else None)
     lp = lp.double().cpu().numpy()
 
-    def row(metric: str, v: np.ndarray, floor: float = np.nan, floor_spread: float = np.nan):
-        spread = v.std(ddof=1) / np.sqrt(len(v))
+    def row(metric: str, v: np.ndarray, floor: np.ndarray | None = None) -> dict:
+        mean, spread = v.mean(), v.std(ddof=1) / np.sqrt(len(v))
+        floor = (
+            (np.nan, np.nan)
+            if floor is None
+            else (floor.mean(), floor.std(ddof=1) / np.sqrt(len(floor)))
+        )
         return dict(
             metric=metric,
             observable="all",
-            value=v.mean(),
+            value=mean,
             spread=spread,
-            floor=floor,
-            floor_spread=floor_spread,
+            floor=floor[0],
+            floor_spread=floor[1],
         )
 
     if hasattr(exact, "log_prob"):
         ex = exact.log_prob(reference, theta).numpy()
-        floor = row("", ex)
-        rows = [
-            row("mean_log_likelihood", lp, floor["value"], floor["spread"]),
-            row("kl_divergence", ex - lp, 0.0, 0.0),
-        ]
+        rows = [row("mean_log_likelihood", lp, ex), row("kl_divergence", ex - lp, np.zeros(2))]
     else:
         rows = [row("mean_log_likelihood", lp)]
     return pd.concat([table, pd.DataFrame(rows)], ignore_index=True)

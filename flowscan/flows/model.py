@@ -51,8 +51,7 @@ def _layers(
 ) -> tuple[list[LazyTransform], LazyDistribution]:
     r"""The layers of a model after its preprocessing, and its base distribution."""
     if flow == "mog":
-        mixture = AutoregressiveMixture(features, context, components, hidden_features)
-        return [], mixture
+        return [], AutoregressiveMixture(features, context, components, hidden_features)
     kwargs = {"transforms": transforms, "hidden_features": hidden_features, "activation": nn.SiLU}
     shift = MaskedAutoregressiveTransform(
         features, context, hidden_features=hidden_features, activation=nn.SiLU
@@ -307,8 +306,8 @@ class DensityModel(nn.Module):
             transforms=c["transforms"],
             hidden_features=c["hidden_features"],
             bins=c["bins"],
-            components=c.get("components", 20),
-            preprocessing=c.get("preprocessing", "logit"),
+            components=c["components"],
+            preprocessing=c["preprocessing"],
             seed=c["seed"],
         )
         try:
