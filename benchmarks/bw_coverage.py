@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument(
         "--train-events", type=int, default=200_000, help="training events per flow"
     )
-    parser.add_argument("--flow", default="nsf", help="model family of the trained flows")
+    parser.add_argument("--flow", default="mog", help="model family of the trained flows")
     parser.add_argument("--toys", type=int, default=200)
     parser.add_argument("--limit-datasets", type=int, default=20)
     parser.add_argument("--minos", action="store_true")

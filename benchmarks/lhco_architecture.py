@@ -31,7 +31,7 @@ from flowscan.train import parse_variables
 
 NAMES = [v.name for v in lhco.OBSERVABLES]
 TRUTH = (3500.0, 500.0, 100.0)
-CANDIDATES = ["maf:4:64,64", "maf:8:64,64", "nsf:4:64,64"]
+CANDIDATES = ["mog:0:64,64", "maf:4:64,64", "nsf:4:64,64"]
 
 
 def _gradient(nll: MixtureLikelihood, theta: torch.Tensor) -> None:
@@ -42,7 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=7500, help="per training mass point")
     parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--candidates", nargs="+", default=CANDIDATES, help="flow:depth:hidden")
+    parser.add_argument("--candidates", nargs="+", default=CANDIDATES, help="model:transforms:hidden")
     parser.add_argument("--background-model", help="a trained QCD flow (default: train one)")
     args = parser.parse_args()
 

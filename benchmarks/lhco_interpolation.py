@@ -11,7 +11,7 @@ value and one off the grid:
 2. fits pseudo-data made there (10k signal + 100k QCD, as in seed 002) with Minuit on
    the flows and prints fitted masses against truth, in GeV and in HESSE errors.
 
-Run: `python benchmarks/lhco_interpolation.py [--events 7500] [--flow maf:4:64,64]
+Run: `python benchmarks/lhco_interpolation.py [--events 7500] [--flow mog:0:64,64]
 [--background-model runs/lhco-bkg/model.pt]` (events per training point; about 15
 minutes on 2 cores with a trained background flow).
 """
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--background", type=int, default=200_000, help="QCD training events")
     parser.add_argument("--background-model", help="a trained QCD flow (default: train one)")
     parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--flow", default="maf:4:64,64", help="signal flow:depth:hidden")
+    parser.add_argument("--flow", default="mog:0:64,64", help="signal model:transforms:hidden")
     parser.add_argument("--held-out", default="m_x=750", help="grid value left out, NAME=GeV")
     parser.add_argument("--compare", type=int, default=20_000, help="events per sample compared")
     args = parser.parse_args()

@@ -35,10 +35,10 @@ from flowscan.toys import MASS, BreitWigner, Exponential, lhco
 def _models(name: str) -> tuple[DensityModel, DensityModel]:
     if name == "toy":
         return (
-            DensityModel([MASS], BreitWigner.theta_vars),
-            DensityModel([MASS], Exponential.theta_vars),
+            DensityModel([MASS], BreitWigner.theta_vars, flow="nsf"),
+            DensityModel([MASS], Exponential.theta_vars, flow="nsf"),
         )
-    size = {"transforms": 5, "hidden_features": (128, 128)}
+    size = {"flow": "nsf", "transforms": 5, "hidden_features": (128, 128)}
     return DensityModel(lhco.OBSERVABLES, lhco.MASSES, **size), DensityModel(
         lhco.OBSERVABLES, **size
     )

@@ -18,7 +18,7 @@ def _names(text: str | None) -> list[str]:
 def _demo(args: argparse.Namespace) -> None:
     from .demo import DemoConfig, run_demo
 
-    changes = {"seed": args.seed, "device": args.device}
+    changes = {"seed": args.seed, "device": args.device, "flow": args.flow}
     if args.epochs is not None:
         changes["epochs"] = args.epochs
     config = DemoConfig.quick(**changes) if args.quick else DemoConfig(**changes)
@@ -192,6 +192,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true", help="tiny settings, for tests (seconds)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--epochs", type=int, help="training epochs per flow (default 20)")
+    demo.add_argument(
+        "--flow", default="mog", help="model family, as for train (default mog: Gaussian mixture)"
+    )
     demo.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.set_defaults(func=_demo)
@@ -237,9 +240,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--flow",
-        default="nsf",
-        help="nsf (autoregressive splines, default), maf (~5x cheaper fits; the LHCO choice), "
-        "realnvp, coupling-nsf, or mog (autoregressive Gaussian mixture)",
+        default="mog",
+        help="mog (autoregressive Gaussian mixture, default), nsf (autoregressive splines), "
+        "maf, realnvp or coupling-nsf",
     )
     train.add_argument("--transforms", type=int, default=4, help="flow transforms (default 4)")
     train.add_argument("--hidden", default="64,64", help="hidden layer sizes (default 64,64)")

@@ -30,7 +30,7 @@ class DemoConfig:
     epochs: int = 20
     batch_size: int = 1024
     lr: float = 3e-3
-    flow: str = "nsf"
+    flow: str = "mog"
     transforms: int = 4
     hidden_features: tuple[int, ...] = (64, 64)
     bins: int = 8
@@ -47,11 +47,10 @@ class DemoConfig:
 
     @classmethod
     def quick(cls, **changes) -> DemoConfig:
-        r"""A seconds-long version for tests: small samples, few epochs, tiny flows."""
+        r"""A seconds-long version for tests: small samples, few epochs, tiny networks."""
         base = {
             "n_train": 10_000,
             "epochs": 2,
-            "transforms": 2,
             "hidden_features": (16, 16),
             "n_sig": 500,
             "n_bkg": 5_000,

@@ -64,7 +64,7 @@ def run_train(
     events: int = 10_000,
     observables: Sequence[str] | None = None,
     context: Sequence[str] = (),
-    flow: str = "nsf",
+    flow: str = "mog",
     transforms: int = 4,
     hidden_features: Sequence[int] = (64, 64),
     bins: int = 8,

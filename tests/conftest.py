@@ -11,18 +11,19 @@ from flowscan.toys import MASS, BreitWigner, Exponential, training_set
 
 @pytest.fixture(scope="session")
 def tiny_signal_flow() -> DensityModel:
-    r"""A small conditional NSF trained for two epochs on 5k Breit-Wigner events (float32)."""
+    r"""A small conditional model of the default family (the Gaussian mixture) trained
+    for ten epochs on 5k Breit-Wigner events (float32)."""
     x, theta = training_set(BreitWigner(), 5_000, seed=11)
-    model = DensityModel([MASS], BreitWigner.theta_vars, transforms=2, hidden_features=(16, 16))
-    train(model, x, theta, epochs=2, batch_size=256, progress=False)
+    model = DensityModel([MASS], BreitWigner.theta_vars, hidden_features=(16, 16))
+    train(model, x, theta, epochs=10, batch_size=256, progress=False)
     return model.eval()
 
 
 @pytest.fixture(scope="session")
 def tiny_background_flow() -> DensityModel:
     x, theta = training_set(Exponential(), 5_000, seed=12)
-    model = DensityModel([MASS], Exponential.theta_vars, transforms=2, hidden_features=(16, 16))
-    train(model, x, theta, epochs=2, batch_size=256, progress=False)
+    model = DensityModel([MASS], Exponential.theta_vars, hidden_features=(16, 16))
+    train(model, x, theta, epochs=10, batch_size=256, progress=False)
     return model.eval()
 
 

@@ -165,7 +165,7 @@ def test_generate_then_train_on_an_lhco_schema_file(tmp_path, capsys):
     meta = json.loads(data.with_suffix(".json").read_text())
     assert meta["masses_GeV"] == {"m_zprime": 3500.0, "m_x": 500.0, "m_y": 100.0}
     out = tmp_path / "bkg"
-    tiny = ["--epochs", "2", "--transforms", "1", "--hidden", "8,8", "--no-progress"]
+    tiny = ["--epochs", "2", "--hidden", "8,8", "--no-progress"]
     assert (
         main(["train", "--data", str(data), "--where", "label == 0", "--out", str(out), *tiny]) == 0
     )

@@ -153,15 +153,13 @@ def test_training_is_reproducible():
     x, theta = training_set(Exponential(), 2_000, seed=0)
     runs = []
     for _ in range(2):
-        model = DensityModel(
-            [MASS], Exponential.theta_vars, transforms=1, hidden_features=(8,), seed=3
-        )
+        model = DensityModel([MASS], Exponential.theta_vars, hidden_features=(8,), seed=3)
         runs.append(train(model, x, theta, epochs=2, batch_size=256, seed=5, progress=False))
     assert runs[0] == runs[1]
 
 
 def test_training_rejects_mismatched_theta():
     x, theta = training_set(Exponential(), 100, seed=0)
-    model = DensityModel([MASS], Exponential.theta_vars, transforms=1, hidden_features=(8,))
+    model = DensityModel([MASS], Exponential.theta_vars, hidden_features=(8,))
     with pytest.raises(ValueError, match=r"theta must have shape \(100, 1\)"):
         train(model, x, theta[:50], epochs=1, progress=False)

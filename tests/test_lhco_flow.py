@@ -13,8 +13,8 @@ def test_a_tiny_conditional_flow_follows_the_zprime_mass():
     grid = lhco.training_grid((3000, 4000), (400, 600), (100, 200))
     x, theta = (torch.tensor(a) for a in lhco.training_set(500, grid))
     assert x.shape == (4000, 5) and theta[1500].tolist() == list(grid[3])
-    model = DensityModel(lhco.OBSERVABLES, MASSES, transforms=1, hidden_features=(16, 16))
-    train(model, x, theta, epochs=15, batch_size=256, progress=False)
+    model = DensityModel(lhco.OBSERVABLES, MASSES, hidden_features=(16, 16))
+    train(model, x, theta, epochs=20, batch_size=256, lr=1e-2, progress=False)
     assert [v.low for v in model.theta_vars] == [3000.0, 400.0, 100.0]
     medians = []
     for m_zprime in (3000.0, 4000.0):

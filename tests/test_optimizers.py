@@ -119,12 +119,12 @@ def test_minuit_hesse_errors_match_the_autograd_hessian():
 
 
 def test_minuit_hesse_errors_on_small_flows_match_the_exact_fit():
-    # Flows of 2 x 16 x 16 trained on 20k events for 5 epochs; gamma, which so small a
-    # flow learns poorly, is held at the truth.
+    # Default models (Gaussian mixtures) with 16x16 networks trained on 20k events for 5
+    # epochs; gamma, which so small a model learns poorly, is held at the truth.
     models = []
     for i, density in enumerate([BreitWigner(), Exponential()]):
         x, theta = training_set(density, 20_000, seed=11 + i)
-        model = DensityModel([MASS], density.theta_vars, transforms=2, hidden_features=(16, 16))
+        model = DensityModel([MASS], density.theta_vars, hidden_features=(16, 16))
         train(model, x, theta, epochs=5, batch_size=256, progress=False)
         models.append(model.double())
     truth = [480.0, 35.0, 160.0]

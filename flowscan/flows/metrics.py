@@ -98,14 +98,15 @@ def sliced_wasserstein(
     reference's mean and std per observable, projected on `directions` random unit
     vectors (uniform on the sphere), and the 1D distances (`wasserstein_1d`) averaged.
     Returns the mean and its standard error over the directions, in reference standard
-    deviations. Null value: ~ 1/sqrt(N) (0 in the limit of infinite samples)."""
+    deviations (with one observable every direction is +-1: the spread is 0). Null
+    value: ~ 1/sqrt(N) (0 in the limit of infinite samples)."""
     x, reference = _standardize(*_arrays(x, reference))
     rng = np.random.default_rng(seed)
     u = rng.normal(size=(directions, x.shape[1]))
     u /= np.linalg.norm(u, axis=1, keepdims=True)
     chunks = np.array_split(u, -(-directions // 16))  # 16 directions at a time
     w = np.concatenate([wasserstein_1d(d @ x.T, d @ reference.T) for d in chunks])
-    spread = w.std(ddof=1) / np.sqrt(directions) if directions > 1 else 0.0
+    spread = w.std(ddof=1) / np.sqrt(directions) if directions > 1 and x.shape[1] > 1 else 0.0
     return Metric(float(w.mean()), float(spread))
 
 

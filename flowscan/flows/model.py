@@ -36,7 +36,7 @@ def _spline(bins: int) -> dict:
     }
 
 
-FLOWS = ("nsf", "maf", "realnvp", "coupling-nsf", "mog")
+FLOWS = ("mog", "nsf", "maf", "realnvp", "coupling-nsf")
 PREPROCESSING = ("logit", "response")
 
 
@@ -99,10 +99,11 @@ class DensityModel(nn.Module):
         observables: Observables x, with their hard bounds.
         theta_vars: Parameters theta; `low`/`high` left `None` are set from the
             training data by `adapt`.
-        flow: `"nsf"` (autoregressive rational-quadratic splines on [-10, 10], the
-            default), `"maf"` (affine MAF), `"realnvp"` (affine coupling),
-            `"coupling-nsf"` (spline coupling) or `"mog"` (autoregressive Gaussian
-            mixture).
+        flow: `"mog"` (autoregressive Gaussian mixture, the default: as accurate as
+            the spline flows at a fraction of their cost, see `benchmarks/model_zoo.py`),
+            `"nsf"` (autoregressive rational-quadratic splines on [-10, 10]), `"maf"`
+            (affine MAF), `"realnvp"` (affine coupling) or `"coupling-nsf"` (spline
+            coupling).
         transforms: Number of flow transforms after the affine layer (flows only).
         hidden_features: Hidden layer sizes of each conditioner network.
         bins: Spline bins (`"nsf"` and `"coupling-nsf"`).
@@ -122,7 +123,7 @@ class DensityModel(nn.Module):
         self,
         observables: Sequence[Variable],
         theta_vars: Sequence[Variable] = (),
-        flow: str = "nsf",
+        flow: str = "mog",
         transforms: int = 4,
         hidden_features: Sequence[int] = (64, 64),
         bins: int = 8,
