@@ -42,7 +42,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=7500, help="per training mass point")
     parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--candidates", nargs="+", default=CANDIDATES, help="model:transforms:hidden")
+    parser.add_argument(
+        "--candidates", nargs="+", default=CANDIDATES, help="model:transforms:hidden"
+    )
     parser.add_argument("--background-model", help="a trained QCD flow (default: train one)")
     args = parser.parse_args()
 
