@@ -100,7 +100,7 @@ class DensityModel(nn.Module):
         theta_vars: Parameters theta; `low`/`high` left `None` are set from the
             training data by `adapt`.
         flow: `"mog"` (autoregressive Gaussian mixture, the default: as accurate as
-            the spline flows at a fraction of their cost, see `benchmarks/model_zoo.py`),
+            the spline flows or more, 4-5x faster to train; `benchmarks/model_zoo.py`),
             `"nsf"` (autoregressive rational-quadratic splines on [-10, 10]), `"maf"`
             (affine MAF), `"realnvp"` (affine coupling) or `"coupling-nsf"` (spline
             coupling).
