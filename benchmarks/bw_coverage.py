@@ -4,16 +4,19 @@ fits with the exact densities.
 Draws `--toys` pseudo-experiments from the exact densities (Poisson yields around
 `--truth`), fits each with the extended likelihood of the flows and of the exact
 densities (Minuit, HESSE; every parameter floating), and prints per parameter the pull
-mean and width with their standard errors and the 68% coverage of fit +- HESSE error
-(MINOS with `--minos`). Then sets the asymptotic CLs upper limit on n_sig at the truth's
+mean and width with their standard errors, the 68% coverage of fit +- HESSE error
+(MINOS with `--minos`), and the mean shift of the flow fit from the exact fit of the same
+toy in units of the exact fit's error: the models' own bias, free of the toys'
+fluctuations. Then sets the asymptotic CLs upper limit on n_sig at the truth's
 m_pole and gamma (tau and n_bkg profiled) on `--limit-datasets` background-only
 datasets, with flows and with exact densities, and prints the median observed and
 expected limits and the mean flow / exact ratio.
 
 Targets (issue 5): flow pulls with mean 0 +- 0.1 and width 1 +- 0.1, coverage 0.68 +-
 0.05, limits within 5% of the exact ones. Run: `python benchmarks/bw_coverage.py`
-(trains the demo's flows, on `--train-events` each, unless `--signal` and `--background`
-name model files; then about 4 minutes on 2 cores, 20 more with `--minos`).
+(trains the demo's flows on `--train-events` each, 4M by default, in 1.5 minutes, unless
+`--signal` and `--background` name model files; then about 5 minutes on 2 cores, 20
+more with `--minos`).
 """
 
 from __future__ import annotations
@@ -72,8 +75,10 @@ def main() -> None:
         help="true parameters (expected yields in events, masses in GeV)",
     )
     parser.add_argument(
-        "--train-events", type=int, default=200_000, help="training events per flow"
+        "--train-events", type=int, default=4_000_000, help="training events per flow"
     )
+    parser.add_argument("--epochs", type=int, default=10, help="training epochs")
+    parser.add_argument("--batch-size", type=int, default=4096, help="training batch size")
     parser.add_argument("--flow", default="mog", help="model family of the trained flows")
     parser.add_argument("--toys", type=int, default=200)
     parser.add_argument("--limit-datasets", type=int, default=20)
@@ -87,7 +92,13 @@ def main() -> None:
         signal, background = (DensityModel.load(p) for p in (args.signal, args.background))
     else:
         t0 = time.perf_counter()
-        config = DemoConfig(n_train=args.train_events, seed=args.seed, flow=args.flow)
+        config = DemoConfig(
+            n_train=args.train_events,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            flow=args.flow,
+            seed=args.seed,
+        )
         signal, background, _ = train_toy_flows(config, progress=False)
         print(
             f"trained the demo's flows on {args.train_events} events each in "
@@ -117,18 +128,25 @@ def main() -> None:
         print(f"limits on {args.limit_datasets} datasets in {time.perf_counter() - t0:.0f} s")
 
     print(f"\ntruth {truth}; {args.toys} toys drawn from the exact densities\n")
-    print("| parameter | fit with | valid | pull mean | pull width | HESSE coverage |"
-          + (" MINOS coverage |" if args.minos else ""))  # fmt: skip
-    print("| --- | --- | --- | --- | --- | --- |" + (" --- |" if args.minos else ""))
+    print("| parameter | fit with | valid | pull mean | pull width | HESSE coverage "
+          "| flows - exact (σ) |" + (" MINOS coverage |" if args.minos else ""))  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if args.minos else ""))
     summaries = {k: v.summary() for k, v in studies.items()}
+    both = studies["flows"].valid.merge(studies["exact"].valid, on="toy", suffixes=("", "_exact"))
     for name in studies["flows"].floating:
+        shift = ((both[name] - both[f"{name}_exact"]) / both[f"{name}_error_exact"]).to_numpy()
         for label, study in studies.items():
             r = summaries[label].loc[name]
+            paired = (
+                f"{shift.mean():+.3f} ± {shift.std(ddof=1) / np.sqrt(len(shift)):.3f}"
+                if label == "flows"
+                else ""
+            )
             row = (
                 f"| {name} | {label} | {len(study.valid)} | "
                 f"{r.pull_mean:+.3f} ± {r.pull_mean_error:.3f} | "
                 f"{r.pull_width:.3f} ± {r.pull_width_error:.3f} | "
-                f"{r.hesse_coverage:.3f} ± {r.hesse_coverage_error:.3f} |"
+                f"{r.hesse_coverage:.3f} ± {r.hesse_coverage_error:.3f} | {paired} |"
             )
             if args.minos:
                 row += f" {r.minos_coverage:.3f} ± {r.minos_coverage_error:.3f} |"
