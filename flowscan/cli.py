@@ -148,6 +148,29 @@ def _generate(args: argparse.Namespace) -> None:
     print(f"wrote {out} ({len(frame)} events, LHCO R&D schema) and {out.with_suffix('.json')}")
 
 
+def _simulate(args: argparse.Namespace) -> None:
+    from .parallel import dask_client
+    from .production import parse_grid, run_simulate
+    from .toys.simulation import SimulationSettings
+
+    masses = [float(m) for m in _names(args.masses)] or None
+    grid = parse_grid(args.grid) if args.grid is not None else None
+    settings = SimulationSettings(max_eta=args.max_eta, smearing=args.smearing)
+    with dask_client(args.jobs, args.scheduler) as client:
+        run_simulate(
+            args.process,
+            args.events,
+            args.out,
+            masses=masses,
+            grid=grid,
+            seed=args.seed,
+            settings=settings,
+            chunk_size=args.chunk_size,
+            client=client,
+            progress=not args.no_progress,
+        )
+
+
 def _train(args: argparse.Namespace) -> None:
     from .train import run_train
 
@@ -213,6 +236,39 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", required=True, help="output .h5 file")
     generate.set_defaults(func=_generate)
 
+    sim = commands.add_parser(
+        "simulate",
+        help="Pythia 8 + FastJet events in the LHCO R&D schema (needs flowscan[mc])",
+        description="Generates QCD dijets or the Z' -> X Y signal with Pythia 8, clusters "
+        "anti-kT R = 1.0 jets with FastJet, keeps events whose leading jet has pT > 1.2 TeV, "
+        "and writes the LHCO R&D features (with the masses for the signal) as HDF5 plus a "
+        "metadata JSON. Chunks of events run in parallel on Dask; the events depend on "
+        "--seed only, not on the workers.",
+    )
+    sim.add_argument("--process", required=True, choices=["qcd", "signal"])
+    sim.add_argument("--masses", help="signal m_zprime,m_x,m_y in GeV, e.g. 3500,500,100")
+    sim.add_argument(
+        "--grid",
+        nargs="?",
+        const="",
+        help="signal at seed 002's mass grid (80 points), or a subset MZ;MX;MY with "
+        'comma-separated GeV per axis, e.g. "3000,4000;500;100,200"; --out is then a folder',
+    )
+    sim.add_argument("--events", type=int, default=10_000, help="selected events (per mass point)")
+    sim.add_argument("--max-eta", type=float, help="|eta| cut on both leading jets (default none)")
+    sim.add_argument(
+        "--smearing",
+        type=float,
+        default=0.0,
+        help="Gaussian relative jet energy resolution, a stand-in for Delphes (default 0)",
+    )
+    sim.add_argument("--chunk-size", type=int, default=500, help="events per task (default 500)")
+    sim.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sim.add_argument("--out", required=True, help="output .h5 file (a folder with --grid)")
+    sim.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_dask(sim)
+    sim.set_defaults(func=_simulate)
+
     train = commands.add_parser(
         "train",
         help="train a density model on a data file or a built-in generator",
@@ -221,7 +277,9 @@ def _parser() -> argparse.ArgumentParser:
         "marginals.png.",
     )
     source = train.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data", help="events: .csv, .parquet, .h5 or .hdf5")
+    source.add_argument(
+        "--data", nargs="+", help="events: .csv, .parquet, .h5 or .hdf5 files (read as one)"
+    )
     source.add_argument(
         "--generate", help="lhco-signal (seed 002's mass grid) or lhco-qcd (background)"
     )
@@ -414,7 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, ImportError) as e:
         print(f"flowscan {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -71,21 +71,25 @@ def map_tasks(
     *,
     progress: bool = True,
     desc: str = "tasks",
+    sizes: Sequence[int] | None = None,
 ) -> list[R]:
     r"""`[func(item) for item in items]`, on the client's workers if given, else here one
-    after the other, with a progress bar. A task that fails raises its error here."""
-    bar = tqdm(total=len(items), desc=desc, disable=not progress, leave=False)
+    after the other, with a progress bar over tasks, or over `sizes[i]` units per task
+    (events, say) if given. A task that fails raises its error here."""
+    sizes = [1] * len(items) if sizes is None else list(sizes)
+    bar = tqdm(total=sum(sizes), desc=desc, disable=not progress, leave=False)
     if client is None:
         out = []
-        for item in items:
+        for item, size in zip(items, sizes, strict=True):
             out.append(func(item))
-            bar.update()
+            bar.update(size)
         bar.close()
         return out
     from distributed import as_completed
 
     futures = client.map(func, items, pure=False)
-    for _ in as_completed(futures):
-        bar.update()
+    size_of = {f.key: size for f, size in zip(futures, sizes, strict=True)}
+    for future in as_completed(futures):
+        bar.update(size_of[future.key])
     bar.close()
     return client.gather(futures)

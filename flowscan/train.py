@@ -58,7 +58,7 @@ def _generated(kind: str, events: int, seed: int) -> tuple[np.ndarray, np.ndarra
 def run_train(
     out: str | os.PathLike | None = None,
     *,
-    data: str | os.PathLike | None = None,
+    data: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     where: str | None = None,
     generate: str | None = None,
     events: int = 10_000,
@@ -85,7 +85,8 @@ def run_train(
 
     Arguments:
         data: CSV, Parquet or HDF5 table with the observable and context columns (an
-            LHCO R&D-schema file offers the LHCO observables).
+            LHCO R&D-schema file offers the LHCO observables), or several read as one
+            (e.g. the files of `flowscan simulate --grid`).
         where: Selection of `data` rows (`pandas.DataFrame.query`), e.g. `"label == 0"`.
         generate: Instead of `data`, one of `GENERATORS`: `lhco-signal` (seed 002's
             training grid, `events` per mass point) or `lhco-qcd` (`events` events).
@@ -114,8 +115,13 @@ def run_train(
         x, theta = _generated(generate, events, seed)
         x, theta = torch.tensor(x), None if theta is None else torch.tensor(theta)
     else:
-        x = read_events(data, [v.name for v in obs], where)
-        theta = read_events(data, [v.name for v in ctx], where) if ctx else None
+        files = [data] if isinstance(data, (str, os.PathLike)) else list(data)
+        x = torch.cat([read_events(f, [v.name for v in obs], where) for f in files])
+        theta = (
+            torch.cat([read_events(f, [v.name for v in ctx], where) for f in files])
+            if ctx
+            else None
+        )
     echo(
         f"training on {len(x)} events of {[v.name for v in obs]}"
         + (f" conditional on {[v.name for v in ctx]}" if ctx else "")
@@ -148,7 +154,7 @@ def run_train(
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "model.pt")
     config = {
-        "data": None if data is None else str(data),
+        "data": None if data is None else [str(f) for f in files],
         "where": where,
         "generate": generate,
         "events": len(x),
