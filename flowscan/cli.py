@@ -331,7 +331,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     scan.add_argument("--signal", required=True, help="signal model file (DensityModel.save)")
     scan.add_argument("--background", required=True, help="background model file")
-    scan.add_argument("--data", required=True, help="events: .csv, .parquet, .h5 or .hdf5")
+    scan.add_argument(
+        "--data", nargs="+", required=True, help="events: .csv, .parquet, .h5 or .hdf5 files"
+    )
     scan.add_argument("--columns", help="data columns of the observables, comma-separated")
     scan.add_argument(
         "--n-sig",

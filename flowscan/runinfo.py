@@ -2,12 +2,13 @@ r"""What a run writes beside its results: configuration, seed and versions."""
 
 from __future__ import annotations
 
-__all__ = ["versions", "write_json"]
+__all__ = ["file_names", "versions", "write_json"]
 
 import json
 import os
 import platform
 import sys
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -35,6 +36,13 @@ def versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[name] = "not installed"
     return out
+
+
+def file_names(files: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
+    r"""One file or several as a list of names, for a run's JSON."""
+    return (
+        [os.fspath(files)] if isinstance(files, (str, os.PathLike)) else list(map(os.fspath, files))
+    )
 
 
 def _default(o: object) -> object:

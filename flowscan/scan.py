@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .flows import DensityModel
-from .runinfo import versions, write_json
+from .runinfo import file_names, versions, write_json
 from .scanner import (
     MixtureLikelihood,
     ParameterSpace,
@@ -54,7 +54,7 @@ def optimizer(
 def run_scan(
     signal: str | os.PathLike,
     background: str | os.PathLike,
-    data: str | os.PathLike,
+    data: str | os.PathLike | Sequence[str | os.PathLike],
     n_sig: float | None,
     n_bkg: float | None,
     methods: Sequence[str] = ("minuit", "gradient"),
@@ -76,7 +76,7 @@ def run_scan(
 
     Arguments:
         signal, background: Model files written by `DensityModel.save`.
-        data: CSV, Parquet or HDF5 table of events.
+        data: CSV, Parquet or HDF5 table of events, or several read as one.
         n_sig, n_bkg: Yields fixing the signal fraction; `None` for both fits them (the
             extended likelihood, parameters `n_sig`, `n_bkg` first).
         methods: Any of `METHODS`.
@@ -120,7 +120,7 @@ def run_scan(
     config = {
         "signal": str(signal),
         "background": str(background),
-        "data": str(data),
+        "data": file_names(data),
         "columns": columns,
         "n_sig": n_sig,
         "n_bkg": n_bkg,

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .flows import DensityModel, train
-from .runinfo import versions, write_json
+from .runinfo import file_names, versions, write_json
 from .toys import lhco, read_events
 from .variables import Variable
 
@@ -115,13 +115,8 @@ def run_train(
         x, theta = _generated(generate, events, seed)
         x, theta = torch.tensor(x), None if theta is None else torch.tensor(theta)
     else:
-        files = [data] if isinstance(data, (str, os.PathLike)) else list(data)
-        x = torch.cat([read_events(f, [v.name for v in obs], where) for f in files])
-        theta = (
-            torch.cat([read_events(f, [v.name for v in ctx], where) for f in files])
-            if ctx
-            else None
-        )
+        x = read_events(data, [v.name for v in obs], where)
+        theta = read_events(data, [v.name for v in ctx], where) if ctx else None
     echo(
         f"training on {len(x)} events of {[v.name for v in obs]}"
         + (f" conditional on {[v.name for v in ctx]}" if ctx else "")
@@ -154,7 +149,7 @@ def run_train(
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "model.pt")
     config = {
-        "data": None if data is None else [str(f) for f in files],
+        "data": None if data is None else file_names(data),
         "where": where,
         "generate": generate,
         "events": len(x),

@@ -23,6 +23,19 @@ def test_read_events_round_trips_each_format(tmp_path, suffix):
     np.testing.assert_allclose(x.numpy(), frame[["w", "m"]].to_numpy(), rtol=1e-15)
 
 
+def test_read_events_of_several_files_concatenates_them_in_order(tmp_path):
+    rng = np.random.default_rng(1)
+    frames = [
+        pd.DataFrame({"m": rng.uniform(100, 1000, n), "label": i}) for i, n in enumerate((7, 5))
+    ]
+    paths = [tmp_path / "sig.csv", tmp_path / "bkg.parquet"]
+    frames[0].to_csv(paths[0], index=False)
+    frames[1].to_parquet(paths[1])
+    x = read_events(paths, ["m", "label"], where="m > 300")
+    expected = pd.concat(frames).query("m > 300")[["m", "label"]].to_numpy()
+    np.testing.assert_allclose(x.numpy(), expected, rtol=1e-15)
+
+
 def test_read_events_errors_name_the_problem(tmp_path):
     path = tmp_path / "events.csv"
     pd.DataFrame({"mass": [500.0]}).to_csv(path, index=False)

@@ -45,12 +45,15 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def read_events(
-    path: str | os.PathLike, columns: Sequence[str], where: str | None = None
+    path: str | os.PathLike | Sequence[str | os.PathLike],
+    columns: Sequence[str],
+    where: str | None = None,
 ) -> Tensor:
     r"""Events from a table (`read_table`), `columns` in that order.
 
     Arguments:
-        path: CSV, Parquet or HDF5 file.
+        path: CSV, Parquet or HDF5 file, or several read as one (e.g. a signal and a
+            background file, or the files of `flowscan simulate --grid`).
         columns: Columns to return.
         where: Optional `pandas.DataFrame.query` selection, e.g. `"label == 0"`.
 
@@ -58,6 +61,8 @@ def read_events(
         float64 tensor of shape `(N, len(columns))`. Missing columns, a bad selection or
         one that keeps no event raise `ValueError` naming the problem.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        return torch.cat([read_events(p, columns, where) for p in path])
     frame = read_table(path)
     if where:
         try:
