@@ -67,7 +67,6 @@ if TYPE_CHECKING:
     from distributed import Client
 
 PYTHIA_MAX_SEED = 900_000_000
-BATCH = 100  # events generated between two clusterings
 
 
 @dataclass(frozen=True)
