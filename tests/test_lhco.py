@@ -27,26 +27,28 @@ def test_signal_shapes_follow_the_masses():
     x = lhco.features(lhco.generate(20_000, (3500, 500, 100), seed=1))
     qcd = lhco.features(lhco.generate(20_000, seed=2))
     assert (x["delta_m"] >= 0).all() and x[["tau21_j1", "tau21_j2"]].stack().between(0, 1).all()
-    # Peaks (modes of fine histograms) near the resonance masses.
-    for column, mass, width in [("m_jj", 3500, 100), ("m_j1", 100, 10), ("delta_m", 400, 40)]:
-        counts, edges = np.histogram(x[column], bins=80, range=(0.3 * mass, 1.5 * mass))
-        assert abs(edges[np.argmax(counts)] - mass) < width, column
+    # Peaks (modes of fine histograms) near the resonance masses; the underlying event
+    # lifts the 100 GeV jet by up to 40 GeV (Pythia: mode ~ 115 GeV).
+    for column, low, high in [("m_jj", 3400, 3600), ("m_j1", 100, 140), ("delta_m", 340, 440)]:
+        counts, edges = np.histogram(x[column], bins=80, range=(0.3 * low, 1.5 * high))
+        assert low < edges[np.argmax(counts)] < high, column
     # Two-prong signal jets have lower tau21 than QCD jets.
     assert x["tau21_j1"].mean() < qcd["tau21_j1"].mean() - 0.2
     # QCD: falling m_jj above a trigger turn-on, light jets with a long tail.
     counts, edges = np.histogram(qcd["m_jj"], bins=40, range=(2000, 6000))
     peak = np.argmax(counts)
-    assert 2400 < edges[peak] < 3200 and counts[-1] < 0.02 * counts[peak]
+    assert 2400 < edges[peak] < 3200 and counts[-1] < 0.03 * counts[peak]
     assert (
-        40 < np.median(qcd["m_j1"]) < 120 and np.quantile(qcd["m_j1"] + qcd["delta_m"], 0.99) > 300
+        100 < np.median(qcd["m_j1"]) < 200 and np.quantile(qcd["m_j1"] + qcd["delta_m"], 0.99) > 500
     )
 
 
 def test_swapped_and_degenerate_masses_stay_ordered():
     swapped = lhco.features(lhco.generate(5_000, (3500, 100, 500), seed=3))
-    assert np.median(swapped["m_j1"]) == pytest.approx(100, rel=0.1)
-    assert np.median(swapped["delta_m"]) == pytest.approx(400, rel=0.1)
-    degenerate = lhco.features(lhco.generate(5_000, (3500, 300, 300), seed=4))
+    ordered = lhco.features(lhco.generate(5_000, (3500, 500, 100), seed=4))
+    for column in ("m_j1", "delta_m"):
+        assert np.median(swapped[column]) == pytest.approx(np.median(ordered[column]), rel=0.05)
+    degenerate = lhco.features(lhco.generate(5_000, (3500, 300, 300), seed=5))
     assert (degenerate["delta_m"] >= 0).all() and np.median(degenerate["delta_m"]) < 40
 
 

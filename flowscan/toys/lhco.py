@@ -13,36 +13,51 @@ pT, label 1 for signal). `features` turns such a table into the observables, com
 `m_jj` from the two jets' four-vectors with E = sqrt(p^2 + m^2); the generator writes the
 same schema, so generated and real events go through one code path.
 
-The generator (`generate`) is a parametrized stand-in for Pythia + Delphes, vectorized
-in numpy and seeded. Every event passes the LHCO trigger, leading-jet pT > 1.2 TeV, and
-|eta| < 2.5 for both jets (events are drawn until n pass). Shapes and numbers:
+The generator (`generate`) is a parametrized stand-in for Pythia 8 + FastJet with a
+Gaussian detector resolution, vectorized in numpy and seeded. Its shapes are tuned to
+Pythia 8.317 (Monash; anti-kT R = 1.0 on all visible particles, WTA-kT N-subjettiness,
+`flowscan simulate`) at 16 signal mass points and QCD (`benchmarks/mc_vs_fast.py`).
+Every event passes the LHCO trigger, leading-jet pT > 1.2 TeV, and |eta| < 2.5 for both
+jets (events are drawn until n pass). Shapes and numbers:
 
 QCD dijets (label 0).
-  - Leading-jet pT: a power law dN/dpT ~ pT^-8 above 1.2 TeV (the 13 TeV dijet spectrum
-    falls ~10^3 between 2.5 and 5.5 TeV in m_jj). The second jet balances it up to a
-    radiation imbalance, pT2 = pT1 (1 - |N(0, 0.05)|), back to back in phi.
-  - Rapidities: boost of the pair y_b ~ N(0, 0.6), separation |dy| ~ |N(0, 0.8)|, which
-    places the m_jj peak near 2.7 TeV, just above the trigger turn-on, as in the R&D set.
-  - Jet mass: log(m / pT) ~ N(log 0.06, 0.55) per jet (peak near 60-80 GeV, tail beyond
-    500 GeV), capped at 0.6 pT.
-  - tau21: Beta with mean 0.70 - 0.08 z, z = standardized log(m / pT) clipped to [-2, 2]
-    (heavier QCD jets look a little more two-pronged), concentration 12.
+  - Leading-jet pT: a power law dN/dpT ~ pT^-8 above 1.2 TeV. The second jet balances
+    it up to a radiation imbalance, pT2 = pT1 (1 - Gamma(shape 0.73, scale 0.12)),
+    back to back in phi.
+  - Rapidities: boost of the pair y_b ~ N(0, 0.47), separation |dy| ~ |N(0, 1.15)|.
+  - Jet mass: log(m / pT) ~ N(log 0.14, 0.55) (`QCD_MASS_SCALE`; the underlying event
+    and wide-angle radiation fill an R = 1.0 jet), 1.15 times heavier for the second
+    jet (it radiated the imbalance), capped at 0.6 pT.
+  - tau21: Beta with mean 0.59 - 0.13 z, z = standardized log(m / pT) clipped to
+    [-1, 2] (heavier QCD jets look more two-pronged), concentration 8.
 
 Signal Z' -> X Y, X -> qq, Y -> qq (label 1) at masses (m_Z', m_X, m_Y).
   - Z' produced with longitudinal boost y_b ~ N(0, 0.5) and no pT; decays isotropically in
     phi with dN/dcos(theta*) ~ 1 - cos^2(theta*) (spin 1 to two scalars); X and Y get the
     two-body momentum p* in the rest frame.
-  - Containment: a resonance of mass m and transverse momentum pT has its two quarks
-    ~2m/pT apart; the R = 1.0 jet contains both with probability
-    sigmoid((1.0 - 2m/pT) / 0.1). A contained jet has mass m (1 + N(0, 0.08)), with
-    probability 0.25 times a low-tail factor exp(-Exp(0.25)) (radiation out of the cone),
-    and two-prong tau21 ~ Beta(mean 0.30, concentration 12). An uncontained one is
-    QCD-like: mass and tau21 drawn as for a QCD jet of that pT.
-  - Jet pT resolution 5% (Gaussian) for both processes; m_jj follows from the smeared
-    four-vectors (so its resolution is ~4% with a low tail from the masses' tails).
+  - Containment: a resonance of mass m and transverse momentum pT decays to quarks with
+    momentum fractions z, 1 - z (z uniform), Delta R = m / (pT sqrt(z (1 - z))) apart.
+    The jet contains both if (0.7 + 0.3 max(z, 1 - z)) Delta R < R = 1.0: a reach
+    between anti-kT's merging distance R and R / max(z, 1 - z) (the softer quark within
+    R of the pT-weighted axis), whose weights match Pythia's contained fractions (0.16
+    to 0.90 over 2m/pT = 0.45-1.16).
+  - A contained jet has mass sqrt(m'^2 + d^2): m' = m (1 + N(0, 0.03)), times
+    exp(-Exp(0.3)) for 8% of jets (radiation out of the cone); d^2 = (88 GeV)^2
+    LogNormal(0, 1.2) the underlying event and initial-state radiation in the jet
+    (`UE_MASS`), which lifts a 100 GeV jet to a median of ~130 GeV. Its two-prong tau21
+    is Beta with mean 0.078 - 0.117 log(m / pT) (in [0.1, 0.6]) and concentration
+    12 + 2.5 log(m / pT) (in [4, 12]): lighter, more boosted resonances look less
+    two-pronged and spread wider.
+  - An uncontained jet is the harder quark alone: pT max(z, 1 - z) pT, mass and tau21
+    drawn as for a QCD jet of that pT; the lost quark gives m_jj its low tail.
+  - Jet response to the resonance's pT: exp(N(0, 0.005)), times exp(-Exp(0.1)) for 20%
+    of jets (radiation out of the cone) and exp(+Exp(0.08)) for 20% (initial-state
+    radiation and underlying event in the cone).
+  - Detector: each jet's four-momentum (pT and mass) is scaled by 1 + N(0, 0.05)
+    (`JET_RESOLUTION`, as `flowscan simulate --smearing 0.05`), for both processes.
 
-tau1 (needed to write the schema) is drawn as 0.3 (m/pT)^0.5 x LogNormal(0, 0.2) and tau3
-as tau2 x Beta(mean 0.75, concentration 12); only tau21 enters the observables.
+tau1 (needed to write the schema) is drawn as 0.15 (m/pT)^0.5 x LogNormal(0, 0.8) and
+tau3 as tau2 x Beta(mean 0.75, concentration 12); only tau21 enters the observables.
 
 Ordering: j1/j2 in files are by pT; the observables order jets by mass, so which of X
 and Y is lighter follows from the reconstructed masses, and swapped or degenerate masses
@@ -92,7 +107,10 @@ SCHEMA.append("label")
 
 TRIGGER_PT = 1200.0  # GeV, leading jet
 MAX_ETA = 2.5
-PT_RESOLUTION = 0.05
+JET_RESOLUTION = 0.05
+QCD_MASS_SCALE = 0.14  # median jet mass / pT of QCD jets
+UE_MASS = 88.0  # GeV, median mass added to a resonance's jet (underlying event, ISR)
+JET_RADIUS = 1.0
 
 
 def training_grid(
@@ -121,30 +139,44 @@ def training_set(
     return np.concatenate(x), np.repeat(np.asarray(grid), events, axis=0)
 
 
-def _beta(rng: np.random.Generator, mean: np.ndarray, concentration: float) -> np.ndarray:
+def _beta(
+    rng: np.random.Generator, mean: np.ndarray, concentration: float | np.ndarray
+) -> np.ndarray:
     return rng.beta(mean * concentration, (1 - mean) * concentration)
 
 
-def _qcd_substructure(rng: np.random.Generator, pt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _qcd_substructure(
+    rng: np.random.Generator, pt: np.ndarray, scale: float = QCD_MASS_SCALE
+) -> tuple[np.ndarray, np.ndarray]:
     r"""QCD-like (one-prong) jet mass and tau21 for jets of transverse momentum `pt`."""
     z = rng.normal(0.0, 1.0, pt.shape)
-    mass = np.minimum(pt * np.exp(np.log(0.06) + 0.55 * z), 0.6 * pt)
-    tau21 = _beta(rng, 0.70 - 0.08 * np.clip(z, -2, 2), 12.0)
+    mass = np.minimum(pt * scale * np.exp(0.55 * z), 0.6 * pt)
+    tau21 = _beta(rng, 0.59 - 0.13 * np.clip(z, -1, 2), 8.0)
     return mass, tau21
 
 
-def _resonance_substructure(
+def _resonance_jet(
     rng: np.random.Generator, m: float, pt: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    r"""Mass and tau21 of the jet from a resonance of mass `m` decaying to two quarks."""
-    contained = rng.random(pt.shape) < 1 / (1 + np.exp(-(1.0 - 2 * m / pt) / 0.1))
-    mass = m * (1 + 0.08 * rng.normal(size=pt.shape))
-    tail = rng.random(pt.shape) < 0.25
-    mass = np.where(tail, mass * np.exp(-rng.exponential(0.25, pt.shape)), mass)
-    tau21 = _beta(rng, np.full(pt.shape, 0.30), 12.0)
-    qcd_mass, qcd_tau21 = _qcd_substructure(rng, pt)
-    mass = np.where(contained, np.abs(mass), qcd_mass)
-    return mass, np.where(contained, tau21, qcd_tau21)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""pT, mass and tau21 of the jet from a resonance of mass `m` and transverse momentum
+    `pt` decaying to two quarks (module docstring)."""
+    z = rng.random(pt.shape)
+    delta_r = m / (pt * np.sqrt(z * (1 - z)))
+    contained = (0.7 + 0.3 * np.maximum(z, 1 - z)) * delta_r < JET_RADIUS
+    response = np.exp(0.005 * rng.normal(size=pt.shape))
+    response *= np.where(rng.random(pt.shape) < 0.2, np.exp(-rng.exponential(0.1, pt.shape)), 1)
+    response *= np.where(rng.random(pt.shape) < 0.2, np.exp(rng.exponential(0.08, pt.shape)), 1)
+    mass = m * (1 + 0.03 * rng.normal(size=pt.shape))
+    fsr = rng.random(pt.shape) < 0.08
+    mass = np.where(fsr, mass * np.exp(-rng.exponential(0.3, pt.shape)), mass)
+    mass = np.sqrt(mass**2 + UE_MASS**2 * rng.lognormal(0.0, 1.2, pt.shape))
+    log_rho = np.log(m / pt)
+    tau21 = _beta(
+        rng, np.clip(0.078 - 0.117 * log_rho, 0.1, 0.6), np.clip(12 + 2.5 * log_rho, 4, 12)
+    )
+    pt_out = np.where(contained, 1.0, np.maximum(z, 1 - z)) * pt * response
+    qcd_mass, qcd_tau21 = _qcd_substructure(rng, pt_out)
+    return pt_out, np.where(contained, mass, qcd_mass), np.where(contained, tau21, qcd_tau21)
 
 
 def _two_body(
@@ -169,23 +201,24 @@ def _draw(
     r"""n events before the trigger, in the schema."""
     if masses is None:
         pt1 = TRIGGER_PT * rng.random(n) ** (-1 / 7)  # dN/dpT ~ pT^-8 above the trigger
-        pt2 = pt1 * (1 - np.abs(rng.normal(0.0, 0.05, n)))
-        boost, dy = rng.normal(0.0, 0.6, n), np.abs(rng.normal(0.0, 0.8, n))
+        pt2 = pt1 * (1 - np.minimum(rng.gamma(0.73, 0.12, n), 0.9))
+        boost, dy = rng.normal(0.0, 0.47, n), np.abs(rng.normal(0.0, 1.15, n))
         y1, y2 = boost + dy / 2, boost - dy / 2
-        (m1, t1), (m2, t2) = _qcd_substructure(rng, pt1), _qcd_substructure(rng, pt2)
+        m1, t1 = _qcd_substructure(rng, pt1, QCD_MASS_SCALE)
+        m2, t2 = _qcd_substructure(rng, pt2, QCD_MASS_SCALE * 1.15)
     else:
-        pt1, y1, y2 = _two_body(rng, n, masses)
-        pt2 = pt1.copy()
-        (m1, t1), (m2, t2) = (_resonance_substructure(rng, m, pt1) for m in masses[1:])
+        pt, y1, y2 = _two_body(rng, n, masses)
+        (pt1, m1, t1), (pt2, m2, t2) = (_resonance_jet(rng, m, pt) for m in masses[1:])
     phi = rng.uniform(-np.pi, np.pi, n)
     columns = {}
     for j, (pt, y, m, tau21, dphi) in enumerate(
         ((pt1, y1, m1, t1, 0.0), (pt2, y2, m2, t2, np.pi)), 1
     ):
-        pt = pt * (1 + PT_RESOLUTION * rng.normal(size=n))
+        scale = 1 + JET_RESOLUTION * rng.normal(size=n)  # the whole four-momentum
+        pt, m = pt * scale, m * scale
         # Rapidity y to pz for a jet of mass m: pz = mT sinh(y), mT = sqrt(pT^2 + m^2).
         pz = np.sqrt(pt**2 + m**2) * np.sinh(y)
-        tau1 = 0.3 * np.sqrt(m / pt) * rng.lognormal(0.0, 0.2, n)
+        tau1 = 0.15 * np.sqrt(m / pt) * rng.lognormal(0.0, 0.8, n)
         tau2 = tau21 * tau1
         columns |= {
             f"pxj{j}": pt * np.cos(phi + dphi),
