@@ -8,15 +8,17 @@ r"""The fast LHCO-style generator against Pythia 8 + FastJet, and a scan trained
    fast generator against the first Pythia half, beside the second half against the
    first (the noise floor); the medians of the five observables; overlaid marginals
    (`marginals_<sample>.png`).
-3. Scan: a signal model trained on a 3 x 2 x 2 Pythia grid (`--grid-events` per point)
-   and the same model trained on the fast generator at the same points; each fits the
-   three masses (Minuit, HESSE; signal-only likelihood) to `--scan-events` Pythia events
-   at an off-grid point. Printed: fit - truth in GeV and in HESSE errors.
+3. Scan: a signal model trained on a Pythia grid, 3 x 2 x 2 points (3000 events each)
+   and 4 x 4 x 4 points (1500 each, 4 values per axis as seed 002's grid, the off-grid
+   point halfway between grid values on every axis), and the same model trained on the
+   fast generator at the same points; each fits the three masses (Minuit, HESSE;
+   signal-only likelihood) to `--scan-events` Pythia events at an off-grid point.
+   Printed: fit - truth in GeV and in HESSE errors.
 
 Pythia events get the fast generator's stand-in detector (`SETTINGS`: each jet's
 four-momentum smeared by 5%, both jets |eta| < 2.5). Pythia samples are written to `--out`
-and reused when the script runs again. Run: `python benchmarks/mc_vs_fast.py` (about 12
-minutes on 2 cores the first time, 1.5 minutes with the samples cached).
+and reused when the script runs again. Run: `python benchmarks/mc_vs_fast.py` (about 30
+minutes on 2 cores the first time, 3 minutes with the samples cached).
 """
 
 from __future__ import annotations
@@ -44,8 +46,16 @@ POINTS = {
     "signal 4500,1000,300": (4500.0, 1000.0, 300.0),
     "qcd": None,
 }
-GRID = lhco.training_grid((3000, 3500, 4000), (400, 600), (100, 200))
 OFF_GRID = (3700.0, 500.0, 150.0)
+# name: (mass points, Pythia events per point, seed of the first point)
+GRIDS = {
+    "3 x 2 x 2": (lhco.training_grid((3000, 3500, 4000), (400, 600), (100, 200)), 3000, 10),
+    "4 x 4 x 4": (
+        lhco.training_grid((3100, 3500, 3900, 4300), (350, 450, 550, 650), (75, 125, 175, 225)),
+        1500,
+        1000,
+    ),
+}
 NAMES = [v.name for v in lhco.OBSERVABLES]
 # Pythia with the fast generator's stand-in detector: its jet resolution and |eta| cut.
 SETTINGS = SimulationSettings(max_eta=lhco.MAX_ETA, smearing=lhco.JET_RESOLUTION)
@@ -97,7 +107,6 @@ def fit_masses(model: DensityModel, x: torch.Tensor) -> tuple[np.ndarray, np.nda
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=4000, help="Pythia events per sample")
-    parser.add_argument("--grid-events", type=int, default=3000, help="per grid point")
     parser.add_argument("--scan-events", type=int, default=2000)
     parser.add_argument("--speed-events", type=int, default=800)
     parser.add_argument("--epochs", type=int, default=100)
@@ -147,42 +156,43 @@ def main() -> None:
             )  # fmt: skip
 
         t0 = time.perf_counter()
-        grid = [
-            pythia(m, args.grid_events, args.seed + 10 + k, out, client) for k, m in enumerate(GRID)
-        ]
-        data = pythia(OFF_GRID, args.scan_events, args.seed + 50, out, client)
-        print(f"\nPythia grid ({len(GRID)} points x {args.grid_events}) and off-grid data "
-              f"ready in {time.perf_counter() - t0:.0f} s")  # fmt: skip
-
-    theta = torch.tensor(np.repeat(np.asarray(GRID), args.grid_events, axis=0))
-    x_pythia = torch.tensor(np.concatenate([g[NAMES].to_numpy() for g in grid]))
-    x_fast = torch.tensor(
-        np.concatenate(
-            [
-                lhco.features(lhco.generate(args.grid_events, m, seed=args.seed + 200 + k))[
-                    NAMES
-                ].to_numpy()
-                for k, m in enumerate(GRID)
+        grids = {
+            name: [
+                pythia(m, events, args.seed + seed + k, out, client) for k, m in enumerate(points)
             ]
-        )
-    )
+            for name, (points, events, seed) in GRIDS.items()
+        }
+        data = pythia(OFF_GRID, args.scan_events, args.seed + 50, out, client)
+        print(f"\nPythia grids and off-grid data ready in {time.perf_counter() - t0:.0f} s")
+
     x_data = torch.tensor(data[NAMES].to_numpy())
     print(f"\nscan of {len(x_data)} Pythia signal events at {OFF_GRID} GeV (off the grid)\n")
-    print("| signal model trained on | train s | fit - truth GeV [HESSE errors]: "
+    print("| grid | signal model trained on | train s | fit - truth GeV [HESSE errors]: "
           "m_zprime, m_x, m_y |")  # fmt: skip
-    print("| --- | --- | --- |")
-    for label, x in (("Pythia grid", x_pythia), ("fast-generator grid", x_fast)):
-        masses = [replace(v, low=None, high=None) for v in lhco.MASSES]  # the grid's box
-        model = DensityModel(lhco.OBSERVABLES, masses, seed=args.seed)
-        t0 = time.perf_counter()
-        train(model, x, theta, epochs=args.epochs, seed=args.seed, progress=False)
-        seconds = time.perf_counter() - t0
-        fit, err = fit_masses(model, x_data)
-        cells = ", ".join(
-            f"{d:+.1f} ± {e:.1f} [{d / e:+.1f}]"
-            for d, e in zip(fit - np.array(OFF_GRID), err, strict=True)
-        )
-        print(f"| {label} | {seconds:.0f} | {cells} |", flush=True)
+    print("| --- | --- | --- | --- |")
+    for name, (points, events, seed) in GRIDS.items():
+        theta = torch.tensor(np.repeat(np.asarray(points), events, axis=0))
+        fast = [
+            lhco.generate(events, m, seed=args.seed + seed + 200 + k) for k, m in enumerate(points)
+        ]
+        samples = {
+            "Pythia": np.concatenate([g[NAMES].to_numpy() for g in grids[name]]),
+            "fast generator": np.concatenate([lhco.features(f)[NAMES].to_numpy() for f in fast]),
+        }
+        for label, x in samples.items():
+            masses = [replace(v, low=None, high=None) for v in lhco.MASSES]  # the grid's box
+            model = DensityModel(lhco.OBSERVABLES, masses, seed=args.seed)
+            t0 = time.perf_counter()
+            train(model, torch.tensor(x), theta, epochs=args.epochs, seed=args.seed, progress=False)
+            seconds = time.perf_counter() - t0
+            fit, err = fit_masses(model, x_data)
+            cells = ", ".join(
+                f"{d:+.1f} ± {e:.1f} [{d / e:+.1f}]"
+                for d, e in zip(fit - np.array(OFF_GRID), err, strict=True)
+            )
+            print(
+                f"| {name} ({events} per point) | {label} | {seconds:.0f} | {cells} |", flush=True
+            )
 
 
 if __name__ == "__main__":
