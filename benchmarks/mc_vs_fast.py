@@ -17,7 +17,7 @@ r"""The fast LHCO-style generator against Pythia 8 + FastJet, and a scan trained
 
 Pythia events get the fast generator's stand-in detector (`SETTINGS`: each jet's
 four-momentum smeared by 5%, both jets |eta| < 2.5). Pythia samples are written to `--out`
-and reused when the script runs again. Run: `python benchmarks/mc_vs_fast.py` (about 30
+and reused when the script runs again. Run: `python benchmarks/mc_vs_fast.py` (about 35
 minutes on 2 cores the first time, 3 minutes with the samples cached).
 """
 
