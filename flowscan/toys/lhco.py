@@ -204,7 +204,7 @@ def _draw(
         pt2 = pt1 * (1 - np.minimum(rng.gamma(0.73, 0.12, n), 0.9))
         boost, dy = rng.normal(0.0, 0.47, n), np.abs(rng.normal(0.0, 1.15, n))
         y1, y2 = boost + dy / 2, boost - dy / 2
-        m1, t1 = _qcd_substructure(rng, pt1, QCD_MASS_SCALE)
+        m1, t1 = _qcd_substructure(rng, pt1)
         m2, t2 = _qcd_substructure(rng, pt2, QCD_MASS_SCALE * 1.15)
     else:
         pt, y1, y2 = _two_body(rng, n, masses)
