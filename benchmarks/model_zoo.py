@@ -1,8 +1,9 @@
 r"""The model zoo: every density-model family trained with one budget, then validated and
 used in a scan, on the Breit-Wigner toy and on LHCO-style dijets.
 
-Families: `nsf`, `maf`, `realnvp`, `coupling-nsf`, `mog` (each with the logit
-preprocessing) and `mog` on seed 001's response-curve latent space. Every family gets the
+Families: `nsf`, `maf`, `realnvp`, `coupling-nsf` (with the logit preprocessing, a flow's
+only one), `mog` (its default: Gaussians truncated at the window edges), `mog` on the
+logit latent space and on seed 001's response-curve latent space. Every family gets the
 same training events, epochs, batch size, learning rate and network widths (4 transforms
 or 20 mixture components, 64x64 hidden layers, 8 spline bins).
 
@@ -56,14 +57,14 @@ from flowscan.scanner import (
 from flowscan.toys import BreitWigner, Exponential, lhco
 from flowscan.validate import validation_table
 
-FAMILIES = ["nsf", "maf", "realnvp", "coupling-nsf", "mog", "mog+response"]
+FAMILIES = ["nsf", "maf", "realnvp", "coupling-nsf", "mog", "mog+logit", "mog+response"]
 BW_TRUTH = [400.0, 10_000.0, 455.0, 33.0, 170.0]  # n_sig, n_bkg, m_pole, gamma, tau
 LHCO_POINTS = {"grid": (3500.0, 500.0, 100.0), "off-grid": (3700.0, 600.0, 150.0)}
 
 
-def _family(name: str) -> dict[str, str]:
+def _family(name: str) -> dict[str, str | None]:
     flow, _, pre = name.partition("+")
-    return {"flow": flow, "preprocessing": pre or "logit"}
+    return {"flow": flow, "preprocessing": pre or None}  # None: the family's default
 
 
 def _metrics(model, exact, theta, events: int, seed: int, tag: str) -> pd.DataFrame:

@@ -9,22 +9,26 @@ import itertools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import torch
 from torch import Tensor
 
+from .exceptions import FitError, InputError
 from .flows import DensityModel
-from .parallel import map_tasks
-from .runinfo import versions, write_json
-from .scanner import SIGMAS, MixtureLikelihood, ParameterSpace, upper_limit, upper_limit_toys
+from .parallel import dask_client, map_tasks
+from .runinfo import check_memory, run_folder, versions, write_json
+from .scanner import (
+    SIGMAS,
+    MixtureLikelihood,
+    ParameterSpace,
+    check_model_pair,
+    upper_limit,
+    upper_limit_toys,
+)
 from .toys import read_events
-
-if TYPE_CHECKING:
-    from distributed import Client
+from .variables import check_theta
 
 
 def parse_values(text: str) -> tuple[str, list[float]]:
@@ -39,8 +43,8 @@ def parse_values(text: str) -> tuple[str, list[float]]:
             out = [float(v) for v in values.split(",")]
     except ValueError:
         sep = ""
-    if not sep or not name.strip() or not out:
-        raise ValueError(f"--at {text!r} is not name=low:high:count or name=v1,v2,...")
+    if not sep or not name.strip() or not out or not np.isfinite(out).all():
+        raise InputError(f"--at {text!r} is not name=low:high:count or name=v1,v2,...")
     return name.strip(), out
 
 
@@ -59,11 +63,28 @@ class _LimitAt:
     asimov_events: int
     seed: int
 
-    def __call__(self, point: Mapping[str, float]) -> dict[str, float]:
-        nll = MixtureLikelihood(self.signal, self.background, self.x)
+    def __call__(self, point: Mapping[str, float]) -> dict[str, float | str]:
+        r"""The limits at `point`; a fit that fails there gives a row of NaN limits with
+        status `"failed"` and the reason, instead of stopping the whole grid."""
+        nll = MixtureLikelihood(
+            self.signal, self.background, self.x, check_models=False, check_data=False
+        )
+        space = self.space(nll, point)
+        try:
+            return dict(point) | self._limits(nll, space) | {"status": "valid", "message": ""}
+        except FitError as e:
+            nan = {"n_sig_hat": np.nan, "observed": np.nan}
+            nan |= {f"expected_{n:+g}": np.nan for n in SIGMAS}
+            return dict(point) | nan | {"status": "failed", "message": str(e)}
+
+    def space(self, nll: MixtureLikelihood, point: Mapping[str, float]) -> ParameterSpace:
+        r"""The parameter space of the fits at `point`: the signal parameters there and
+        `fixed` held, the rest started from `start` (n_sig at 0, n_bkg at N)."""
         start = {"n_sig": 0.0, "n_bkg": float(len(self.x))} | dict(self.start) | dict(point)
         values = [start.get(v.name, (v.low + v.high) / 2) for v in nll.theta_vars]
-        space = ParameterSpace(nll.theta_vars, values, [*point, *self.fixed])
+        return ParameterSpace(nll.theta_vars, values, [*point, *self.fixed])
+
+    def _limits(self, nll: MixtureLikelihood, space: ParameterSpace) -> dict[str, float]:
         limit = upper_limit(
             nll, space, cl=self.cl, asimov_events=self.asimov_events, seed=self.seed
         )
@@ -75,7 +96,7 @@ class _LimitAt:
                 nll, space, grid, self.toys, cl=self.cl, seed=self.seed, progress=False
             )
         expected = {f"expected_{n:+g}": v for n, v in zip(SIGMAS, limit.expected, strict=True)}
-        return dict(point) | {"n_sig_hat": limit.n_sig_hat, "observed": limit.observed} | expected
+        return {"n_sig_hat": limit.n_sig_hat, "observed": limit.observed} | expected
 
 
 def run_limits(
@@ -85,6 +106,7 @@ def run_limits(
     at: Mapping[str, Sequence[float]],
     *,
     columns: Sequence[str] | None = None,
+    where: str | None = None,
     start: Mapping[str, float] | None = None,
     fixed: Sequence[str] = (),
     cl: float = 0.95,
@@ -92,7 +114,8 @@ def run_limits(
     toys: int = 500,
     asimov_events: int = 10_000,
     seed: int = 0,
-    client: Client | None = None,
+    jobs: int | None = None,
+    scheduler: str | None = None,
     out: str | os.PathLike | None = None,
     progress: bool = True,
     echo: Callable[[str], None] = print,
@@ -108,6 +131,7 @@ def run_limits(
         data: CSV, Parquet or HDF5 table of events.
         at: Values of every signal parameter; the grid is their product.
         columns: Data columns of the observables (default: their names).
+        where: Selection of data rows (`pandas.DataFrame.query`).
         start: Starting values of background parameters (default: range centres).
         fixed: Background parameters held at their start (the others are profiled).
         cl: Confidence level.
@@ -116,27 +140,40 @@ def run_limits(
         toys: Pseudo-experiments per n_sig value and hypothesis with `toys`.
         asimov_events: Size of the weighted Asimov sample.
         seed: Seed of the Asimov samples and toys.
-        client: A Dask client (`dask_client`); the points are computed here if `None`.
+        jobs, scheduler: Where the points are computed (`dask_client`), once every input
+            has been checked; `jobs=1` without a scheduler computes them here, in turn.
+
+    Returns:
+        A row per point: the signal parameters, `n_sig_hat`, `observed`, the expected
+        limits, `status` (`"valid"` or `"failed"`) and `message`.
     """
     from . import plots
 
     if method not in ("asymptotic", "toys"):
-        raise ValueError(f"unknown method {method!r}; choose asymptotic or toys")
-    sig, bkg = (DensityModel.load(p).double() for p in (signal, background))
+        raise InputError(f"unknown method {method!r}; choose asymptotic or toys")
+    check_memory(asimov_events, 2_000, "--asimov-events")
+    check_memory(toys, 1_000, "--toys")
+    sig, bkg = (DensityModel.load(p).double().requires_grad_(False) for p in (signal, background))
+    check_model_pair(sig, bkg)
     names = [v.name for v in sig.theta_vars]
     missing, unknown = sorted(set(names) - set(at)), sorted(set(at) - set(names))
     if missing or unknown:
-        raise ValueError(
+        raise InputError(
             f"--at needs values of the signal parameters {names}: missing {missing}, "
             f"unknown {unknown}"
         )
     bkg_names = ["n_bkg", *(v.name for v in bkg.theta_vars)]
     bad = sorted((set(fixed) | set(start or {})) - set(bkg_names))
     if bad:
-        raise ValueError(f"{bad}: only background parameters {bkg_names} can be fixed or started")
+        raise InputError(f"{bad}: only background parameters {bkg_names} can be fixed or started")
     columns = list(columns or [v.name for v in sig.observables])
-    x = read_events(data, columns)
-    points = [dict(zip(names, p, strict=True)) for p in itertools.product(*(at[n] for n in names))]
+    x = read_events(data, columns, where)
+    nll = MixtureLikelihood(sig, bkg, x)  # checks data and models once, before any worker
+    if cl <= 0 or cl >= 1:
+        raise InputError(f"the confidence level must lie between 0 and 1, got {cl}")
+    grid = list(itertools.product(*(at[n] for n in names)))
+    check_theta(torch.tensor(grid, dtype=torch.float64), sig.theta_vars)
+    points = [dict(zip(names, p, strict=True)) for p in grid]
     task = _LimitAt(
         sig,
         bkg,
@@ -149,21 +186,30 @@ def run_limits(
         asimov_events,
         seed,
     )
+    for point in points:  # starts and bounds, before any worker
+        task.space(nll, point)
+    out = run_folder(out, "limits")
     echo(f"{method} CLs limits at {len(points)} point(s) of {names} on {len(x)} events ...")
-    table = pd.DataFrame(map_tasks(task, points, client, progress=progress, desc="limits"))
+    with dask_client(jobs, scheduler) as client:
+        rows = map_tasks(task, points, client, progress=progress, desc="limits")
+    table = pd.DataFrame(rows)
+    failed = table[table["status"] == "failed"]
     units = {v.name: v.unit for v in sig.theta_vars}
+    shown = table.drop(columns="message")
     echo(
         f"  {cl:.0%} CL upper limits on n_sig [events]\n"
-        + table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+        + shown.to_string(index=False, float_format=lambda v: f"{v:.4g}")
     )
-
-    out = Path(out or f"runs/limits-{datetime.now():%Y%m%d-%H%M%S}")
-    out.mkdir(parents=True, exist_ok=True)
+    for row in failed.itertuples():
+        echo(f"  FAILED at {', '.join(f'{n} = {getattr(row, n):g}' for n in names)}: {row.message}")
+    if len(failed):
+        echo(f"  {len(failed)} of {len(table)} points failed (status and message in limits.csv)")
     table.to_csv(out / "limits.csv", index=False)
     config = {
         "signal": str(signal),
         "background": str(background),
         "data": str(data),
+        "where": where,
         "columns": columns,
         "at": {n: list(at[n]) for n in names},
         "units": units,
@@ -179,9 +225,10 @@ def run_limits(
     write_json(out / "limits.json", {"config": config, "versions": versions()})
     files = ["limits.csv", "limits.json"]
     varied = [n for n in names if len(at[n]) > 1]
+    plotted = table[table["status"] != "failed"]  # the curves join the points with limits
     if varied:
         axis, others = varied[0], varied[1:]
-        groups = table.groupby(others) if others else [((), table)]
+        groups = plotted.groupby(others) if others else [((), plotted)]
         for key, rows in groups:
             key = key if isinstance(key, tuple) else (key,)
             held = {n: at[n][0] for n in names if len(at[n]) == 1} | dict(

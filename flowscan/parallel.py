@@ -3,7 +3,7 @@ local cluster of single-threaded worker processes, or any scheduler by its addre
 
 from __future__ import annotations
 
-__all__ = ["dask_client", "map_tasks"]
+__all__ = ["SCHEDULER_TIMEOUT", "dask_client", "map_tasks"]
 
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -12,33 +12,53 @@ from typing import TYPE_CHECKING, TypeVar
 
 from tqdm.auto import tqdm
 
+from .exceptions import InputError, first_line
+
 if TYPE_CHECKING:
     from distributed import Client
 
+SCHEDULER_TIMEOUT = 10.0  # seconds to wait for a Dask scheduler to answer
 T = TypeVar("T")
 R = TypeVar("R")
 
 
 @contextmanager
-def dask_client(jobs: int | None = None, scheduler: str | None = None) -> Iterator[Client]:
+def dask_client(
+    jobs: int | None = None, scheduler: str | None = None, timeout: float | None = None
+) -> Iterator[Client | None]:
     r"""A Dask client for the tasks of one command, closed on exit.
 
     Arguments:
         jobs: Worker processes of a local cluster, each with one thread (torch is told
-            to use one thread there too); all cores if `None`.
+            to use one thread there too); all cores if `None`. With `jobs=1` the tasks
+            run here, in turn, and the client is `None` (no cluster to start).
         scheduler: Address of a running scheduler, e.g. `tcp://10.0.0.1:8786`, whose
-            workers get the tasks instead (`jobs` is then ignored).
+            workers get the tasks instead (`jobs` is then ignored); one that does not
+            answer within `timeout` seconds (default `SCHEDULER_TIMEOUT`) raises
+            `InputError`.
     """
     import dask
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
-        with Client(scheduler) as client:
+        timeout = SCHEDULER_TIMEOUT if timeout is None else timeout
+        try:
+            client = Client(scheduler, timeout=timeout)
+        except (OSError, TimeoutError, ValueError, TypeError) as e:
+            raise InputError(
+                f"cannot reach the Dask scheduler at {scheduler!r} within {timeout:g} s "
+                f"({type(e).__name__}: {first_line(e)}): start it (`dask scheduler`), check "
+                "the address, or leave out --scheduler to run on this machine"
+            ) from None
+        with client:
             yield client
         return
     jobs = jobs or os.cpu_count() or 1
     if jobs < 1:
-        raise ValueError(f"--jobs must be at least 1, got {jobs}")
+        raise InputError(f"--jobs must be at least 1, got {jobs}")
+    if jobs == 1:
+        yield None
+        return
     # Dask's workers return freed memory to the system above 64 kB (MALLOC_TRIM_THRESHOLD_),
     # and torch frees and reallocates MB-sized buffers at every NLL: page faults tripled
     # a limit's time. glibc's own threshold (dynamic, from 128 kB) keeps them.

@@ -8,18 +8,15 @@ __all__ = ["parse_grid", "run_simulate"]
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from .runinfo import versions, write_json
+from .exceptions import InputError
+from .parallel import dask_client
+from .runinfo import output_file, run_folder, versions, write_json
 from .toys.lhco import training_grid
-from .toys.simulation import SimulationSettings, simulate
-
-if TYPE_CHECKING:
-    from distributed import Client
+from .toys.simulation import SimulationSettings, check_masses, require_mc, simulate
 
 
 def _write(frame, meta: dict, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_hdf(out, key="df", mode="w")
     write_json(out.with_suffix(".json"), meta | {"versions": versions()})
     print(
@@ -37,7 +34,8 @@ def run_simulate(
     seed: int = 0,
     settings: SimulationSettings | None = None,
     chunk_size: int = 500,
-    client: Client | None = None,
+    jobs: int | None = None,
+    scheduler: str | None = None,
     progress: bool = True,
 ) -> list[Path]:
     r"""Simulates `events` selected events of `process` (`"qcd"` or `"signal"`) and writes
@@ -50,34 +48,39 @@ def run_simulate(
         settings: Generator and jet settings (default `SimulationSettings()`).
         grid: Instead of `masses`, signal mass points (`lhco.training_grid()` is seed
             002's); point i is seeded with `seed + i`.
+        jobs, scheduler: Where the chunks run (`dask_client`), once every input has been
+            checked.
 
     Returns:
         The files written.
     """
     settings = settings or SimulationSettings()
     if process not in ("qcd", "signal"):
-        raise ValueError(f"--process is qcd or signal, got {process!r}")
+        raise InputError(f"--process is qcd or signal, got {process!r}")
     if process == "qcd" and (masses is not None or grid is not None):
-        raise ValueError("QCD background has no masses: leave out --masses and --grid")
+        raise InputError("QCD background has no masses: leave out --masses and --grid")
     if process == "signal" and (masses is None) == (grid is None):
-        raise ValueError("the signal needs either --masses m_zprime,m_x,m_y or --grid")
-    out = Path(out)
+        raise InputError("the signal needs either --masses m_zprime,m_x,m_y or --grid")
+    if events < 1 or chunk_size < 1:
+        raise InputError(f"need events >= 1 and chunk_size >= 1, got {events}, {chunk_size}")
+    points = [masses] if grid is None else list(grid)
+    for point in points:
+        check_masses(point)
+    require_mc()
     if grid is None:
-        if out.suffix.lower() not in (".h5", ".hdf5"):
-            raise ValueError(f"--out {out}: write an HDF5 file (.h5), the R&D file's format")
-        frame, meta = simulate(events, masses, seed, settings, chunk_size, client, progress)
-        _write(frame, meta, out)
-        return [out]
-    if out.suffix:
-        raise ValueError(f"--out {out}: with --grid, name a folder (one file per mass point)")
-    files = []
-    for i, point in enumerate(grid):
-        print(f"mass point {i + 1}/{len(grid)}: (m_Z', m_X, m_Y) = {tuple(point)} GeV")
-        frame, meta = simulate(events, point, seed + i, settings, chunk_size, client, progress)
-        path = out / ("signal_" + "_".join(f"{m:g}" for m in point) + ".h5")
-        _write(frame, meta, path)
-        files.append(path)
-    return files
+        paths = [output_file(out, (".h5", ".hdf5"))]
+    else:
+        if Path(out).suffix:
+            raise InputError(f"--out {out}: with --grid, name a folder (one file per mass point)")
+        folder = run_folder(out, "simulate")
+        paths = [folder / ("signal_" + "_".join(f"{m:g}" for m in p) + ".h5") for p in grid]
+    with dask_client(jobs, scheduler) as client:
+        for i, (point, path) in enumerate(zip(points, paths, strict=True)):
+            if grid is not None:
+                print(f"mass point {i + 1}/{len(grid)}: (m_Z', m_X, m_Y) = {tuple(point)} GeV")
+            frame, meta = simulate(events, point, seed + i, settings, chunk_size, client, progress)
+            _write(frame, meta, path)
+    return paths
 
 
 def parse_grid(text: str | None) -> list[tuple[float, float, float]]:
@@ -88,8 +91,8 @@ def parse_grid(text: str | None) -> list[tuple[float, float, float]]:
         return training_grid()
     axes = text.split(";")
     if len(axes) != 3:
-        raise ValueError(f"--grid takes MZ;MX;MY (comma-separated GeV per axis), got {text!r}")
+        raise InputError(f"--grid takes MZ;MX;MY (comma-separated GeV per axis), got {text!r}")
     points = training_grid(*([float(m) for m in axis.split(",")] for axis in axes))
     if not points:
-        raise ValueError(f"--grid {text!r} has no point with m_Z' - m_X > 1000, m_X - m_Y > 100")
+        raise InputError(f"--grid {text!r} has no point with m_Z' - m_X > 1000, m_X - m_Y > 100")
     return points

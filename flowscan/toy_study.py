@@ -7,20 +7,16 @@ __all__ = ["GENERATORS", "run_toys"]
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import stats
 
+from .exceptions import InputError
 from .flows import DensityModel
-from .runinfo import versions, write_json
-from .scanner import PseudoExperiments, Sampler, pseudo_experiments
+from .parallel import dask_client
+from .runinfo import check_memory, run_folder, versions, write_json
+from .scanner import PseudoExperiments, Sampler, check_truth, pseudo_experiments
 from .toys import Bootstrap, BreitWigner, Exponential, read_events
-
-if TYPE_CHECKING:
-    from distributed import Client
 
 GENERATORS = ["model", "breit-wigner", "bootstrap"]
 
@@ -32,21 +28,21 @@ def _generator(
     columns: Sequence[str],
 ) -> tuple[Sampler, Sampler] | None:
     if kind not in GENERATORS:
-        raise ValueError(f"unknown generator {kind!r}; choose from {GENERATORS}")
+        raise InputError(f"unknown generator {kind!r}; choose from {GENERATORS}")
     if (kind == "bootstrap") != bool(samples):
-        raise ValueError("--generator bootstrap needs --samples SIGNAL_FILE,BACKGROUND_FILE")
+        raise InputError("--generator bootstrap needs --samples SIGNAL_FILE,BACKGROUND_FILE")
     if kind == "model":
         return None
     if kind == "breit-wigner":
         if [v.name for v in signal.theta_vars] != [v.name for v in BreitWigner.theta_vars]:
-            raise ValueError(
+            raise InputError(
                 "--generator breit-wigner draws the toy's exact densities: it needs models "
                 f"of {[v.name for v in BreitWigner.theta_vars]}, such as the demo's"
             )
         return BreitWigner(), Exponential()
     files = list(samples)
     if len(files) != 2:
-        raise ValueError(f"--samples takes two files (signal, background), got {files}")
+        raise InputError(f"--samples takes two files (signal, background), got {files}")
     return tuple(Bootstrap(read_events(f, columns), signal.observables) for f in files)
 
 
@@ -63,7 +59,8 @@ def run_toys(
     columns: Sequence[str] | None = None,
     minos: bool = False,
     seed: int = 0,
-    client: Client | None = None,
+    jobs: int | None = None,
+    scheduler: str | None = None,
     out: str | os.PathLike | None = None,
     progress: bool = True,
     echo: Callable[[str], None] = print,
@@ -87,35 +84,51 @@ def run_toys(
         columns: Their columns of the observables (default: the observables' names).
         minos: MINOS intervals in the `truth` ensemble.
         seed: Seed of the study; toy i of either ensemble can be redrawn alone.
-        client: A Dask client (`dask_client`); toys run here if `None`.
+        jobs, scheduler: Where the toys run (`dask_client`), once every input has been
+            checked; `jobs=1` without a scheduler runs them here, in turn.
     """
     from . import plots
 
-    sig, bkg = (DensityModel.load(p).double() for p in (signal, background))
+    sig, bkg = (DensityModel.load(p).double().requires_grad_(False) for p in (signal, background))
     columns = list(columns or [v.name for v in sig.observables])
     draw = _generator(generator, sig, samples, columns)
     null_toys = toys if null_toys is None else null_toys
-    options = {"generator": draw, "seed": seed, "client": client, "progress": progress}
-    echo(f"{toys} pseudo-experiments at the truth ...")
-    main = pseudo_experiments(sig, bkg, truth, toys, fixed=fixed, minos=minos, **options)
+    held = sorted({*fixed, *(v.name for v in sig.theta_vars)} - {"n_sig"})
+    runs = [("truth", truth, toys, fixed, minos)]
+    if null_toys > 0:
+        runs.append(("null", {**truth, "n_sig": 0.0}, null_toys, held, False))
+    for _, values, count, held_now, _ in runs:  # every input, before any worker starts
+        check_truth(sig, bkg, values, count, held_now)
+        check_memory(count, 2_000, "--toys")
+    out = run_folder(out, "toys")
+    results = {}
+    with dask_client(jobs, scheduler) as client:
+        for name, values, count, held_now, with_minos in runs:
+            what = "at the truth" if name == "truth" else "under background only"
+            echo(f"{count} pseudo-experiments {what} ...")
+            results[name] = pseudo_experiments(
+                sig,
+                bkg,
+                values,
+                count,
+                fixed=held_now,
+                minos=with_minos,
+                generator=draw,
+                seed=seed,
+                client=client,
+                progress=progress,
+            )
+            echo(_failures(results[name]))
+    main, null = results["truth"], results.get("null")
     summary = None
     if len(main.valid) < 2:
         echo(f"  only {len(main.valid)} of {toys} fits valid: no pulls (see toys.csv, message)")
     else:
         summary = main.summary()
         echo(_summary_table(main, summary))
-    null = None
-    if null_toys > 0:
-        echo(f"{null_toys} background-only pseudo-experiments ...")
-        held = {*fixed, *(v.name for v in sig.theta_vars)} - {"n_sig"}
-        null = pseudo_experiments(
-            sig, bkg, {**truth, "n_sig": 0.0}, null_toys, fixed=sorted(held), **options
-        )
-        if len(null.valid):
-            echo(_q0_table(null))
+    if null is not None and len(null.valid):
+        echo(_q0_table(null))
 
-    out = Path(out or f"runs/toys-{datetime.now():%Y%m%d-%H%M%S}")
-    out.mkdir(parents=True, exist_ok=True)
     main.table.to_csv(out / "toys.csv", index=False)
     files = ["toys.csv", "toys.json"]
     if summary is not None:
@@ -153,6 +166,18 @@ def run_toys(
     )
     echo(f"wrote {out}/ ({', '.join(files)})")
     return main, null
+
+
+def _failures(toys: PseudoExperiments) -> str:
+    r"""How many fits were valid, and the most common reasons of the others."""
+    table, n = toys.table, len(toys.table)
+    line = f"  {len(toys.valid)} of {n} fits valid"
+    bad = table[~table["valid"].astype(bool)]
+    if len(bad):
+        counts = bad["status"].value_counts()
+        line += "; " + ", ".join(f"{c} {s}" for s, c in counts.items())
+        line += " (status and message per toy in the csv)"
+    return line
 
 
 def _summary_table(toys: PseudoExperiments, summary) -> str:

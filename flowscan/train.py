@@ -7,14 +7,13 @@ __all__ = ["GENERATORS", "parse_variables", "run_train"]
 import math
 import os
 from collections.abc import Callable, Sequence
-from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from .flows import DensityModel, train
-from .runinfo import file_names, versions, write_json
+from .exceptions import FitError, InputError
+from .flows import DensityModel, torch_device, train
+from .runinfo import check_memory, file_names, run_folder, versions, write_json
 from .toys import lhco, read_events
 from .variables import Variable
 
@@ -37,11 +36,11 @@ def parse_variables(specs: Sequence[str], context: bool = False) -> list[Variabl
             out.append(Variable(name, known.unit) if context else known)
             continue
         if len(bounds) != 2:
-            raise ValueError(f"{spec!r}: write name or name:low:high (a bound may be empty)")
+            raise InputError(f"{spec!r}: write name or name:low:high (a bound may be empty)")
         try:
             low, high = (float(b) if b else None for b in bounds)
         except ValueError:
-            raise ValueError(f"{spec!r}: bounds must be numbers") from None
+            raise InputError(f"{spec!r}: bounds must be numbers") from None
         out.append(Variable(name, known.unit, low, high))
     return out
 
@@ -64,12 +63,13 @@ def run_train(
     events: int = 10_000,
     observables: Sequence[str] | None = None,
     context: Sequence[str] = (),
+    role: str | None = None,
     flow: str = "mog",
     transforms: int = 4,
     hidden_features: Sequence[int] = (64, 64),
     bins: int = 8,
     components: int = 20,
-    preprocessing: str = "logit",
+    preprocessing: str | None = None,
     epochs: int = 20,
     batch_size: int = 1024,
     lr: float = 3e-3,
@@ -93,6 +93,8 @@ def run_train(
         observables: `name` or `name:low:high` items (default: the LHCO observables).
         context: Conditioning parameters, same syntax; `m_zprime,m_x,m_y` for
             `lhco-signal` by default.
+        role: `"signal"` or `"background"`, kept in the model file (`DensityModel.role`);
+            by default from `generate` (`lhco-signal`, `lhco-qcd`), none for `data`.
         flow, transforms, hidden_features, bins, components, preprocessing: The
             model (see `DensityModel`).
         epochs, batch_size, lr: Training (see `train`).
@@ -100,18 +102,25 @@ def run_train(
     from . import plots
 
     if (data is None) == (generate is None):
-        raise ValueError("give either a data file or a generator to train on")
+        raise InputError("give either a data file or a generator to train on")
     if generate is not None and generate not in GENERATORS:
-        raise ValueError(f"unknown generator {generate!r}; choose one of {GENERATORS}")
+        raise InputError(f"unknown generator {generate!r}; choose one of {GENERATORS}")
+    if generate is not None:
+        implied = "signal" if generate == "lhco-signal" else "background"
+        if role not in (None, implied):
+            raise InputError(f"--generate {generate} trains the {implied} model, not --role {role}")
+        role = implied
     obs = parse_variables(observables or [v.name for v in lhco.OBSERVABLES])
     if generate == "lhco-signal" and not context:
         context = [v.name for v in lhco.MASSES]
     ctx = parse_variables(context, context=True)
     if generate is not None:
         if [v.name for v in obs] != [v.name for v in lhco.OBSERVABLES]:
-            raise ValueError(f"the LHCO generator makes {[v.name for v in lhco.OBSERVABLES]}")
+            raise InputError(f"the LHCO generator makes {[v.name for v in lhco.OBSERVABLES]}")
         if generate == "lhco-qcd" and ctx:
-            raise ValueError("QCD background has no parameters: leave out --context")
+            raise InputError("QCD background has no parameters: leave out --context")
+        points = len(lhco.training_grid()) if generate == "lhco-signal" else 1
+        check_memory(events * points, 2_000, "--events x mass points")
         x, theta = _generated(generate, events, seed)
         x, theta = torch.tensor(x), None if theta is None else torch.tensor(theta)
     else:
@@ -124,6 +133,7 @@ def run_train(
     model = DensityModel(
         obs,
         ctx,
+        role=role,
         flow=flow,
         transforms=transforms,
         hidden_features=hidden_features,
@@ -131,7 +141,8 @@ def run_train(
         components=components,
         preprocessing=preprocessing,
         seed=seed,
-    ).to(device)
+    ).to(torch_device(device))
+    out = run_folder(out, "train")
     history = train(
         model,
         x,
@@ -144,9 +155,7 @@ def run_train(
     )
     best = min(h["val_loss"] for h in history)
     if not math.isfinite(best):
-        raise FloatingPointError("training diverged: the validation loss is not finite")
-    out = Path(out or f"runs/train-{datetime.now():%Y%m%d-%H%M%S}")
-    out.mkdir(parents=True, exist_ok=True)
+        raise FitError("training diverged: the validation loss is not finite")
     model.save(out / "model.pt")
     config = {
         "data": None if data is None else file_names(data),
@@ -160,7 +169,8 @@ def run_train(
         "hidden_features": list(hidden_features),
         "bins": bins,
         "components": components,
-        "preprocessing": preprocessing,
+        "preprocessing": model.config["preprocessing"],
+        "role": role,
         "epochs": epochs,
         "batch_size": batch_size,
         "lr": lr,

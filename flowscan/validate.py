@@ -7,18 +7,18 @@ __all__ = ["REFERENCES", "run_validate", "validation_table"]
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
 
+from .exceptions import InputError
 from .flows import DensityModel, compare
-from .runinfo import versions, write_json
+from .runinfo import check_memory, run_folder, versions, write_json
 from .scanner import Sampler, toy_seed
 from .toys import BreitWigner, Exponential, lhco, read_events
+from .variables import check_theta
 
 REFERENCES = ["breit-wigner", "lhco"]
 
@@ -29,7 +29,7 @@ def _generator(name: str, model: DensityModel) -> Sampler:
         for cls in (BreitWigner, Exponential):
             if names == [p.name for p in cls.theta_vars]:
                 return cls()
-        raise ValueError(
+        raise InputError(
             "the breit-wigner reference draws the toy's signal (m_pole, gamma) or background "
             f"(tau); this model is conditional on {names}"
         )
@@ -38,7 +38,7 @@ def _generator(name: str, model: DensityModel) -> Sampler:
         [],
         [v.name for v in lhco.MASSES],
     ):
-        raise ValueError(
+        raise InputError(
             f"the lhco reference makes {observables} for QCD (no parameters) or the signal "
             f"at {[v.name for v in lhco.MASSES]}; this model has "
             f"{[v.name for v in model.observables]} conditional on {names}"
@@ -61,21 +61,21 @@ def _theta_points(
     names = [p.name for p in model.theta_vars]
     if not model.conditional:
         if any(thetas):
-            raise ValueError("this model is unconditional: leave out --theta")
+            raise InputError("this model is unconditional: leave out --theta")
         return [torch.empty(0, dtype=torch.float64)]
     if not thetas:
         if file_theta is None:
-            raise ValueError(f"give the parameters to validate at: --theta {names[0]}=...,...")
+            raise InputError(f"give the parameters to validate at: --theta {names[0]}=...,...")
         points = torch.unique(file_theta, dim=0)
         if len(points) > 10:
-            raise ValueError(
+            raise InputError(
                 f"the reference file has {len(points)} parameter points; choose some with --theta"
             )
         return list(points)
     points = []
     for theta in thetas:
         if sorted(theta) != sorted(names):
-            raise ValueError(f"--theta must give exactly {names}, got {sorted(theta)}")
+            raise InputError(f"--theta must give exactly {names}, got {sorted(theta)}")
         points.append(torch.tensor([theta[n] for n in names], dtype=torch.float64))
     return points
 
@@ -180,12 +180,15 @@ def run_validate(
     from .plots import plot_marginals
     from .validation_plots import plot_pairs, plot_theta_dependence
 
+    check_memory(events, 400 * len(lhco.OBSERVABLES), "--events")
     model = DensityModel.load(model_path).eval()
     generator = _generator(reference, model) if reference in REFERENCES else None
     file_x, file_theta = (None, None) if generator else _file_points(reference, model, where)
     points = _theta_points(thetas, model, file_theta)
-    out = Path(out or f"runs/validate-{datetime.now():%Y%m%d-%H%M%S}")
-    out.mkdir(parents=True, exist_ok=True)
+    for theta in points:
+        if theta.numel():
+            check_theta(theta, model.theta_vars)
+    out = run_folder(out, "validate")
 
     tables, references, samples, labels = [], [], [], []
     for k, theta in enumerate(points):
@@ -201,7 +204,7 @@ def run_validate(
                 torch.randperm(int(rows.sum()), generator=torch.Generator().manual_seed(seed))
             ]
             if len(x) < 100:
-                raise ValueError(
+                raise InputError(
                     f"{reference}: only {len(x)} events at {_label(model, theta)}; need 100"
                 )
             x = x[: 2 * events]

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
+from .exceptions import InputError
+
 
 @dataclass(frozen=True)
 class Variable:
@@ -32,7 +34,7 @@ class Variable:
 
     def __post_init__(self) -> None:
         if self.low is not None and self.high is not None and not self.low < self.high:
-            raise ValueError(f"{self.name}: low={self.low} must be below high={self.high}")
+            raise InputError(f"{self.name}: low={self.low} must be below high={self.high}")
 
     @property
     def label(self) -> str:
@@ -61,16 +63,16 @@ def check_events(x: Tensor, observables: Sequence[Variable]) -> None:
     """
     names = [v.name for v in observables]
     if x.ndim != 2 or x.shape[-1] != len(observables):
-        raise ValueError(
+        raise InputError(
             f"events must have shape (N, {len(observables)}) for observables {names}, "
             f"got {tuple(x.shape)}"
         )
     if x.shape[0] == 0:
-        raise ValueError("no events: the dataset is empty")
+        raise InputError("no events: the dataset is empty")
     finite = torch.isfinite(x)
     if not finite.all():
         rows = (~finite).any(dim=-1).nonzero().flatten()
-        raise ValueError(
+        raise InputError(
             f"{len(rows)} events contain NaN or inf (first at row {rows[0].item()}); "
             "remove or fix them before fitting"
         )
@@ -79,7 +81,7 @@ def check_events(x: Tensor, observables: Sequence[Variable]) -> None:
         col = x[:, j].double()
         outside = (col < bounds[j, 0]) | (col > bounds[j, 1])
         if outside.any():
-            raise ValueError(
+            raise InputError(
                 f"{int(outside.sum())} events have {v.name} outside its support "
                 f"[{v.low}, {v.high}] {v.unit} (e.g. {col[outside][0].item():.6g}); "
                 "select events inside the window the model was built for"
@@ -91,12 +93,12 @@ def check_theta(theta: Tensor, parameters: Sequence[Variable]) -> None:
     or lies outside the parameters' ranges."""
     names = [p.name for p in parameters]
     if theta.shape[-1:] != (len(parameters),):
-        raise ValueError(
+        raise InputError(
             f"theta must have shape (*, {len(parameters)}) for parameters {names}, "
             f"got {tuple(theta.shape)}"
         )
     if not torch.isfinite(theta).all():
-        raise ValueError(f"theta contains NaN or inf: {theta.detach().cpu().tolist()}")
+        raise InputError(f"theta contains NaN or inf: {theta.detach().cpu().tolist()}")
     bounds = bounds_tensor(parameters).to(theta.device)
     t = theta.detach().double().reshape(-1, len(parameters))
     # A relative slack of 1e-6 lets float32 round-trips of the bounds themselves pass.
@@ -106,7 +108,7 @@ def check_theta(theta: Tensor, parameters: Sequence[Variable]) -> None:
     for j, p in enumerate(parameters):
         if low[j] or high[j]:
             value = t[:, j].min() if low[j] else t[:, j].max()
-            raise ValueError(
+            raise InputError(
                 f"{p.name} = {value.item():.6g} {p.unit} is outside the trained range "
                 f"[{p.low}, {p.high}] {p.unit}; a model does not extrapolate silently "
                 "(set allow_extrapolation=True on the model to evaluate it anyway)"

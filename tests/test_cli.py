@@ -57,7 +57,7 @@ def test_scan_runs_every_method_on_the_demo_output(quick_demo, tmp_path, capsys)
     out = tmp_path / "scan"
     args = _scan_args(quick_demo, out, "--method", "all", "--budget", "12", "--grid", "3")
     assert main(args) == 0
-    assert "minuit: NLL =" in capsys.readouterr().out
+    assert "minuit: VALID, NLL =" in capsys.readouterr().out
     scan = json.loads((out / "scan.json").read_text())
     results = scan["results"]
     assert list(results) == ["minuit", "gradient", "bayesopt", "grid", "random"]
@@ -148,14 +148,18 @@ def test_toys_on_the_demo_models(quick_demo, tmp_path, capsys):
         progress=False,
     )
     assert again.table["events"][1] == table["events"][1]
-    assert again.table["m_pole"][1] == pytest.approx(table["m_pole"][1], rel=1e-9)
+    # The worker ran torch on one thread, this process on two: float64 reductions may
+    # round differently (~1e-16), and MIGRAD stops anywhere within its EDM of 1e-4 in NLL,
+    # ~0.01 standard deviations of the minimum.
+    error = table["m_pole_error"][1]
+    assert again.table["m_pole"][1] == pytest.approx(table["m_pole"][1], abs=0.01 * error)
 
 
 def test_cli_reports_bad_arguments(capsys):
     with pytest.raises(SystemExit) as err:
         main(["demo", "--epochs", "many"])
     assert err.value.code == 2
-    assert "invalid int value" in capsys.readouterr().err
+    assert "argument --epochs: must be an integer, got 'many'" in capsys.readouterr().err
 
 
 def test_generate_then_train_on_an_lhco_schema_file(tmp_path, capsys):
@@ -206,3 +210,36 @@ def test_generate_then_train_on_an_lhco_schema_file(tmp_path, capsys):
     assert "no events pass 'label == 7'" in capsys.readouterr().err
     assert main(["train", "--data", str(data), "--context", "m_zprime", *tiny]) == 2
     assert "missing columns ['m_zprime']" in capsys.readouterr().err
+
+
+def test_a_failed_fit_is_reported_in_the_table_the_json_and_the_exit_code(
+    quick_demo, tmp_path, capsys, monkeypatch
+):
+    import flowscan.scan
+    from flowscan.exceptions import FitError
+
+    def diverging(method, *args, **kwargs):
+        def fit(nll, space):
+            raise FitError("the NLL is nan at m_pole = 455")
+
+        return fit
+
+    monkeypatch.setattr(flowscan.scan, "optimizer", diverging)
+    assert main(_scan_args(quick_demo, tmp_path, "--method", "minuit")) == 1
+    assert "minuit: FAILED: no finite minimum; the NLL is nan" in capsys.readouterr().out
+    result = json.loads((tmp_path / "scan.json").read_text())["results"]["minuit"]
+    assert result["status"] == "failed" and result["theta"] == [None, None, None]
+
+
+def test_debug_shows_the_traceback_and_an_internal_error_is_one_line(monkeypatch, capsys):
+    import flowscan.demo
+
+    def broken(*args, **kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(flowscan.demo, "run_demo", broken)
+    assert main(["demo"]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error (KeyError: 'a bug')" in err
+    with pytest.raises(KeyError):
+        main(["--debug", "demo"])

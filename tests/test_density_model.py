@@ -33,15 +33,18 @@ def test_flow_log_prob_is_normalized_on_the_window(tiny_signal_flow, theta):
     )
 
 
-def test_preprocessing_log_jacobian_matches_autograd_and_inverts():
+@pytest.mark.parametrize("finite_edges", [False, True])
+def test_preprocessing_log_jacobian_matches_autograd_and_inverts(finite_edges):
     obs = [
         Variable("a", "", 0.0, 1.0),
         Variable("b", "", 2.0, None),
         Variable("c", "", None, 5.0),
         Variable("d"),
     ]
-    pre = BoundedStandardize(obs)
-    x = torch.tensor([[0.3, 2.5, 4.0, -1.0], [0.9, 10.0, -3.0, 2.0]], dtype=torch.float64)
+    pre = BoundedStandardize(obs, finite_edges=finite_edges)
+    # with finite edges, points on them (a = 0 and 1, b = 2, c = 5) map and invert too
+    edges = [[0.0, 2.0, 5.0, 0.0], [1.0, 2.0, 5.0, 0.0]] if finite_edges else []
+    x = torch.tensor([[0.3, 2.5, 4.0, -1.0], [0.9, 10.0, -3.0, 2.0], *edges], dtype=torch.float64)
     pre.adapt(torch.tensor([[0.2, 3.0, 1.0, 0.0], [0.7, 8.0, 4.5, 3.0], [0.5, 2.2, 0.0, -2.0]]))
     pre = pre.double()
     t = pre()
@@ -163,3 +166,30 @@ def test_training_rejects_mismatched_theta():
     model = DensityModel([MASS], Exponential.theta_vars, hidden_features=(8,))
     with pytest.raises(ValueError, match=r"theta must have shape \(100, 1\)"):
         train(model, x, theta[:50], epochs=1, progress=False)
+
+
+def test_model_file_keeps_role_and_training_quantiles_and_version_2_still_loads(tmp_path):
+    x, theta = training_set(Exponential(), 3_000, seed=5)
+    model = DensityModel([MASS], Exponential.theta_vars, hidden_features=(8,), role="background")
+    train(model, x, theta, epochs=1, progress=False)
+    model.save(tmp_path / "v3.pt")
+    loaded = DensityModel.load(tmp_path / "v3.pt")
+    assert loaded.role == "background"
+    levels = [0.0, 0.001, 0.01, 0.25, 0.5, 0.75, 0.99, 0.999, 1.0]
+    np.testing.assert_allclose(loaded.support[0].numpy(), np.quantile(x.numpy(), levels), rtol=1e-6)
+    # a version-2 file (no role, no quantiles; logit preprocessing, flowscan <= 0.1)
+    old = DensityModel([MASS], Exponential.theta_vars, hidden_features=(8,), preprocessing="logit")
+    blob = {
+        "format": "flowscan.DensityModel",
+        "version": 2,
+        "config": {k: v for k, v in old.config.items() if k != "role"},
+        "state_dict": {k: v for k, v in old.state_dict().items() if k != "support"},
+        "history": [],
+    }
+    torch.save(blob, tmp_path / "v2.pt")
+    v2 = DensityModel.load(tmp_path / "v2.pt")
+    assert v2.role is None and torch.isnan(v2.support).all()
+    m = torch.tensor([[150.0], [700.0]])
+    assert torch.equal(
+        v2.log_prob(m, torch.tensor([170.0])), old.log_prob(m, torch.tensor([170.0]))
+    )

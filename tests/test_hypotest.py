@@ -49,3 +49,15 @@ def test_q0_of_a_bump_matches_a_scipy_fit_of_the_yields():
     assert result.fit.values["n_sig"] == pytest.approx(best.x[0], abs=0.1)
     with pytest.raises(ValueError, match="needs the extended likelihood"):
         discovery(MixtureLikelihood(BreitWigner(), Exponential(), x, 60, 3_000), space)
+
+
+@pytest.mark.parametrize("n", [150, 200])
+def test_discovery_from_a_start_on_the_yield_bound_matches_the_closed_form(n):
+    # n_sig started at its bound 0: Minuit's first step there is undefined (the bounded
+    # transform has zero slope), MIGRAD at strategy 0 fails, the retry must not
+    x = torch.linspace(MASS.low + 1, MASS.high - 1, n, dtype=torch.float64)[:, None]
+    nll = MixtureLikelihood(Flat(), Flat(), x)
+    result = discovery(nll, ParameterSpace(nll.theta_vars, [0.0, 100.0], ["n_bkg"]))
+    assert result.fit.status == "valid"
+    assert result.significance == pytest.approx(math.sqrt(_counting(n, 100.0)), abs=1e-3)
+    assert result.fit.values["n_sig"] == pytest.approx(n - 100, abs=0.05)

@@ -71,8 +71,6 @@ def test_loader_reads_the_rd_schema(tmp_path):
         [lhco.generate(300, (3500, 500, 100), seed=7), lhco.generate(700, seed=8)],
         ignore_index=True,
     )
-    frame.loc[0, "tau1j1"] = 0.0  # the guard: tau21 = 0 where tau1 = 0
-    frame.loc[0, "tau2j1"] = 0.0
     frame["extra"] = 1.0
     path = tmp_path / "events_anomalydetection.h5"
     frame.to_hdf(path, key="df", mode="w")
@@ -84,10 +82,18 @@ def test_loader_reads_the_rd_schema(tmp_path):
     m1, m2 = frame["mj1"].to_numpy(), frame["mj2"].to_numpy()
     np.testing.assert_allclose(signal["m_j1"], np.minimum(m1, m2)[:300])
     np.testing.assert_allclose(signal["delta_m"], np.abs(m1 - m2)[:300])
-    assert signal.loc[0, "tau21_j1" if m1[0] <= m2[0] else "tau21_j2"] == 0.0
+    tau21 = frame[["tau2j1", "tau2j2"]].to_numpy() / frame[["tau1j1", "tau1j2"]].to_numpy()
+    lighter = np.where(m1 <= m2, tau21[:, 0], tau21[:, 1])
+    np.testing.assert_allclose(signal["tau21_j1"], lighter[:300], rtol=1e-15)
     windowed, _ = lhco.read_lhco(path, mjj_window=(3300, 3700))
     assert windowed["m_jj"].between(3300, 3700).all() and 0 < len(windowed) < 300
 
+    # tau1 = 0 has no tau21: the observable is NaN, and the file is refused naming the row
+    frame.loc[5, "tau1j1"] = 0.0
+    assert np.isnan(lhco.features(frame).loc[5, ["tau21_j1", "tau21_j2"]]).any()
+    frame.to_hdf(tmp_path / "zero.h5", key="df", mode="w")
+    with pytest.raises(ValueError, match=r"1 of 1000 events have tau1j1 <= 0 \(first at row 5"):
+        lhco.read_lhco(tmp_path / "zero.h5")
     frame.drop(columns=["tau2j2"]).to_hdf(tmp_path / "bad.h5", key="df", mode="w")
     with pytest.raises(ValueError, match=r"missing LHCO columns \['tau2j2'\]"):
         lhco.read_lhco(tmp_path / "bad.h5")

@@ -119,13 +119,13 @@ def test_minuit_hesse_errors_match_the_autograd_hessian():
 
 
 def test_minuit_hesse_errors_on_small_flows_match_the_exact_fit():
-    # Default models (Gaussian mixtures) with 16x16 networks trained on 20k events for 5
+    # Default models (Gaussian mixtures) with 16x16 networks trained on 20k events for 10
     # epochs; gamma, which so small a model learns poorly, is held at the truth.
     models = []
     for i, density in enumerate([BreitWigner(), Exponential()]):
         x, theta = training_set(density, 20_000, seed=11 + i)
         model = DensityModel([MASS], density.theta_vars, hidden_features=(16, 16))
-        train(model, x, theta, epochs=5, batch_size=256, progress=False)
+        train(model, x, theta, epochs=10, batch_size=256, progress=False)
         models.append(model.double())
     truth = [480.0, 35.0, 160.0]
     x = pseudo_data(torch.tensor(truth[:2]), torch.tensor(truth[2:]), 1_000, 20_000, seed=0)
@@ -320,3 +320,55 @@ def test_multistart_gradient_scan_counts_its_batch_and_finds_the_mle():
     ref = _minuit_mle(x[:, 0].numpy(), 1_000 / 21_000, truth.tolist())
     for value, reference, error in zip(result.theta, ref.values, ref.errors, strict=True):
         assert value == pytest.approx(reference, abs=0.05 * error)
+
+
+@pytest.mark.parametrize("method", ["minuit", "gradient", "grid"])
+def test_every_method_says_when_its_minimum_is_on_a_bound(method):
+    # NLL = (a - 5)^2 / 2 + (b - 0.5)^2 / 2 on the box [0, 1]^2: the minimum in the box is
+    # at a = 1, on its bound, with b = 0.5 inside (the grid has points on the bounds;
+    # random and BO points need not come within 1e-3 of them)
+    def nll(theta: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (theta[..., 0] - 5) ** 2 + 0.5 * (theta[..., 1] - 0.5) ** 2
+
+    space = ParameterSpace([Variable("a", "", 0.0, 1.0), Variable("b", "", 0.0, 1.0)])
+    result = optimizer(method, budget=24, grid=5)(nll, space)
+    assert result.status == "at bound" and result.at_bound == ["a"] and not result.valid
+    assert result.theta[0] == pytest.approx(1.0, abs=1e-3)
+    inside = ParameterSpace([Variable("a", "", 0.0, 10.0), Variable("b", "", 0.0, 1.0)])
+    result = optimizer(method, budget=24, grid=5)(nll, inside)
+    assert result.status == "valid" and result.at_bound == []
+
+
+def test_minuit_retries_then_fails_where_the_nll_is_never_finite():
+    # finite only at the start: every MIGRAD attempt (strategy 0, 1, then from the box
+    # centre) steps into NaN, and the fit is a FitError, not a NaN result
+    def nll(theta: torch.Tensor) -> torch.Tensor:
+        a = theta[..., 0]
+        return torch.where(a == 0.25, a, torch.full_like(a, float("nan")))
+
+    space = ParameterSpace([Variable("a", "", 0.0, 1.0)], [0.25])
+    with pytest.raises(FloatingPointError, match="no finite minimum in 3 attempts"):
+        minuit_scan(nll, space)
+
+
+def test_scan_table_marks_fixed_missing_errors_bounds_and_failures():
+    from flowscan.scan import table
+    from flowscan.scanner import ScanResult
+
+    space = ParameterSpace(
+        [Variable("a", "GeV", 0.0, 1.0), Variable("b", "GeV", 0.0, 1.0), Variable("c", "", 0, 1)],
+        fixed=["c"],
+    )
+    result = ScanResult.from_evaluations(
+        "grid", space, np.array([[1.0, 0.5, 0.5]]), np.array([1.0]), np.array([0.1]), "one point"
+    )
+    result.errors = np.array([0.1, 0.0, 0.0])
+    text = table(result, space.theta_vars).splitlines()
+    assert "AT BOUND" in text[0] and "at a bound of its range: a" in text[1]
+    assert text[2].endswith("AT BOUND") and "+- 0.10" in text[2]
+    assert "no error" in text[3] and "(fixed)" in text[4] and "AT BOUND" not in text[3]
+    failed = ScanResult.failed("minuit", space, "MIGRAD found no finite minimum", 1.0)
+    assert table(failed, space.theta_vars) == (
+        "  minuit: FAILED: no finite minimum; MIGRAD found no finite minimum"
+    )
+    assert failed.status == "failed" and np.isnan(failed.theta).all()

@@ -7,7 +7,8 @@ from scipy import integrate, special, stats
 
 from flowscan import Variable
 from flowscan.flows import FLOWS, DensityModel, train
-from flowscan.flows.mixture import AutoregressiveMixture
+from flowscan.flows.mixture import AutoregressiveMixture, log_normal_mass
+from flowscan.flows.model import QUANTILES
 from flowscan.flows.preprocessing import (
     ALPHA,
     BETA,
@@ -18,7 +19,7 @@ from flowscan.flows.preprocessing import (
 )
 from flowscan.toys import MASS, BreitWigner, training_set
 
-ZOO = [(flow, "logit") for flow in FLOWS] + [("mog", "response")]
+ZOO = [(flow, "logit") for flow in FLOWS] + [("mog", "response"), ("mog", "truncated")]
 OBSERVABLES = [Variable("m", "GeV", 100.0, 1000.0), Variable("r", "", 0.0, None)]
 THETA = [Variable("a", "GeV", 0.0, 10.0)]
 
@@ -146,3 +147,85 @@ def test_mixture_density_is_normalized_and_sampling_matches_it():
     pit = (np.exp(log_w) * stats.norm.cdf(s.numpy()[..., None], mean, width)).sum(-1)
     for j in range(2):
         assert stats.kstest(pit[:, j], "uniform").pvalue > 0.01
+
+
+def test_normal_mass_keeps_its_precision_in_both_tails():
+    alpha = np.array([-1.0, 30.0, -40.0, -3.0, 8.0, -1e4])
+    beta = np.array([1.0, 31.0, -39.5, 2.5, 1e4, 1e4])
+    # scipy's log_ndtr, with the interval mirrored into the lower tail by hand
+    lo, hi = np.where(alpha + beta > 0, -beta, alpha), np.where(alpha + beta > 0, -alpha, beta)
+    ref = special.log_ndtr(hi) + np.log1p(-np.exp(special.log_ndtr(lo) - special.log_ndtr(hi)))
+    got = log_normal_mass(torch.tensor(alpha), torch.tensor(beta)).numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-12)
+    assert got[0] == pytest.approx(np.log(stats.norm.cdf(1) - stats.norm.cdf(-1)), rel=1e-14)
+
+
+def test_truncated_mixture_is_normalized_and_sampling_matches_scipy():
+    torch.manual_seed(5)
+    mixture = AutoregressiveMixture(2, 1, components=3, hidden_features=(16,), truncated=True)
+    mixture = mixture.double()
+    for p in mixture.parameters():
+        p.data.mul_(3)
+    mixture.low.copy_(torch.tensor([-1.0, -np.inf], dtype=torch.float64))
+    mixture.high.copy_(torch.tensor([2.0, 0.5], dtype=torch.float64))
+    d = mixture(torch.tensor([0.4], dtype=torch.float64))
+    nodes, weights = np.polynomial.legendre.leggauss(200)
+    z0 = torch.tensor(0.5 + 1.5 * nodes)  # [-1, 2]
+    z1 = torch.tensor(np.concatenate([-12.5 + 12.5 * nodes, 0.25 + 0.25 * nodes]))  # [-25, 0.5]
+    w0, w1 = 1.5 * weights, np.concatenate([12.5 * weights, 0.25 * weights])
+    z = torch.cartesian_prod(z0, z1)
+    with torch.no_grad():
+        p = d.log_prob(z).exp().reshape(len(z0), len(z1)).numpy()
+    assert w0 @ p @ w1 == pytest.approx(1.0, abs=1e-6)
+    # finite on the edges, zero beyond: the support is the box
+    with torch.no_grad():
+        edge = d.log_prob(torch.tensor([[-1.0, 0.5], [2.0, -3.0]], dtype=torch.float64))
+    assert torch.isfinite(edge).all()
+
+    # samples inside the box, and uniform under scipy's truncated-normal mixture CDF
+    torch.manual_seed(6)
+    s = d.sample((20_000,))
+    assert (s[:, 0] >= -1).all() and (s[:, 0] <= 2).all() and (s[:, 1] <= 0.5).all()
+    log_w, mean, width = (q.detach().numpy() for q in d._parameters(s))
+    low, high = np.array([-1.0, -np.inf])[:, None], np.array([2.0, 0.5])[:, None]
+    a, b = (low - mean) / width, (high - mean) / width
+    cdf = stats.truncnorm.cdf(s.numpy()[..., None], a, b, mean, width)
+    pit = (np.exp(log_w) * cdf).sum(-1)
+    for j in range(2):
+        assert stats.kstest(pit[:, j], "uniform").pvalue > 0.01
+
+
+def test_truncated_model_is_finite_on_the_edges_and_keeps_its_training_quantiles():
+    x = torch.tensor([[100.0], [400.0], [1000.0], [250.0]], dtype=torch.float64)
+    model = DensityModel([MASS], components=3, hidden_features=(8,))
+    assert model.config["preprocessing"] == "truncated"
+    xs = torch.linspace(100, 1000, 1001, dtype=torch.float64)[:, None]
+    model.adapt(xs)
+    np.testing.assert_allclose(model.support[0].numpy(), np.quantile(xs.numpy(), QUANTILES))
+    low, high = model.flow.base.low.item(), model.flow.base.high.item()
+    mean, std = model.preprocessing[0].mean.item(), model.preprocessing[0].std.item()
+    assert (low, high) == pytest.approx(((100 - mean) / std, (1000 - mean) / std), rel=1e-6)
+    with torch.no_grad():
+        assert torch.isfinite(model.log_prob(x)).all()
+
+
+def test_truncated_model_on_a_half_line_is_normalized():
+    # a lower bound only (m_jj, delta_m): log(x - low + offset) in latent space, cut at
+    # log(offset); trained briefly on a shifted half-normal
+    torch.manual_seed(0)
+    data = 3000 + 500 * torch.randn(5000, 1, dtype=torch.float64).abs()
+    model = DensityModel([Variable("r", "GeV", 0.0, None)], hidden_features=(16, 16), components=4)
+    train(model, data, epochs=10, batch_size=256, lr=1e-2, progress=False)
+    model = model.double()
+    assert torch.isfinite(model.flow.base.low).all() and model.flow.base.high.isinf().all()
+
+    def density(r: float) -> float:
+        with torch.no_grad():
+            return model.log_prob(torch.tensor([[r]], dtype=torch.float64)).exp().item()
+
+    pieces = [0, 2500, 3000, 3500, 4500, 6000, 1e5]
+    total = sum(
+        integrate.quad(density, a, b, limit=200)[0]
+        for a, b in zip(pieces, pieces[1:], strict=False)
+    )
+    assert total == pytest.approx(1.0, abs=1e-6)

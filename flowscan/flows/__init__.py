@@ -11,7 +11,7 @@ from .metrics import (
     ks_test,
     sliced_wasserstein,
 )
-from .model import FLOWS, DensityModel
+from .model import FLOWS, DensityModel, check_trained_range, torch_device
 from .preprocessing import BoundedStandardize
 from .training import train
 
@@ -21,11 +21,13 @@ __all__ = [
     "DensityModel",
     "Metric",
     "classifier_auc",
+    "check_trained_range",
     "compare",
     "correlation_distance",
     "hpdi",
     "hpdi_error",
     "ks_test",
     "sliced_wasserstein",
+    "torch_device",
     "train",
 ]

@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..exceptions import InputError
+
 HPDI_LEVELS = (0.683, 0.954, 0.997)
 
 
@@ -42,13 +44,13 @@ class Metric:
 def _arrays(x: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x, reference = (np.asarray(a, dtype=np.float64) for a in (x, reference))
     if x.ndim != 2 or reference.ndim != 2 or x.shape[1] != reference.shape[1]:
-        raise ValueError(
+        raise InputError(
             f"samples must be (N, F) with the same F; got {x.shape} and {reference.shape}"
         )
     if len(x) < 2 or len(reference) < 2:
-        raise ValueError(f"need at least 2 events per sample, got {len(x)} and {len(reference)}")
+        raise InputError(f"need at least 2 events per sample, got {len(x)} and {len(reference)}")
     if not (np.isfinite(x).all() and np.isfinite(reference).all()):
-        raise ValueError("samples contain NaN or inf: remove or fix those events first")
+        raise InputError("samples contain NaN or inf: remove or fix those events first")
     return x, reference
 
 
@@ -125,7 +127,7 @@ def hpdi(x: np.ndarray, level: float) -> np.ndarray:
     x = np.sort(np.asarray(x, dtype=np.float64), axis=0)
     k = int(np.ceil(level * len(x)))
     if not 0 < k <= len(x):
-        raise ValueError(f"level must lie in (0, 1], got {level}")
+        raise InputError(f"level must lie in (0, 1], got {level}")
     widths = x[k - 1 :] - x[: len(x) - k + 1]
     start = widths.argmin(axis=0)
     cols = np.arange(x.shape[1])

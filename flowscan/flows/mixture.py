@@ -2,7 +2,7 @@ r"""Autoregressive Gaussian mixture density (MADE-MoG), the model of seeds 000 a
 
 from __future__ import annotations
 
-__all__ = ["AutoregressiveMixture"]
+__all__ = ["AutoregressiveMixture", "log_normal_mass"]
 
 import math
 from collections.abc import Sequence
@@ -17,31 +17,108 @@ from zuko.nn import MaskedMLP
 MIN_WIDTH = 1e-3
 
 
+def _log1mexp(a: Tensor) -> Tensor:
+    r"""`log(1 - exp(a))` for `a <= 0`, accurate at both ends (Maechler 2012)."""
+    return torch.where(a > -math.log(2), torch.log(-torch.expm1(a)), torch.log1p(-torch.exp(a)))
+
+
+def _lower_tail(alpha: Tensor, beta: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    r"""The standardized interval `[alpha, beta]` mirrored, where needed, into the lower
+    tail (`alpha + beta <= 0`), where `log_ndtr` keeps its precision: the ends and
+    whether it was mirrored."""
+    flip = alpha + beta > 0
+    return torch.where(flip, -beta, alpha), torch.where(flip, -alpha, beta), flip
+
+
+def log_normal_mass(alpha: Tensor, beta: Tensor) -> Tensor:
+    r"""`log(Phi(beta) - Phi(alpha))` for `alpha < beta` (either may be infinite),
+    elementwise, without cancellation in either tail. Computed in float64 (float32's
+    `log_ndtr` has no usable gradient below -1e5) and returned in the input's dtype;
+    gradients stay finite where an end is infinite.
+
+    Example:
+        >>> log_normal_mass(torch.tensor([-1.0, 30.0, -math.inf]), torch.tensor([1.0, 31.0, 0.0]))
+        tensor([ -0.3830, -454.9634,   -0.6931])
+    """
+    dtype = torch.promote_types(alpha.dtype, beta.dtype)
+    alpha, beta = torch.broadcast_tensors(alpha.double(), beta.double())
+    low_open, high_open = alpha == -math.inf, beta == math.inf
+    # finite stand-ins for open ends, so that no branch of the `where`s below is NaN
+    a = torch.where(low_open, torch.minimum(beta, torch.zeros_like(beta)) - 1, alpha)
+    b = torch.where(high_open, torch.maximum(a, torch.zeros_like(a)) + 1, beta)
+    lo, hi, _ = _lower_tail(a, b)
+    log_lo, log_hi = torch.special.log_ndtr(lo), torch.special.log_ndtr(hi)
+    inside = log_hi + _log1mexp(log_lo - log_hi)
+    out = torch.where(low_open, torch.special.log_ndtr(b), inside)
+    out = torch.where(high_open, torch.special.log_ndtr(-a), out)
+    return torch.where(low_open & high_open, torch.zeros_like(out), out).to(dtype)
+
+
+def _truncated_normal(alpha: Tensor, beta: Tensor) -> Tensor:
+    r"""Standard normal draws truncated to `[alpha, beta]` (inverse CDF in log space, two
+    Newton steps on `log_ndtr`, so components far outside the window sample correctly)."""
+    lo, hi, flip = _lower_tail(alpha.double(), beta.double())
+    log_lo, log_hi = torch.special.log_ndtr(lo), torch.special.log_ndtr(hi)
+    u = torch.rand_like(lo).clamp_min(1e-300)
+    log_p = log_hi + torch.log(u + (1 - u) * torch.exp(log_lo - log_hi))
+    t = torch.special.ndtri(log_p.exp())
+    far = -torch.sqrt((-2 * log_p - torch.log(-2 * log_p) - math.log(2 * math.pi)).clamp_min(0))
+    t = torch.where(torch.isfinite(t), t, far)
+    for _ in range(2):
+        log_pdf = -0.5 * t**2 - 0.5 * math.log(2 * math.pi)
+        t = t - (torch.special.log_ndtr(t) - log_p) / torch.exp(log_pdf - torch.special.log_ndtr(t))
+    t = torch.minimum(torch.maximum(t, lo), hi)
+    return torch.where(flip, -t, t).to(alpha.dtype)
+
+
 class _MixtureDistribution(Distribution):
-    r"""p(z | c) = prod_i sum_g w_gi N(z_i; mu_gi, sigma_gi), with the mixture
-    parameters of observable i computed by `hyper` from z_<i and the context c."""
+    r"""p(z | c) = prod_i sum_g w_gi N(z_i; mu_gi, sigma_gi) / M_gi, with the mixture
+    parameters of observable i computed by `hyper` from z_<i and the context c, and
+    M_gi the mass of the Gaussian inside the support `[low_i, high_i]` of z_i (1 where
+    the support is the real line)."""
 
     arg_constraints = {}
     support = constraints.real_vector
     has_rsample = False
 
-    def __init__(self, hyper: nn.Module, c: Tensor | None, features: int, components: int) -> None:
-        self.hyper, self.c = hyper, c
+    def __init__(
+        self,
+        hyper: nn.Module,
+        c: Tensor | None,
+        features: int,
+        components: int,
+        support: tuple[Tensor, Tensor] | None = None,
+    ) -> None:
+        self.hyper, self.c, self.support = hyper, c, support
         self.features, self.components = features, components
         batch = Size() if c is None else c.shape[:-1]
         super().__init__(batch, Size((features,)), validate_args=False)
 
     def expand(self, batch_shape: Size, _instance=None) -> _MixtureDistribution:
         c = None if self.c is None else self.c.expand(*batch_shape, self.c.shape[-1])
-        return _MixtureDistribution(self.hyper, c, self.features, self.components)
+        return _MixtureDistribution(self.hyper, c, self.features, self.components, self.support)
 
     def _parameters(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        r"""Log-weights, means and widths of every observable's mixture, `(*, F, G)` each."""
+        r"""Log-weights, means and widths of every observable's mixture, `(*, F, G)` each.
+
+        With one observable they depend on the context alone (the network's masks cut
+        z off), so the network runs once per context, not once per event, and the
+        result has the context's batch shape, to broadcast against the events."""
         c = z.new_ones(1) if self.c is None else self.c
+        if self.features == 1:
+            z = z.new_zeros(*c.shape[:-1], 1)
         z = torch.cat([z, c.expand(*z.shape[:-1], c.shape[-1])], dim=-1)
         phi = self.hyper(z).unflatten(-1, (self.features, 3, self.components))
         logits, mean, width = phi.unbind(-2)
         return F.log_softmax(logits, dim=-1), mean, F.softplus(width) + MIN_WIDTH
+
+    def _standardized_support(self, mean: Tensor, width: Tensor) -> tuple[Tensor, Tensor]:
+        r"""The support in units of each Gaussian, `(alpha, beta)` shaped like `mean`
+        (+-inf where open: the open ends enter as constants, not through the network)."""
+        low, high = (b.unsqueeze(-1) for b in self.support)
+        alpha = torch.where(torch.isinf(low), low, (low.nan_to_num(0.0, 0.0, 0.0) - mean) / width)
+        beta = torch.where(torch.isinf(high), high, (high.nan_to_num(0.0, 0.0, 0.0) - mean) / width)
+        return alpha, beta
 
     def log_prob(self, z: Tensor) -> Tensor:
         batch = torch.broadcast_shapes(z.shape[:-1], self.batch_shape)
@@ -49,6 +126,8 @@ class _MixtureDistribution(Distribution):
         log_w, mean, width = self._parameters(z)
         r = (z.unsqueeze(-1) - mean) / width
         log_n = -0.5 * r**2 - torch.log(width) - 0.5 * math.log(2 * math.pi)
+        if self.support is not None:
+            log_n = log_n - log_normal_mass(*self._standardized_support(mean, width))
         return torch.logsumexp(log_w + log_n, dim=-1).sum(-1)
 
     @torch.no_grad()
@@ -57,10 +136,16 @@ class _MixtureDistribution(Distribution):
         like = self.hyper[0].weight
         z = like.new_zeros(*shape, *self.batch_shape, self.features)
         for i in range(self.features):
-            log_w, mean, width = (p[..., i, :] for p in self._parameters(z))
+            shape = (*z.shape[:-1], self.components)
+            log_w, mean, width = (p[..., i, :].expand(shape) for p in self._parameters(z))
             g = torch.distributions.Categorical(logits=log_w).sample().unsqueeze(-1)
             mean, width = (p.gather(-1, g).squeeze(-1) for p in (mean, width))
-            z[..., i] = mean + width * torch.randn_like(mean)
+            if self.support is None:
+                z[..., i] = mean + width * torch.randn_like(mean)
+            else:
+                low, high = (b[i] for b in self.support)
+                t = _truncated_normal((low - mean) / width, (high - mean) / width)
+                z[..., i] = (mean + width * t).clamp(low, high)
         return z
 
 
@@ -68,7 +153,10 @@ class AutoregressiveMixture(LazyDistribution):
     r"""Autoregressive Gaussian mixture (MADE-MoG; Papamakarios et al. 2017, seed 001
     eq. 3): each observable's conditional density given the previous ones and the
     context is a mixture of `components` Gaussians whose weights, means and widths
-    (softplus, at least `MIN_WIDTH`) come from one masked network (MADE).
+    (softplus, at least `MIN_WIDTH`) come from one masked network (MADE). Where
+    `support` gives an observable finite edges in latent space (`BoundedStandardize`
+    with `finite_edges`), its Gaussians are truncated to them and renormalized, so the
+    density stays finite on the edges instead of vanishing there.
 
     Calling it with a context `c` `(*, C)` returns the distribution p(z | c) over
     `(*, features)`, with `log_prob` and `sample`.
@@ -79,6 +167,8 @@ class AutoregressiveMixture(LazyDistribution):
         components: Gaussians per observable.
         hidden_features: Hidden layer sizes of the masked network.
         activation: Activation of the masked network.
+        truncated: Truncate the Gaussians to the support buffers `low`, `high`
+            `(features,)` (set them after adapting the preprocessing).
 
     Example:
         >>> d = AutoregressiveMixture(2, 1, components=4)
@@ -93,9 +183,13 @@ class AutoregressiveMixture(LazyDistribution):
         components: int = 20,
         hidden_features: Sequence[int] = (64, 64),
         activation: type[nn.Module] = nn.SiLU,
+        truncated: bool = False,
     ) -> None:
         super().__init__()
-        self.features, self.components = features, components
+        self.features, self.components, self.truncated = features, components, truncated
+        if truncated:
+            self.register_buffer("low", torch.full((features,), -math.inf))
+            self.register_buffer("high", torch.full((features,), math.inf))
         order = torch.arange(features)
         adjacency = order[:, None] > order
         # an unconditional model gets a constant input in place of the context
@@ -105,4 +199,5 @@ class AutoregressiveMixture(LazyDistribution):
         self.hyper = MaskedMLP(adjacency, tuple(hidden_features), activation)
 
     def forward(self, c: Tensor | None = None) -> Distribution:
-        return _MixtureDistribution(self.hyper, c, self.features, self.components)
+        support = (self.low, self.high) if self.truncated else None
+        return _MixtureDistribution(self.hyper, c, self.features, self.components, support)

@@ -2,9 +2,20 @@ r"""Conditional density models p(x | theta) built on zuko flows."""
 
 from __future__ import annotations
 
-__all__ = ["FLOWS", "PREPROCESSING", "SPLINE_BOUND", "DensityModel"]
+__all__ = [
+    "FLOWS",
+    "PREPROCESSING",
+    "QUANTILES",
+    "ROLES",
+    "SPLINE_BOUND",
+    "DensityModel",
+    "check_trained_range",
+    "torch_device",
+]
 
+import math
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
@@ -17,6 +28,7 @@ from zuko.flows import MaskedAutoregressiveTransform
 from zuko.lazy import LazyDistribution, LazyTransform, UnconditionalDistribution
 from zuko.transforms import MonotonicRQSTransform
 
+from ..exceptions import FlowscanWarning, InputError, ModelFileError, first_line
 from ..variables import Variable, bounds_tensor, check_events, check_theta
 from .logistic import Logistic
 from .mixture import AutoregressiveMixture
@@ -37,7 +49,10 @@ def _spline(bins: int) -> dict:
 
 
 FLOWS = ("mog", "nsf", "maf", "realnvp", "coupling-nsf")
-PREPROCESSING = ("logit", "response")
+PREPROCESSING = ("truncated", "logit", "response")
+ROLES = ("signal", "background")
+# Levels of the training data's quantiles kept per observable (`DensityModel.support`).
+QUANTILES = (0.0, 0.001, 0.01, 0.25, 0.5, 0.75, 0.99, 0.999, 1.0)
 
 
 def _layers(
@@ -48,10 +63,14 @@ def _layers(
     hidden_features: tuple[int, ...],
     bins: int,
     components: int,
+    truncated: bool,
 ) -> tuple[list[LazyTransform], LazyDistribution]:
     r"""The layers of a model after its preprocessing, and its base distribution."""
     if flow == "mog":
-        return [], AutoregressiveMixture(features, context, components, hidden_features)
+        mixture = AutoregressiveMixture(
+            features, context, components, hidden_features, truncated=truncated
+        )
+        return [], mixture
     kwargs = {"transforms": transforms, "hidden_features": hidden_features, "activation": nn.SiLU}
     shift = MaskedAutoregressiveTransform(
         features, context, hidden_features=hidden_features, activation=nn.SiLU
@@ -70,7 +89,10 @@ def _layers(
 
 
 _FORMAT = "flowscan.DensityModel"
-_VERSION = 2  # 2: the preprocessing is kept only inside the flow (no duplicate weights)
+# 2: the preprocessing is kept only inside the flow (no duplicate weights); 3: the
+# training data's quantiles (`support`) and the model's role. Version 2 still loads.
+_VERSION = 3
+_READS = (2, 3)
 
 
 def _logistic(loc: Tensor, scale: Tensor) -> Distribution:
@@ -108,10 +130,18 @@ class DensityModel(nn.Module):
         hidden_features: Hidden layer sizes of each conditioner network.
         bins: Spline bins (`"nsf"` and `"coupling-nsf"`).
         components: Gaussians per observable (`"mog"`).
-        preprocessing: `"logit"` (logit/log map and standardization, the default) or,
-            for `"mog"`, `"response"` (seed 001's response curve on observables with a
-            window).
+        preprocessing: `"truncated"` (`"mog"`'s default: observables keep a linear
+            scale in a window, a log scale beyond a one-sided bound, and the Gaussians
+            are cut at the edges, so the density is finite up to and on them), `"logit"`
+            (logit/log map of the edges to infinity and standardization; the flows'
+            default and only choice) or, for `"mog"`, `"response"` (seed 001's response
+            curve on observables with a window).
+        role: `"signal"` or `"background"`: what the model describes, kept in its file
+            so that a likelihood refuses swapped models; `None` if not said.
         seed: Seed of the weight initialization.
+
+    After training, `support` `(F, len(QUANTILES))` holds the training data's quantiles
+    of each observable, which `check_trained_range` compares data with.
 
     Example:
         >>> m = DensityModel([Variable("m", "GeV", 100.0, 1000.0)])
@@ -128,25 +158,36 @@ class DensityModel(nn.Module):
         hidden_features: Sequence[int] = (64, 64),
         bins: int = 8,
         components: int = 20,
-        preprocessing: str = "logit",
+        preprocessing: str | None = None,
+        role: str | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
+        if preprocessing is None:
+            preprocessing = "truncated" if flow == "mog" else "logit"
+        if role not in (*ROLES, None):
+            raise InputError(f"unknown role {role!r}; a model is one of {list(ROLES)} or None")
         if flow not in FLOWS:
-            raise ValueError(f"unknown flow {flow!r}; choose one of {list(FLOWS)}")
+            raise InputError(f"unknown flow {flow!r}; choose one of {list(FLOWS)}")
         if preprocessing not in PREPROCESSING:
-            raise ValueError(
+            raise InputError(
                 f"unknown preprocessing {preprocessing!r}; choose one of {list(PREPROCESSING)}"
             )
         if preprocessing == "response" and flow != "mog":
-            raise ValueError(
+            raise InputError(
                 "preprocessing='response' is made for flow='mog' (seed 001): its latent tails "
                 "fall like exp(4 u), faster than a flow's logistic base, so a flow would put "
                 "density where no float x near the window edges reaches (0.1-0.5% of it for "
                 "a briefly trained NSF); use preprocessing='logit' with flows"
             )
+        if preprocessing == "truncated" and flow != "mog":
+            raise InputError(
+                "preprocessing='truncated' cuts the mixture's Gaussians at the edges; a flow "
+                f"({flow!r}) needs its latent space to be the real line: use "
+                "preprocessing='logit' with flows"
+            )
         if not observables:
-            raise ValueError("a density model needs at least one observable")
+            raise InputError("a density model needs at least one observable")
         self.observables = list(observables)
         self._theta_spec = list(theta_vars)
         self.config = {
@@ -158,6 +199,7 @@ class DensityModel(nn.Module):
             "bins": bins,
             "components": components,
             "preprocessing": preprocessing,
+            "role": role,
             "seed": seed,
         }
         self.allow_extrapolation = False
@@ -173,8 +215,11 @@ class DensityModel(nn.Module):
                 tuple(hidden_features),
                 bins,
                 components,
+                preprocessing == "truncated",
             )
-        self.preprocessing = [BoundedStandardize(self.observables)]
+        self.preprocessing = [
+            BoundedStandardize(self.observables, finite_edges=preprocessing == "truncated")
+        ]
         if preprocessing == "response":
             response = ResponseCurve(self.observables)
             opened = [
@@ -185,6 +230,12 @@ class DensityModel(nn.Module):
         self.flow = zuko.flows.Flow([*self.preprocessing, *layers], base)
         ranges = bounds_tensor(theta_vars).float() if theta_vars else torch.empty(0, 2)
         self.register_buffer("theta_range", ranges)
+        self.register_buffer("support", torch.full((len(observables), len(QUANTILES)), math.nan))
+
+    @property
+    def role(self) -> str | None:
+        r"""`"signal"`, `"background"` or `None`: what the model was trained to describe."""
+        return self.config["role"]
 
     @property
     def theta_vars(self) -> list[Variable]:
@@ -200,11 +251,18 @@ class DensityModel(nn.Module):
 
     @torch.no_grad()
     def adapt(self, x: Tensor, theta: Tensor | None = None) -> None:
-        r"""Sets the preprocessing from training events `x` `(N, F)` and any open
-        parameter range from the training parameters `theta` `(N, D)`."""
+        r"""Sets the preprocessing and `support` from training events `x` `(N, F)` and
+        any open parameter range from the training parameters `theta` `(N, D)`."""
+        levels = torch.tensor(QUANTILES, dtype=torch.float64, device=x.device)
+        every = len(x) // 2**24 + 1  # torch.quantile takes at most 2**24 values
+        self.support.copy_(torch.quantile(x.double()[::every].T, levels, dim=1).T)
         for step in self.preprocessing:
             step.adapt(x)
             x = step()(x)
+        if self.config["preprocessing"] == "truncated":
+            low, high = self.preprocessing[-1].latent_bounds()
+            self.flow.base.low.copy_(low)
+            self.flow.base.high.copy_(high)
         if self.conditional:
             lo, hi = theta.min(dim=0).values, theta.max(dim=0).values
             r = self.theta_range
@@ -212,7 +270,7 @@ class DensityModel(nn.Module):
             r[:, 1] = torch.where(torch.isfinite(r[:, 1]), r[:, 1], hi.to(r))
             for p, (low, high) in zip(self._theta_spec, r.tolist(), strict=True):
                 if not low < high:
-                    raise ValueError(
+                    raise InputError(
                         f"{p.name} takes the single value {low:g} {p.unit} in the training "
                         "data: a model cannot learn a dependence on it; leave it out of the "
                         "context or train on several values"
@@ -223,11 +281,11 @@ class DensityModel(nn.Module):
         (unless `allow_extrapolation`) and scaled to [-1, 1] over it; `None` if unconditional."""
         if not self.conditional:
             if theta is not None and theta.numel() > 0:
-                raise ValueError("this model is unconditional: pass theta=None")
+                raise InputError("this model is unconditional: pass theta=None")
             return None
         if theta is None:
             names = [p.name for p in self._theta_spec]
-            raise ValueError(f"this model is conditional on {names}: pass theta")
+            raise InputError(f"this model is conditional on {names}: pass theta")
         ref = self.theta_range
         theta = torch.as_tensor(theta).to(device=ref.device)
         if not self.allow_extrapolation:
@@ -282,38 +340,144 @@ class DensityModel(nn.Module):
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> DensityModel:
-        r"""Rebuilds a model written by `save`; raises `ValueError` for a file that is not one."""
+        r"""Rebuilds a model written by `save` (file versions 2 and 3; version 2 has no
+        `support` and no role). Raises `ModelFileError` for a file that is not a model,
+        is corrupt, or holds weights that are not finite."""
         try:
             blob = torch.load(path, map_location=device, weights_only=True)
         except FileNotFoundError:
-            raise
+            raise FileNotFoundError(f"{path}: no such model file") from None
         except Exception as e:
-            raise ValueError(
-                f"{path} is not a readable flowscan model file ({type(e).__name__}: {e}); "
-                "it may be truncated or corrupt: retrain or copy it again"
+            raise ModelFileError(
+                f"{path} is not a readable flowscan model file ({type(e).__name__}: "
+                f"{first_line(e)}); it may be truncated or corrupt: retrain or copy it again"
             ) from None
         if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
-            raise ValueError(f"{path} is not a flowscan model file (no '{_FORMAT}' header)")
-        if blob.get("version") != _VERSION:
-            raise ValueError(
-                f"{path} has model-file version {blob.get('version')}, "
-                f"this flowscan reads version {_VERSION}"
+            raise ModelFileError(f"{path} is not a flowscan model file (no '{_FORMAT}' header)")
+        if blob.get("version") not in _READS:
+            raise ModelFileError(
+                f"{path} has model-file version {blob.get('version')}, this flowscan reads "
+                f"versions {list(_READS)}: retrain the model with this flowscan"
             )
-        c = blob["config"]
-        model = cls(
-            [Variable(**v) for v in c["observables"]],
-            [Variable(**p) for p in c["theta_vars"]],
-            flow=c["flow"],
-            transforms=c["transforms"],
-            hidden_features=c["hidden_features"],
-            bins=c["bins"],
-            components=c["components"],
-            preprocessing=c["preprocessing"],
-            seed=c["seed"],
-        )
         try:
-            model.load_state_dict(blob["state_dict"])
+            c = blob["config"]
+            model = cls(
+                [Variable(**v) for v in c["observables"]],
+                [Variable(**p) for p in c["theta_vars"]],
+                flow=c["flow"],
+                transforms=c["transforms"],
+                hidden_features=c["hidden_features"],
+                bins=c["bins"],
+                components=c["components"],
+                preprocessing=c["preprocessing"],
+                role=c.get("role"),
+                seed=c["seed"],
+            )
+            state = dict(blob["state_dict"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelFileError(
+                f"{path}: the header does not describe a model ({type(e).__name__}: {e}); "
+                "the file is damaged or was not written by flowscan"
+            ) from None
+        if blob["version"] == 2:
+            state["support"] = model.support  # unknown: checks use the hard bounds only
+        try:
+            model.load_state_dict(state)
         except RuntimeError as e:
-            raise ValueError(f"{path}: weights do not match the stored architecture: {e}") from None
+            raise ModelFileError(
+                f"{path}: weights do not match the stored architecture ({first_line(e)})"
+            ) from None
+        parameters = dict(model.named_parameters())
+        bad = [  # buffers may hold +-inf (open edges), nothing may hold NaN
+            name
+            for name, t in state.items()
+            if t.is_floating_point()
+            and name != "support"
+            and (t.isnan().any() or (name in parameters and t.isinf().any()))
+        ]
+        if bad:
+            raise ModelFileError(
+                f"{path}: {len(bad)} weight tensors are not finite (first {bad[0]}): the "
+                "training diverged or the file is damaged; retrain the model"
+            )
         model.history = blob.get("history", [])
         return model.to(device)
+
+
+def _known_support(density: object) -> Tensor | None:
+    r"""The training quantiles of a `DensityModel` that has them (file version 3)."""
+    q = getattr(density, "support", None) if isinstance(density, DensityModel) else None
+    return q if q is not None and torch.isfinite(q).all() else None
+
+
+def check_trained_range(x: Tensor, signal: object | None, background: object) -> None:
+    r"""Refuses events `x` `(N, F)` whose bulk lies outside what the models were trained
+    on, and warns about tails beyond it.
+
+    For each observable the median of the data must lie within the 1%-99% quantiles of
+    the training data of the background model, or of the signal model (signal-rich
+    data); otherwise the data are in other units or another column, and `InputError`
+    says so. Without a background model's quantiles (an exact density, a version-2
+    file) this is not checked: a signal model alone does not say where data sit. Events
+    beyond the largest (smallest) training value of either model for an open-ended
+    observable get a `FlowscanWarning` with their count: the models extrapolate there.
+    """
+    known = [q for q in map(_known_support, (signal, background)) if q is not None]
+    if not known:
+        return
+    bulk = _known_support(background) is not None
+    q = torch.stack(known).double().cpu()  # (M, F, L)
+    x = torch.as_tensor(x).double().cpu()
+    median = x.median(dim=0).values
+    low, high = (
+        q[..., QUANTILES.index(0.01)].min(0).values,
+        q[..., QUANTILES.index(0.99)].max(0).values,
+    )
+    smallest, largest = q[..., 0].min(0).values, q[..., -1].max(0).values
+    for j, v in enumerate(background.observables):
+        unit = f" {v.unit}" if v.unit else ""
+        if bulk and not low[j] <= median[j] <= high[j]:
+            raise InputError(
+                f"the data's median {v.name} = {median[j]:.4g}{unit} lies outside the "
+                f"central 98% of the models' training data, [{low[j]:.4g}, {high[j]:.4g}]"
+                f"{unit}: the data are in other units or the column is not {v.name} "
+                "(check the units and --columns)"
+            )
+        for beyond, edge, word, open_ in (
+            (x[:, j] > largest[j], largest[j], "above the largest", v.high is None),
+            (x[:, j] < smallest[j], smallest[j], "below the smallest", v.low is None),
+        ):
+            if open_ and beyond.any():
+                warnings.warn(
+                    f"{int(beyond.sum())} of {len(x)} events have {v.name} {word} value "
+                    f"the models were trained on ({edge:.4g}{unit}): the models extrapolate "
+                    "there",
+                    FlowscanWarning,
+                    stacklevel=3,
+                )
+
+
+def torch_device(name: str | torch.device) -> torch.device:
+    r"""The torch device `name` (`"cpu"`, `"cuda"`, `"cuda:1"`, ...), refused with
+    `InputError` if this machine or torch build does not have it.
+
+    Example:
+        >>> torch_device("cpu")
+        device(type='cpu')
+    """
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"--device {name!r} is not a torch device; use cpu or cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(
+            f"--device {name}: no CUDA device is available to torch {torch.__version__} on "
+            "this machine; use --device cpu"
+        )
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise InputError(
+            f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+        )
+    if device.type not in ("cpu", "cuda"):
+        raise InputError(f"--device {name}: flowscan runs on cpu or cuda")
+    return device

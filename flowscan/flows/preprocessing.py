@@ -13,21 +13,26 @@ from torch import Tensor
 from torch.distributions import Transform, constraints
 from zuko.lazy import LazyTransform
 
+from ..exceptions import InputError
 from ..variables import Variable, bounds_tensor
 
 
 class _BoundedStandardizeTransform(Transform):
     r"""Per feature: `y = logit((x - low) / (high - low))` for a window, `y = log(x - low)`
     for a lower bound only, `y = -log(high - x)` for an upper bound only, `y = x` if
-    open; then `z = (y - mean) / std`. `log_abs_det_jacobian` is summed over features."""
+    open; then `z = (y - mean) / std`. With `offset` (finite edges) a window keeps
+    `y = x` and a one-sided bound `y = log(x - low + offset)` (`-log(high - x + offset)`),
+    so every edge maps to a finite `z`. `log_abs_det_jacobian` is summed over features."""
 
     domain = constraints.real_vector
     codomain = constraints.real_vector
     bijective = True
 
-    def __init__(self, low: Tensor, high: Tensor, mean: Tensor, std: Tensor) -> None:
+    def __init__(
+        self, low: Tensor, high: Tensor, mean: Tensor, std: Tensor, offset: Tensor | None
+    ) -> None:
         super().__init__()
-        self.low, self.high, self.mean, self.std = low, high, mean, std
+        self.low, self.high, self.mean, self.std, self.offset = low, high, mean, std, offset
 
     def _unbounded(self, x: Tensor) -> tuple[Tensor, Tensor]:
         r"""Returns `y` and the elementwise log-Jacobian `log|dy/dx|`, shapes `(*, F)`."""
@@ -35,16 +40,17 @@ class _BoundedStandardizeTransform(Transform):
         ys, ladjs = [], []
         for j in range(x.shape[-1]):
             xj, lo, hi = x[..., j], self.low[j], self.high[j]
-            if math.isfinite(lo) and math.isfinite(hi):
+            s = 0.0 if self.offset is None else self.offset[j]
+            if math.isfinite(lo) and math.isfinite(hi) and self.offset is None:
                 u = ((xj - lo) / (hi - lo)).clamp(tiny, 1 - tiny)
                 ys.append(torch.log(u) - torch.log1p(-u))
                 ladjs.append(-math.log(hi - lo) - torch.log(u) - torch.log1p(-u))
-            elif math.isfinite(lo):
-                d = (xj - lo).clamp_min(tiny)
+            elif math.isfinite(lo) and not math.isfinite(hi):
+                d = (xj - lo + s).clamp_min(tiny)
                 ys.append(torch.log(d))
                 ladjs.append(-torch.log(d))
-            elif math.isfinite(hi):
-                d = (hi - xj).clamp_min(tiny)
+            elif math.isfinite(hi) and not math.isfinite(lo):
+                d = (hi - xj + s).clamp_min(tiny)
                 ys.append(-torch.log(d))
                 ladjs.append(-torch.log(d))
             else:
@@ -61,12 +67,13 @@ class _BoundedStandardizeTransform(Transform):
         xs = []
         for j in range(y.shape[-1]):
             yj, lo, hi = y[..., j], self.low[j], self.high[j]
-            if math.isfinite(lo) and math.isfinite(hi):
+            s = 0.0 if self.offset is None else self.offset[j]
+            if math.isfinite(lo) and math.isfinite(hi) and self.offset is None:
                 xs.append(lo + (hi - lo) * torch.sigmoid(yj))
-            elif math.isfinite(lo):
-                xs.append(lo + torch.exp(yj))
-            elif math.isfinite(hi):
-                xs.append(hi - torch.exp(-yj))
+            elif math.isfinite(lo) and not math.isfinite(hi):
+                xs.append(lo - s + torch.exp(yj))
+            elif math.isfinite(hi) and not math.isfinite(lo):
+                xs.append(hi + s - torch.exp(-yj))
             else:
                 xs.append(yj)
         return torch.stack(xs, dim=-1)
@@ -86,26 +93,56 @@ class BoundedStandardize(LazyTransform):
     built on top is a normalized density in the observables' units.
 
     The bounds come from the observables; `mean` and `std` of the unbounded values are
-    set from training data by `adapt`.
+    set from training data by `adapt`. By default every edge is sent to infinity (logit
+    of a window, log of the distance to a one-sided bound). With `finite_edges=True` a
+    window keeps its linear scale and a one-sided bound maps by `log(x - low + offset)`,
+    `offset` the training data's median distance to the bound (set by `adapt`), so each
+    edge lands at a finite latent value (`latent_bounds`): the `"truncated"` model's
+    Gaussians are cut there, which keeps the density finite up to and on the edges.
 
     Arguments:
         observables: The observables, whose `low`/`high` are hard edges (or `None`).
+        finite_edges: Keep the edges at finite latent values.
     """
 
-    def __init__(self, observables: list[Variable]) -> None:
+    def __init__(self, observables: list[Variable], finite_edges: bool = False) -> None:
         super().__init__()
         self.bounds = bounds_tensor(observables).tolist()
+        self.finite_edges = finite_edges
         self.register_buffer("mean", torch.zeros(len(observables)))
         self.register_buffer("std", torch.ones(len(observables)))
+        if finite_edges:
+            self.register_buffer("offset", torch.ones(len(observables)))
+        else:
+            self.offset = None
 
     def forward(self, c: Tensor | None = None) -> Transform:
         low, high = zip(*self.bounds, strict=True)
-        return _BoundedStandardizeTransform(low, high, self.mean, self.std)
+        return _BoundedStandardizeTransform(low, high, self.mean, self.std, self.offset)
+
+    def latent_bounds(self) -> tuple[Tensor, Tensor]:
+        r"""The latent images of the observables' edges, `(F,)` each, +-inf where open
+        (and everywhere without `finite_edges`)."""
+        inf = torch.full_like(self.mean, math.inf)
+        if not self.finite_edges:
+            return -inf, inf
+        edges = torch.tensor(self.bounds, dtype=self.mean.dtype, device=self.mean.device)
+        z = self.forward()(edges.nan_to_num(0.0, 0.0, 0.0).T.contiguous())  # (2, F): lows, highs
+        low = torch.where(torch.isfinite(edges[:, 0]), z[0], -inf)
+        high = torch.where(torch.isfinite(edges[:, 1]), z[1], inf)
+        return low, high
 
     @torch.no_grad()
     def adapt(self, x: Tensor) -> None:
-        r"""Sets `mean`/`std` from training events `x` of shape `(N, F)`."""
-        y, _ = self.forward()._unbounded(x.to(self.mean))
+        r"""Sets `mean`/`std` (and `offset`) from training events `x` of shape `(N, F)`."""
+        x = x.to(self.mean)
+        if self.finite_edges:
+            for j, (lo, hi) in enumerate(self.bounds):
+                if math.isfinite(lo) != math.isfinite(hi):
+                    distance = x[:, j] - lo if math.isfinite(lo) else hi - x[:, j]
+                    edge = lo if math.isfinite(lo) else hi
+                    self.offset[j] = distance.median().clamp_min(1e-6 * (1 + abs(edge)))
+        y, _ = self.forward()._unbounded(x)
         self.mean.copy_(y.mean(dim=0))
         self.std.copy_(y.std(dim=0).clamp_min(1e-6))
 
@@ -203,7 +240,7 @@ class ResponseCurve(LazyTransform):
     def __init__(self, observables: list[Variable], fraction: float = 0.8, knots: int = 128):
         super().__init__()
         if not 0 <= fraction < 1:
-            raise ValueError(f"fraction must lie in [0, 1), got {fraction}")
+            raise InputError(f"fraction must lie in [0, 1), got {fraction}")
         bounds = bounds_tensor(observables)
         self.index = [j for j, (lo, hi) in enumerate(bounds.tolist()) if math.isfinite(lo + hi)]
         self.fraction, self.knots = fraction, knots

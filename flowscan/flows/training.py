@@ -12,6 +12,7 @@ from torch import Tensor
 from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
+from ..exceptions import InputError
 from ..variables import check_events
 from .model import DensityModel
 
@@ -19,10 +20,12 @@ from .model import DensityModel
 def _ema(averaged: Tensor, current: Tensor, n: Tensor) -> Tensor:
     r"""Moving-average step with decay (1 + n) / (10 + n) after n updates: the average
     covers about the last tenth of the steps taken, however long the training. Buffers
-    that are not floating point (the autoregressive masks) are copied."""
+    that are not floating point (the autoregressive masks) are copied, and so are values
+    that did not change (the preprocessing, and the +-inf of open edges, which the
+    average would turn into NaN)."""
     if not averaged.is_floating_point():
         return current
-    return averaged + (current - averaged) * 9 / (10 + n)
+    return torch.where(averaged == current, current, averaged + (current - averaged) * 9 / (10 + n))
 
 
 def train(
@@ -62,12 +65,12 @@ def train(
     check_events(x, model.observables)
     if model.conditional:
         if theta is None or theta.shape != (len(x), len(model.theta_vars)):
-            raise ValueError(
+            raise InputError(
                 f"theta must have shape ({len(x)}, {len(model.theta_vars)}) for a model "
                 f"conditional on {[p.name for p in model.theta_vars]}"
             )
         if not torch.isfinite(theta).all():
-            raise ValueError("training theta contains NaN or inf")
+            raise InputError("training theta contains NaN or inf")
     model.adapt(x, theta)
     ref = model.theta_range
     x = x.to(ref)
@@ -78,7 +81,7 @@ def train(
     n_val = max(1, int(val_fraction * len(x)))
     val, trn = perm[:n_val], perm[n_val:]
     if len(trn) == 0:
-        raise ValueError(f"too few events ({len(x)}) to split off a validation set")
+        raise InputError(f"too few events ({len(x)}) to split off a validation set")
 
     def loss(net: DensityModel, idx: Tensor) -> Tensor:
         context = net.context(None if theta is None else theta[idx])

@@ -4,7 +4,7 @@ from .bayesopt import bayesopt_scan
 from .errors import covariance, error_scale_hessian
 from .gradient import gradient_scan
 from .hypotest import Discovery, discovery
-from .likelihood import Density, MixtureLikelihood
+from .likelihood import Density, MixtureLikelihood, check_model_pair
 from .limits import (
     SIGMAS,
     UpperLimit,
@@ -19,12 +19,13 @@ from .profile import ProfileResult, conditional_minimum, profile_likelihood, wil
 from .pseudo_experiments import (
     PseudoExperiments,
     Sampler,
+    check_truth,
     coverage,
     pseudo_dataset,
     pseudo_experiments,
     toy_seed,
 )
-from .result import ScanResult
+from .result import STATUSES, ScanResult, fit_status
 from .sampling import grid_scan, random_scan
 from .space import ParameterSpace
 
@@ -37,11 +38,14 @@ __all__ = [
     "ProfileResult",
     "PseudoExperiments",
     "SIGMAS",
+    "STATUSES",
     "Sampler",
     "ScanResult",
     "UpperLimit",
     "asimov",
     "bayesopt_scan",
+    "check_model_pair",
+    "check_truth",
     "cls_asymptotic",
     "cls_expected",
     "conditional_minimum",
@@ -49,6 +53,7 @@ __all__ = [
     "coverage",
     "discovery",
     "error_scale_hessian",
+    "fit_status",
     "gradient_scan",
     "grid_scan",
     "minuit_scan",

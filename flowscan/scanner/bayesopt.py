@@ -12,6 +12,7 @@ import torch
 from scipy.stats import qmc
 from torch import Tensor
 
+from ..exceptions import InputError
 from .result import ScanResult
 from .space import ParameterSpace
 
@@ -51,7 +52,7 @@ def bayesopt_scan(
     dims = int(space.floating.sum())
     n_init = 2 * (dims + 1) if n_init is None else n_init
     if budget < 1 or n_init < 1 or q < 1:
-        raise ValueError(f"budget, n_init and q must be positive, got {budget}, {n_init}, {q}")
+        raise InputError(f"budget, n_init and q must be positive, got {budget}, {n_init}, {q}")
     t0 = time.perf_counter()
     unit = torch.from_numpy(qmc.Sobol(dims, scramble=True, seed=seed).random(min(n_init, budget)))
     values, times = [], []
@@ -79,7 +80,7 @@ def bayesopt_scan(
 
     return ScanResult.from_evaluations(
         "bayesopt",
-        space.names,
+        space,
         space.full(space.from_unit(unit)).numpy(),
         np.array(values),
         np.array(times),

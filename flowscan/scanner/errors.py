@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..exceptions import InputError
+
 
 def covariance(nll: Callable[[Tensor], Tensor], theta: np.ndarray | Tensor) -> np.ndarray:
     r"""Inverse of the autograd Hessian of `nll` at `theta` `(P,)`, shape `(P, P)`, in
@@ -21,7 +23,7 @@ def covariance(nll: Callable[[Tensor], Tensor], theta: np.ndarray | Tensor) -> n
     hessian = torch.autograd.functional.hessian(nll, theta)
     eigenvalues = torch.linalg.eigvalsh(hessian)
     if not (eigenvalues > 0).all():
-        raise ValueError(
+        raise InputError(
             f"the NLL Hessian at theta = {theta.tolist()} is not positive definite "
             f"(eigenvalues {eigenvalues.tolist()}): not at a minimum, or at a bound"
         )

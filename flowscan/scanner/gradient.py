@@ -12,7 +12,8 @@ import torch
 from scipy.stats import qmc
 from torch import Tensor
 
-from .result import ScanResult
+from ..exceptions import FitError, InputError
+from .result import ScanResult, fit_status
 from .space import ParameterSpace
 
 
@@ -54,7 +55,7 @@ def gradient_scan(
         seed: Seed of the Sobol points.
     """
     if descents < 1:
-        raise ValueError(f"descents must be at least 1, got {descents}")
+        raise InputError(f"descents must be at least 1, got {descents}")
     bounds = torch.from_numpy(space.floating_bounds)
     low, width = bounds[:, 0], bounds[:, 1] - bounds[:, 0]
     t0 = time.perf_counter()
@@ -80,7 +81,7 @@ def gradient_scan(
         theta = space.full(low + width * torch.sigmoid(u))
         value = nll(theta)
         if not torch.isfinite(value):
-            raise FloatingPointError(f"NLL is {value.item()} at theta = {theta.tolist()}")
+            raise FitError(f"NLL is {value.item()} at theta = {theta.tolist()}")
         record(theta.detach().clone()[None], [value.item()])
         return value
 
@@ -93,6 +94,7 @@ def gradient_scan(
     running = np.minimum.accumulate(values)
     improving = [0] + [i for i in range(1, len(values)) if running[i] < running[i - 1]]
     converged = max(iterations) < max_iter
+    status, at_bound = fit_status(converged, points[best].numpy(), space)
     return ScanResult(
         method="gradient",
         names=space.names,
@@ -107,6 +109,9 @@ def gradient_scan(
         + ("" if converged else f" (budget of {max_iter} iterations reached)"),
         path=torch.stack([points[i] for i in improving]).numpy(),
         trace=np.array(trace),
+        status=status,
+        at_bound=at_bound,
+        fixed=space.fixed_names,
     )
 
 

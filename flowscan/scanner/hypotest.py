@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from scipy import stats
 
+from ..exceptions import InputError
 from .likelihood import MixtureLikelihood
 from .minuit import minuit_scan
 from .profile import conditional_minimum
@@ -41,11 +42,11 @@ def check_signal_yield(nll: MixtureLikelihood, space: ParameterSpace, test: str)
     r"""Raises `ValueError` unless `nll` is extended with `n_sig` floating in `space`, as
     `test` (a discovery test, an upper limit) needs."""
     if not nll.extended:
-        raise ValueError(
+        raise InputError(
             f"{test} needs the extended likelihood: build MixtureLikelihood without n_sig and n_bkg"
         )
     if "n_sig" not in space.floating_names:
-        raise ValueError(f"n_sig is fixed: {test} is about it, so it must float")
+        raise InputError(f"n_sig is fixed: {test} is about it, so it must float")
 
 
 def discovery(

@@ -2,15 +2,18 @@ r"""Unbinned mixture likelihoods of signal and background densities."""
 
 from __future__ import annotations
 
-__all__ = ["Density", "MixtureLikelihood"]
+__all__ = ["Density", "MixtureLikelihood", "check_model_pair"]
 
 import math
+import warnings
 from typing import Protocol
 
 import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
+from ..exceptions import FitError, FlowscanWarning, InputError, ModelFileError
+from ..flows.model import DensityModel, check_trained_range
 from ..variables import Variable, check_events
 
 
@@ -47,6 +50,14 @@ class MixtureLikelihood:
     a weighted sample stands in for a density, e.g. the Asimov dataset of `upper_limit`.
     `max_yield` replaces N + 10 sqrt(N) + 10, so pseudo-datasets can share the data's ranges.
 
+    The events are checked against the models (`check_trained_range`: data whose bulk
+    lies outside the training data are refused, tails beyond it warned about), given
+    yields against the number of events (a warning beyond 5 sqrt(N)), and the models
+    against each other: a signal and a background density that are the same model, or
+    whose recorded roles (`DensityModel.role`) are swapped, raise `ModelFileError`
+    unless `check_models=False`. `check_data=False` skips the checks of the events
+    (for data drawn from the models themselves: pseudo-experiments, Asimov samples).
+
     Per-event terms are combined with a max-shifted sum and summed in float64, whatever
     dtype the densities run in, so the sum over 1e5 events keeps ~1e-9 relative
     precision. `nll` is a differentiable torch scalar; calling the likelihood is `nll`.
@@ -60,6 +71,9 @@ class MixtureLikelihood:
         negative_signal: Extended form only: allow `n_sig < 0`.
         weights: Positive event weights `(N,)`; all 1 if `None`.
         max_yield: Extended form only: upper bound of the yields, in events.
+        check_models: Refuse the same model twice and swapped roles.
+        check_data: Check the events against the models' training data, and the yields
+            against the number of events.
 
     Example:
         >>> from flowscan.toys import BreitWigner, Exponential, pseudo_data
@@ -85,29 +99,43 @@ class MixtureLikelihood:
         negative_signal: bool = False,
         weights: Tensor | None = None,
         max_yield: float | None = None,
+        check_models: bool = True,
+        check_data: bool = True,
     ) -> None:
+        if check_models:
+            check_model_pair(signal, background)
         if [v.name for v in signal.observables] != [v.name for v in background.observables]:
-            raise ValueError(
+            raise InputError(
                 f"signal observables {[v.name for v in signal.observables]} differ from "
                 f"background observables {[v.name for v in background.observables]}"
             )
         self.extended = n_sig is None and n_bkg is None
         if not self.extended:
             if n_sig is None or n_bkg is None:
-                raise ValueError("give both n_sig and n_bkg (fixed fraction) or neither (extended)")
+                raise InputError("give both n_sig and n_bkg (fixed fraction) or neither (extended)")
             if not (n_sig >= 0 and n_bkg > 0 and math.isfinite(n_sig + n_bkg)):
-                raise ValueError(f"need n_sig >= 0 and n_bkg > 0, got n_sig={n_sig}, n_bkg={n_bkg}")
+                raise InputError(f"need n_sig >= 0 and n_bkg > 0, got n_sig={n_sig}, n_bkg={n_bkg}")
             if negative_signal or max_yield is not None:
-                raise ValueError(
+                raise InputError(
                     "negative_signal and max_yield need the extended form (no n_sig, n_bkg)"
                 )
         x = torch.as_tensor(x, dtype=torch.float64)
         check_events(x, signal.observables)
         check_events(x, background.observables)
+        if check_data:
+            check_trained_range(x, signal, background)
+        if check_data and not self.extended and abs(n_sig + n_bkg - len(x)) > 5 * math.sqrt(len(x)):
+            warnings.warn(
+                f"n_sig + n_bkg = {n_sig + n_bkg:g} events, but the data hold {len(x)} "
+                f"(more than 5 sqrt(N) apart): only their ratio enters the fit "
+                f"(f_sig = {n_sig / (n_sig + n_bkg):.4g}); check the yields",
+                FlowscanWarning,
+                stacklevel=2,
+            )
         if weights is not None:
             weights = torch.as_tensor(weights, dtype=torch.float64, device=x.device)
             if weights.shape != x.shape[:1] or not (torch.isfinite(weights) & (weights > 0)).all():
-                raise ValueError(f"weights must be {len(x)} finite positive numbers, one per event")
+                raise InputError(f"weights must be {len(x)} finite positive numbers, one per event")
         self.signal, self.background, self.x, self.weights = signal, background, x, weights
         self.negative_signal = negative_signal
         self.f_sig = None if self.extended else n_sig / (n_sig + n_bkg)
@@ -116,7 +144,7 @@ class MixtureLikelihood:
             n = len(x) if weights is None else weights.sum().item()
             top = n + 10 * math.sqrt(n) + 10 if max_yield is None else max_yield
             if not top > 0:
-                raise ValueError(f"max_yield must be positive, got {max_yield}")
+                raise InputError(f"max_yield must be positive, got {max_yield}")
             low = -top if negative_signal else 0.0
             yields = [Variable("n_sig", "events", low, top), Variable("n_bkg", "events", 0.0, top)]
         self.theta_vars = [*yields, *signal.theta_vars, *background.theta_vars]
@@ -128,13 +156,22 @@ class MixtureLikelihood:
     def names(self) -> list[str]:
         return [v.name for v in self.theta_vars]
 
+    def _named(self, theta: Tensor) -> str:
+        values = theta.detach().reshape(-1, len(self.names))[0].tolist()
+        return ", ".join(f"{n} = {v:.6g}" for n, v in zip(self.names, values, strict=True))
+
     def nll(self, theta: Tensor) -> Tensor:
         r"""NLL at `theta` of shape `(P,)` (a float64 scalar) or a batch `(K, P)` (shape `(K,)`)."""
         theta = torch.as_tensor(theta, dtype=torch.float64)
         if theta.shape[-1:] != (len(self.theta_vars),) or theta.ndim > 2:
-            raise ValueError(
+            raise InputError(
                 f"theta must have shape (P,) or (K, P) with P = {len(self.theta_vars)} "
                 f"for {self.names}, got {tuple(theta.shape)}"
+            )
+        if not torch.isfinite(theta).all():
+            raise FitError(
+                f"the NLL was asked for at a theta that is not finite, {self._named(theta)}: "
+                "the optimizer diverged (try another start, or fix a parameter)"
             )
         y, d = self._n_yields, self._n_yields + self._n_sig_theta
         yields = theta[..., :y] if self.extended else None
@@ -156,7 +193,7 @@ class MixtureLikelihood:
         computed once and cached: a fit of the yields at fixed masses, as in a limit,
         then costs no flow evaluation at all."""
         if (yields is None) == self.extended:
-            raise ValueError("yields (n_sig, n_bkg) are needed exactly for the extended form")
+            raise InputError("yields (n_sig, n_bkg) are needed exactly for the extended form")
         batched = theta_sig.ndim == 2
         if not batched:
             theta_sig, theta_bkg = theta_sig[None], theta_bkg[None]
@@ -216,10 +253,19 @@ class MixtureLikelihood:
         top = torch.maximum(lp_s, lp_b)
         total = w_s * (lp_s - top).exp() + w_b * (lp_b - top).exp()
         if not (total > 0).all():
-            bad = int((~(total > 0)).sum())
-            raise FloatingPointError(
+            bad = int((~(total > 0)).sum(dim=-1).max())
+            k = int((~(total > 0)).sum(dim=-1).argmax())
+            if yields is None:
+                raise FitError(f"the mixture density is not positive on {bad} event(s)")
+            n_sig, n_bkg = yields[k].tolist()
+            raise FitError(
                 f"the total density n_sig p_s + n_bkg p_b is not positive on {bad} event(s) "
-                "(n_sig too negative, or both yields 0): bound n_sig from below"
+                f"at n_sig = {n_sig:.6g}, n_bkg = {n_bkg:.6g}: "
+                + (
+                    "both yields are 0"
+                    if n_sig == 0 and n_bkg == 0
+                    else "n_sig is too negative (bound it from below)"
+                )
             )
         log_total = total.log() + top
         nll = -(log_total if weights is None else weights * log_total).sum(dim=-1)
@@ -242,3 +288,30 @@ class MixtureLikelihood:
                 lp = [density.log_prob(x, first).double() for x in self.x.split(self.max_elements)]
             cached = self._cache[which] = (first.clone(), torch.cat(lp))
         return cached[1]
+
+
+def check_model_pair(signal: Density, background: Density) -> None:
+    r"""Raises `ModelFileError` if the two densities are one model, or their recorded
+    roles are swapped."""
+    for density, role in ((signal, "signal"), (background, "background")):
+        recorded = getattr(density, "role", None)
+        if recorded is not None and recorded != role:
+            raise ModelFileError(
+                f"the {role} model was trained as the {recorded} model: are the signal and "
+                "background files swapped? (--no-model-check, or check_models=False, to "
+                "use it so anyway)"
+            )
+    same = signal is background
+    if isinstance(signal, DensityModel) and isinstance(background, DensityModel):
+        a, b = signal.state_dict(), background.state_dict()
+        same = same or (
+            signal.config == background.config
+            and a.keys() == b.keys()
+            and all(torch.equal(a[k].cpu(), b[k].cpu()) for k in a)
+        )
+    if same:
+        raise ModelFileError(
+            "the signal and background densities are the same model: give the signal model "
+            "and the background model (--no-model-check, or check_models=False, to fit so "
+            "anyway)"
+        )

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from scipy import interpolate, optimize, stats
 
+from ..exceptions import InputError
 from ..parallel import map_tasks
 from .gradient import gradient_scan
 from .hypotest import check_signal_yield
@@ -86,7 +87,7 @@ def _check(nll: MixtureLikelihood, space: ParameterSpace) -> None:
     check_signal_yield(nll, space, "an upper limit on n_sig")
     floating = sorted({v.name for v in nll.signal.theta_vars} & set(space.floating_names))
     if floating:
-        raise ValueError(
+        raise InputError(
             f"fix the signal parameters {floating}: a limit is set at given signal "
             "parameters (scan them with `flowscan limits` for a limit curve)"
         )
@@ -155,7 +156,7 @@ def asimov(
     """
     for name, d in (("signal", nll.signal), ("background", nll.background)):
         if not hasattr(d, "sample"):
-            raise TypeError(f"the {name} density cannot sample: the Asimov dataset needs it")
+            raise InputError(f"the {name} density cannot sample: the Asimov dataset needs it")
     d = 2 + len(nll.signal.theta_vars)
     t = torch.as_tensor(theta, dtype=torch.float64)
     n_bkg, theta_sig, theta_bkg = t[1].item(), t[2:d], t[d:]
@@ -185,7 +186,7 @@ def asimov(
     lam = torch.linalg.lstsq(gram, targets - phi.mean(dim=0), driver="gelsd").solution
     adjust = 1 + phi @ lam
     if not (adjust > 0).all():
-        raise ValueError(
+        raise InputError(
             f"the Asimov sample of {events} events is too small to weight positively: "
             "raise asimov_events"
         )
@@ -198,6 +199,8 @@ def asimov(
         negative_signal=nll.negative_signal,
         weights=weights,
         max_yield=top,
+        check_models=False,
+        check_data=False,
     )
 
 
@@ -239,7 +242,7 @@ def upper_limit(
     """
     _check(nll, space)
     if not 0 < cl < 1:
-        raise ValueError(f"cl must lie in (0, 1), got {cl}")
+        raise InputError(f"cl must lie in (0, 1), got {cl}")
     q_obs = _Qtilde(nll, space, tol)
     theta_0 = q_obs.conditional(0.0)[1]
     data_a = asimov(nll, theta_0, asimov_events, seed)
@@ -253,7 +256,7 @@ def upper_limit(
     grid_a, grid_obs = [0.0], [low]
     while True:  # extend the grids until every CLs falls below alpha inside them
         if high >= top:
-            raise ValueError(
+            raise InputError(
                 f"CLs stays above {alpha:g} up to n_sig = {top:g}, the top of its range: "
                 "the data cannot exclude any signal yield the likelihood allows"
             )
@@ -316,6 +319,8 @@ class _ToyQtilde:
                 x,
                 negative_signal=self.negative_signal,
                 max_yield=self.max_yield,
+                check_models=False,
+                check_data=False,
             )
             space = ParameterSpace(nll.theta_vars, theta.numpy(), self.fixed)
             out.append(_Qtilde(nll, space, self.tol)(mu))
@@ -359,9 +364,9 @@ def upper_limit_toys(
     _check(nll, space)
     mus = np.asarray(values, dtype=float)
     if mus.ndim != 1 or len(mus) < 2 or not (np.diff(mus) > 0).all() or mus[0] <= 0:
-        raise ValueError("give at least 2 increasing positive n_sig values to test")
+        raise InputError("give at least 2 increasing positive n_sig values to test")
     if toys < 10:
-        raise ValueError(f"CLs from fewer than 10 toys per point is meaningless, got {toys}")
+        raise InputError(f"CLs from fewer than 10 toys per point is meaningless, got {toys}")
     q_obs = _Qtilde(nll, space, tol)
     theta_0 = q_obs.conditional(0.0)[1]
     thetas = []
@@ -411,9 +416,9 @@ def _crossing(mus: np.ndarray, cls: np.ndarray, alpha: float) -> float:
     log CLs linearly."""
     below = np.flatnonzero(cls < alpha)
     if len(below) == 0:
-        raise ValueError(f"CLs stays above {alpha:g} up to n_sig = {mus[-1]:g}: test higher values")
+        raise InputError(f"CLs stays above {alpha:g} up to n_sig = {mus[-1]:g}: test higher values")
     j = below[0]
     if j == 0:
-        raise ValueError(f"CLs is below {alpha:g} already at n_sig = {mus[0]:g}: test lower values")
+        raise InputError(f"CLs is below {alpha:g} already at n_sig = {mus[0]:g}: test lower values")
     y = np.log(np.maximum(cls[j - 1 : j + 1], 1e-300))
     return float(np.interp(np.log(alpha), y[::-1], mus[j - 1 : j + 1][::-1]))

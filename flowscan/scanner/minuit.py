@@ -13,8 +13,9 @@ import torch
 from iminuit import Minuit
 from torch import Tensor
 
+from ..exceptions import FitError
 from .errors import error_scale_hessian
-from .result import ScanResult
+from .result import ScanResult, fit_status
 from .space import ParameterSpace
 
 CL = (0.68, 0.95)  # contour levels: coverage probabilities for two parameters
@@ -66,9 +67,7 @@ class MinuitCost:
         with torch.no_grad():
             value = self.nll(self.space.full(self._theta(values))).item()
         if not np.isfinite(value):
-            raise FloatingPointError(
-                f"NLL is {value} at {dict(zip(self.names, values, strict=True))}"
-            )
+            raise FitError(f"NLL is {value} at {dict(zip(self.names, values, strict=True))}")
         return value - self.offset
 
     def __call__(self, *values: float) -> float:
@@ -151,11 +150,9 @@ def minuit_scan(
     """
     cost = MinuitCost(nll, space)
     limits = [tuple(b) for b in space.floating_bounds]
-    fit = Minuit(cost, *cost.start, grad=cost.grad, hessian=False, name=cost.names)
-    fit.strategy, fit.tol, fit.limits = strategy, tol, limits
-    fit.migrad()
+    fit, failures = _migrad(cost, limits, strategy, tol)
     cost.steps = np.array(fit.errors)  # MIGRAD's error estimates: the scale to start from
-    note = ""
+    note = "" if not failures else f" (after {len(failures)} failed attempt(s): {failures[0]})"
     hessian = cost.hessian(*fit.values)
     if np.isfinite(hessian).all() and np.linalg.eigvalsh(hessian).min() > 0:
         m = Minuit(cost, *fit.values, grad=cost.grad, hessian=cost.hessian, name=cost.names)
@@ -167,17 +164,22 @@ def minuit_scan(
     else:
         m = fit
         m.hesse()
-        note = (
+        note += (
             "; the curvature at the minimum is not positive definite (a parameter at its "
             "bound, or a flat direction): errors are Minuit's numerical HESSE, forced "
             "positive definite, and not to be trusted"
         )
+    valid = bool(m.valid) and np.isfinite(np.array(m.values)).all() and np.isfinite(m.fval)
     intervals = profile = contours = None
-    if minos and m.valid:
+    if minos and valid:
         m.minos()
         intervals = {n: (m.merrors[n].lower, m.merrors[n].upper) for n in cost.names}
+    elif minos:
+        note += "; MINOS skipped: the minimum is invalid"
     if profiles and fit.valid:
         profile, contours = _profiles(fit, m, limits)
+    elif profiles:
+        note += "; profiles and contours skipped: the minimum is invalid"
     full = space.full(torch.tensor(np.array(m.values), dtype=torch.float64)).numpy()
     floating = np.flatnonzero(space.floating)
     errors = np.zeros(len(space.names))
@@ -185,6 +187,7 @@ def minuit_scan(
     covariance = np.zeros((len(space.names),) * 2)
     if m.covariance is not None:
         covariance[np.ix_(floating, floating)] = np.array(m.covariance)
+    status, at_bound = fit_status(valid, full, space)
     return ScanResult(
         method="minuit",
         names=space.names,
@@ -193,9 +196,11 @@ def minuit_scan(
         nll_evals=cost.nll_evals,
         grad_evals=cost.grad_evals,
         seconds=time.perf_counter() - cost.t0,
-        converged=bool(m.valid),
-        message=f"MIGRAD {'valid' if m.valid else 'invalid'} minimum, EDM = {m.fmin.edm:.2g}"
-        + note,
+        converged=valid,
+        message=f"MIGRAD {'valid' if valid else 'invalid'} minimum, EDM = {m.fmin.edm:.2g}" + note,
+        status=status,
+        at_bound=at_bound,
+        fixed=space.fixed_names,
         path=np.stack([space.start, full]),
         trace=np.array(cost.trace),
         errors=errors,
@@ -204,6 +209,49 @@ def minuit_scan(
         profiles=profile,
         contours=contours,
     )
+
+
+def _migrad(
+    cost: MinuitCost, limits: list[tuple[float, float]], strategy: int, tol: float
+) -> tuple[Minuit, list[str]]:
+    r"""MIGRAD from `cost.start`; if it fails (the NLL not finite on its way, a minimum
+    that is not finite or not valid), again with strategy 1, which starts from a
+    numerical second-derivative estimate instead of a unit matrix, then with strategy 1
+    from the centre of the box. Returns the best valid attempt (else the best finite
+    one) and the reasons of the failed attempts; raises `FitError` if none is finite.
+
+    A start on a bound is moved 1e-3 of the range inside: Minuit's transform of a
+    bounded parameter has zero slope at the bound, so its first step there is undefined
+    (Minuit2 reports "Initial matrix not pos.def." and returns NaN)."""
+    bounds = np.array(limits)
+    low, width = bounds[:, 0], bounds[:, 1] - bounds[:, 0]
+    start = np.clip(cost.start, low + 1e-3 * width, low + (1 - 1e-3) * width)
+    attempts = [(start, strategy), (start, max(strategy, 1))]
+    if not np.allclose(start, low + width / 2):
+        attempts.append((low + width / 2, max(strategy, 1)))
+    best, failures = None, []
+    for values, level in attempts:
+        fit = Minuit(cost, *values, grad=cost.grad, hessian=False, name=cost.names)
+        fit.strategy, fit.tol, fit.limits = level, tol, limits
+        fit.print_level = -1  # failures are retried and reported in the message
+        try:
+            fit.migrad()
+        except FitError as e:
+            failures.append(str(e))
+            continue
+        if not (np.isfinite(fit.fval) and np.isfinite(np.array(fit.values)).all()):
+            failures.append(f"MIGRAD returned a minimum that is not finite (strategy {level})")
+            continue
+        if best is None or (fit.valid, -fit.fval) > (best.valid, -best.fval):
+            best = fit
+        if fit.valid:
+            break
+        failures.append(f"MIGRAD minimum invalid (strategy {level}, EDM = {fit.fmin.edm:.2g})")
+    if best is None:
+        raise FitError(
+            f"MIGRAD found no finite minimum in {len(attempts)} attempts: {failures[-1]}"
+        )
+    return best, failures
 
 
 def _profiles(

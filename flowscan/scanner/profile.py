@@ -13,6 +13,7 @@ import torch
 from scipy import stats
 from torch import Tensor
 
+from ..exceptions import InputError
 from .gradient import gradient_scan
 from .minuit import minuit_scan
 from .result import ScanResult
@@ -49,17 +50,17 @@ class ProfileResult:
         r"""Lower and upper ends of the `cl` interval of a 1D profile, where it crosses
         `wilks_threshold(cl, 1)` (linear interpolation between grid points)."""
         if len(self.names) != 1:
-            raise ValueError("an interval needs a profile of one parameter")
+            raise InputError("an interval needs a profile of one parameter")
         x, y, level = self.grid[0], self.dnll, wilks_threshold(cl, 1)
         best = int(np.argmin(y))
         if y[best] > level:
-            raise ValueError(f"no scanned {self.names[0]} lies inside the {cl:.0%} interval")
+            raise InputError(f"no scanned {self.names[0]} lies inside the {cl:.0%} interval")
         ends = []
         for side in (slice(best, None, -1), slice(best, None)):
             xs, ys = x[side], y[side]
             above = np.flatnonzero(ys > level)
             if len(above) == 0:
-                raise ValueError(
+                raise InputError(
                     f"the {cl:.0%} interval of {self.names[0]} reaches the end of the scanned "
                     f"range [{x[0]:g}, {x[-1]:g}]: scan a wider range"
                 )
@@ -114,17 +115,17 @@ def profile_likelihood(
     """
     names = list(scan)
     if not 1 <= len(names) <= 2:
-        raise ValueError(f"profile one or two parameters, got {names}")
+        raise InputError(f"profile one or two parameters, got {names}")
     unknown = sorted(set(names) - set(space.floating_names))
     if unknown:
-        raise ValueError(f"{unknown} are not floating parameters of {space.floating_names}")
+        raise InputError(f"{unknown} are not floating parameters of {space.floating_names}")
     grid = [np.asarray(scan[n], dtype=float) for n in names]
     for name, values in zip(names, grid, strict=True):
         v = space.theta_vars[space.names.index(name)]
         if values.ndim != 1 or len(values) < 2 or not np.all(np.diff(values) > 0):
-            raise ValueError(f"{name}: give at least 2 increasing values to scan")
+            raise InputError(f"{name}: give at least 2 increasing values to scan")
         if values[0] < v.low or values[-1] > v.high:
-            raise ValueError(f"{name}: scanned values leave the range [{v.low}, {v.high}]")
+            raise InputError(f"{name}: scanned values leave the range [{v.low}, {v.high}]")
     minimum = minimum if minimum is not None else minuit_scan(nll, space)
     columns = [space.names.index(n) for n in names]
     shape = tuple(len(g) for g in grid)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 __all__ = [
     "PseudoExperiments",
+    "check_truth",
     "Sampler",
     "coverage",
     "pseudo_dataset",
@@ -21,10 +22,11 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from ..exceptions import InputError
 from ..parallel import map_tasks
-from ..variables import Variable
+from ..variables import Variable, check_theta
 from .hypotest import discovery
-from .likelihood import Density, MixtureLikelihood
+from .likelihood import Density, MixtureLikelihood, check_model_pair
 from .minuit import minuit_scan
 from .space import ParameterSpace
 
@@ -59,7 +61,7 @@ def pseudo_dataset(
     r"""Poisson(`n_sig`) signal events at `theta_sig` `(D_s,)` followed by Poisson(`n_bkg`)
     background events at `theta_bkg` `(D_b,)`. Returns float64 events `(N, F)`."""
     if not (n_sig >= 0 and n_bkg >= 0):
-        raise ValueError(f"expected yields must be >= 0, got n_sig={n_sig}, n_bkg={n_bkg}")
+        raise InputError(f"expected yields must be >= 0, got n_sig={n_sig}, n_bkg={n_bkg}")
     rng = np.random.default_rng(seed)
     counts = rng.poisson([n_sig, n_bkg])
     seeds = rng.integers(2**62, size=2)
@@ -86,7 +88,7 @@ def coverage(lower: np.ndarray, upper: np.ndarray, truth: float) -> tuple[float,
     binomial standard error sqrt(p (1 - p) / T)."""
     lower, upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
     if lower.shape != upper.shape or lower.ndim != 1 or len(lower) == 0:
-        raise ValueError("give lower and upper ends of one or more intervals, as equal 1D arrays")
+        raise InputError("give lower and upper ends of one or more intervals, as equal 1D arrays")
     p = float(np.mean((lower <= truth) & (truth <= upper)))
     return p, float(np.sqrt(p * (1 - p) / len(lower)))
 
@@ -116,7 +118,12 @@ class _Toy:
         x = self.dataset(toy)
         row = {"toy": toy, "events": len(x)}
         nll = MixtureLikelihood(
-            self.signal, self.background, x, negative_signal=self.negative_signal
+            self.signal,
+            self.background,
+            x,
+            negative_signal=self.negative_signal,
+            check_models=False,  # checked once, by pseudo_experiments
+            check_data=False,  # drawn from the truth's samplers
         )
         start = np.clip(self.truth, *np.array([(v.low, v.high) for v in nll.theta_vars]).T)
         space = ParameterSpace(nll.theta_vars, start, self.fixed)
@@ -124,8 +131,14 @@ class _Toy:
             fit = minuit_scan(nll, space, minos=self.minos)
             q0 = discovery(nll, space, fit).q0 if "n_sig" not in self.fixed else np.nan
         except FloatingPointError as e:
-            return row | {"valid": False, "message": str(e)}
-        row |= {"valid": fit.converged, "message": fit.message, "nll": fit.nll, "q0": q0}
+            return row | {"valid": False, "status": "failed", "message": str(e)}
+        row |= {
+            "valid": fit.valid,
+            "status": fit.status + "".join(f" {n}" for n in fit.at_bound),
+            "message": fit.message,
+            "nll": fit.nll,
+            "q0": q0,
+        }
         for name in space.floating_names:
             k = space.names.index(name)
             row |= {name: fit.theta[k], f"{name}_error": fit.errors[k]}
@@ -143,9 +156,11 @@ class PseudoExperiments:
         truth: Every parameter's true value, by name (yields in events).
         floating: The fitted parameters.
         table: One row per toy: `toy`, `events`, `valid` (a valid minimum with positive
-            definite curvature), `message`, `nll`, `q0` (the discovery test statistic;
-            NaN with `n_sig` fixed), and per floating parameter its value, `<name>_error`
-            (HESSE) and with MINOS `<name>_lower`, `<name>_upper` (interval ends).
+            definite curvature, inside the parameter box), `status` (`ScanResult.status`,
+            the parameters at a bound after it, or `"failed"`), `message`, `nll`, `q0`
+            (the discovery test statistic; NaN with `n_sig` fixed), and per floating
+            parameter its value, `<name>_error` (HESSE) and with MINOS `<name>_lower`,
+            `<name>_upper` (interval ends).
     """
 
     truth: dict[str, float]
@@ -173,7 +188,7 @@ class PseudoExperiments:
         (MINOS columns NaN without MINOS)."""
         t, rows = self.valid, {}
         if len(t) < 2:
-            raise ValueError(f"{len(t)} valid fits out of {len(self.table)}: too few to summarize")
+            raise InputError(f"{len(t)} valid fits out of {len(self.table)}: too few to summarize")
         for name in self.floating:
             pull, truth, n = self.pulls(name), self.truth[name], len(t)
             width = pull.std(ddof=1)
@@ -195,6 +210,47 @@ class PseudoExperiments:
                 "minos_coverage_error": minos[1],
             }
         return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def check_truth(
+    signal: Density,
+    background: Density,
+    truth: Mapping[str, float],
+    toys: int,
+    fixed: Sequence[str] = (),
+) -> list[str]:
+    r"""Raises `InputError` unless `truth` gives every parameter of the extended
+    likelihood a finite value (yields >= 0, the others inside the models' ranges),
+    `fixed` names parameters and `toys >= 1`; checks the models as a pair
+    (`check_model_pair`). Returns the parameter names in likelihood order."""
+    check_model_pair(signal, background)
+    names = [
+        "n_sig",
+        "n_bkg",
+        *(v.name for v in signal.theta_vars),
+        *(v.name for v in background.theta_vars),
+    ]
+    missing, unknown = sorted(set(names) - set(truth)), sorted(set(truth) - set(names))
+    if missing or unknown:
+        raise InputError(
+            f"truth needs exactly the parameters {names}: missing {missing}, unknown {unknown}"
+        )
+    bad = sorted(set(fixed) - set(names))
+    if bad:
+        raise InputError(f"cannot fix {bad}: parameters are {names}")
+    if toys < 1:
+        raise InputError(f"run at least one pseudo-experiment, got {toys}")
+    if not all(np.isfinite(truth[n]) for n in names):
+        raise InputError(f"every truth value must be a finite number, got {dict(truth)}")
+    if not (truth["n_sig"] >= 0 and truth["n_bkg"] >= 0):
+        raise InputError(
+            f"expected yields must be >= 0, got n_sig={truth['n_sig']}, n_bkg={truth['n_bkg']}"
+        )
+    for density in (signal, background):
+        values = [truth[v.name] for v in density.theta_vars]
+        if values:
+            check_theta(torch.tensor(values, dtype=torch.float64), density.theta_vars)
+    return names
 
 
 def pseudo_experiments(
@@ -233,22 +289,7 @@ def pseudo_experiments(
         client: A Dask client (`dask_client`) to run the toys on; here, in turn, if `None`.
         progress: Show a progress bar.
     """
-    names = [
-        "n_sig",
-        "n_bkg",
-        *(v.name for v in signal.theta_vars),
-        *(v.name for v in background.theta_vars),
-    ]
-    missing, unknown = sorted(set(names) - set(truth)), sorted(set(truth) - set(names))
-    if missing or unknown:
-        raise ValueError(
-            f"truth needs exactly the parameters {names}: missing {missing}, unknown {unknown}"
-        )
-    bad = sorted(set(fixed) - set(names))
-    if bad:
-        raise ValueError(f"cannot fix {bad}: parameters are {names}")
-    if toys < 1:
-        raise ValueError(f"run at least one pseudo-experiment, got {toys}")
+    names = check_truth(signal, background, truth, toys, fixed)
     toy = _Toy(
         signal=signal,
         background=background,

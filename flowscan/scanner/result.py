@@ -2,11 +2,48 @@ r"""The result every optimizer returns."""
 
 from __future__ import annotations
 
-__all__ = ["ScanResult"]
+__all__ = ["STATUSES", "ScanResult", "fit_status"]
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from ..exceptions import FitError
+
+if TYPE_CHECKING:
+    from .space import ParameterSpace
+
+# What a fit's `status` can be: a minimum inside the box; a minimum on a bound of the
+# box (`at_bound` names the parameters); the method's stopping rule not met, or a
+# curvature that is not positive definite; no finite NLL to stop at (`ScanResult.failed`).
+STATUSES = ("valid", "at bound", "invalid", "failed")
+# A parameter this close to a bound, as a fraction of its range, is at the bound.
+AT_BOUND = 1e-3
+
+
+def fit_status(converged: bool, theta: np.ndarray, space: ParameterSpace) -> tuple[str, list[str]]:
+    r"""The `status` of a fit with best point `theta` `(P,)` in `space` whose stopping rule
+    was met (`converged`) or not, and the floating parameters within `AT_BOUND` of their
+    range of a bound. A point on a bound is `"at bound"` whether or not the stopping rule
+    was met (MIGRAD's often is not there: the curvature across the bound is unknown).
+
+    Example:
+        >>> from flowscan.scanner import ParameterSpace
+        >>> from flowscan.toys import BreitWigner
+        >>> space = ParameterSpace(BreitWigner.theta_vars)
+        >>> fit_status(True, np.array([450.0, 20.0]), space)
+        ('at bound', ['gamma'])
+    """
+    theta = np.asarray(theta, dtype=float)
+    if not np.isfinite(theta).all():
+        return "invalid", []
+    low, high = space.bounds[:, 0], space.bounds[:, 1]
+    near = np.minimum(theta - low, high - theta) <= AT_BOUND * (high - low)
+    at_bound = [n for n, f, b in zip(space.names, space.floating, near, strict=True) if f and b]
+    if at_bound:  # also what makes a minimizer's stopping rule fail there
+        return "at bound", at_bound
+    return ("valid" if converged else "invalid"), []
 
 
 @dataclass
@@ -23,6 +60,10 @@ class ScanResult:
         seconds: Wall time of the scan.
         converged: Whether the method's stopping rule was met (not just its budget).
         message: Why it stopped.
+        status: `"valid"`, `"at bound"`, `"invalid"` or `"failed"` (`STATUSES`,
+            `fit_status`); what tables, JSON and exit codes report.
+        at_bound: Floating parameters at a bound of their range (status `"at bound"`).
+        fixed: Parameters held at their start value.
         path: Successive best points, shape `(S, P)`, the start first.
         trace: Rows `(nll_evals, seconds, best nll so far)` after each evaluation.
         errors: Standard errors `(P,)` where the method has them (0 for fixed ones).
@@ -44,11 +85,19 @@ class ScanResult:
     message: str
     path: np.ndarray = field(repr=False)
     trace: np.ndarray = field(repr=False)
+    status: str = "valid"
+    at_bound: list[str] = field(default_factory=list)
+    fixed: list[str] = field(default_factory=list)
     errors: np.ndarray | None = None
     covariance: np.ndarray | None = field(default=None, repr=False)
     minos: dict[str, tuple[float, float]] | None = None
     profiles: dict[str, np.ndarray] | None = field(default=None, repr=False)
     contours: dict[str, dict[str, np.ndarray]] | None = field(default=None, repr=False)
+
+    @property
+    def valid(self) -> bool:
+        r"""Whether the fit found a minimum inside the parameter box."""
+        return self.status == "valid"
 
     @property
     def values(self) -> dict[str, float]:
@@ -64,27 +113,48 @@ class ScanResult:
         return d
 
     @classmethod
+    def failed(cls, method: str, space: ParameterSpace, message: str, seconds: float) -> ScanResult:
+        r"""The record of a fit that raised `FitError`: status `"failed"`, NaN values."""
+        nan = np.full(len(space.names), np.nan)
+        return cls(
+            method=method,
+            names=space.names,
+            theta=nan,
+            nll=np.nan,
+            nll_evals=0,
+            grad_evals=0,
+            seconds=seconds,
+            converged=False,
+            message=message,
+            path=nan[None],
+            trace=np.empty((0, 3)),
+            status="failed",
+            fixed=space.fixed_names,
+        )
+
+    @classmethod
     def from_evaluations(
         cls,
         method: str,
-        names: list[str],
+        space: ParameterSpace,
         thetas: np.ndarray,
         values: np.ndarray,
         times: np.ndarray,
         message: str,
     ) -> ScanResult:
-        r"""Result of a gradient-free scan from its evaluations in order: thetas `(K, P)`,
-        NLL values `(K,)` (non-finite ones never count as best) and the seconds at which
+        r"""Result of a gradient-free scan of `space` from its evaluations in order: thetas
+        `(K, P)`, NLL values `(K,)` (non-finite ones never count as best) and the seconds at which
         each was known `(K,)`. The path is the sequence of running-best points."""
         finite = np.where(np.isfinite(values), values, np.inf)
         if not np.isfinite(finite).any():
-            raise FloatingPointError(f"{method}: the NLL is not finite at any evaluated point")
+            raise FitError(f"{method}: the NLL is not finite at any evaluated point")
         best = np.minimum.accumulate(finite)
         improving = np.flatnonzero(np.r_[True, best[1:] < best[:-1]])
         k = int(np.argmin(finite))
+        status, at_bound = fit_status(True, thetas[k], space)
         return cls(
             method=method,
-            names=names,
+            names=space.names,
             theta=thetas[k],
             nll=float(values[k]),
             nll_evals=len(values),
@@ -94,4 +164,7 @@ class ScanResult:
             message=message,
             path=thetas[improving],
             trace=np.column_stack([np.arange(1, len(values) + 1), times, best]),
+            status=status,
+            at_bound=at_bound,
+            fixed=space.fixed_names,
         )

@@ -12,6 +12,7 @@ import torch
 from scipy.stats import qmc
 from torch import Tensor
 
+from ..exceptions import InputError
 from .result import ScanResult
 from .space import ParameterSpace
 
@@ -28,7 +29,7 @@ def grid_scan(
     q = int(space.floating.sum())
     counts = [points] * q if isinstance(points, int) else list(points)
     if len(counts) != q or min(counts) < 1:
-        raise ValueError(
+        raise InputError(
             f"need a positive number of grid points for each of {space.floating_names}"
         )
     axes = [np.linspace(0, 1, c) if c > 1 else np.array([0.5]) for c in counts]
@@ -48,7 +49,7 @@ def random_scan(
     r"""Evaluates the NLL at `n` points of the box: a scrambled Sobol sequence (scipy's
     `qmc.Sobol`, default) or uniform random points, both drawn from `seed`."""
     if n < 1:
-        raise ValueError(f"the budget must be at least one point, got n={n}")
+        raise InputError(f"the budget must be at least one point, got n={n}")
     q = int(space.floating.sum())
     if sobol:
         unit = qmc.Sobol(q, scramble=True, seed=seed).random(n)
@@ -74,7 +75,7 @@ def _scan_points(
             times.extend([time.perf_counter() - t0] * len(part))
     return ScanResult.from_evaluations(
         method,
-        space.names,
+        space,
         thetas.numpy(),
         np.array(values),
         np.array(times),

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..exceptions import InputError
 from ..variables import Variable, bounds_tensor
 
 
@@ -45,23 +46,23 @@ class ParameterSpace:
                 for v, b in zip(self.theta_vars, bounds, strict=True)
                 if not np.isfinite(b).all()
             ]
-            raise ValueError(f"parameters {open_} need finite bounds to be scanned")
+            raise InputError(f"parameters {open_} need finite bounds to be scanned")
         self.bounds = bounds
         names = self.names
         unknown = sorted(set(fixed) - set(names))
         if unknown:
-            raise ValueError(f"cannot fix {unknown}: parameters are {names}")
+            raise InputError(f"cannot fix {unknown}: parameters are {names}")
         self.floating = np.array([n not in fixed for n in names])
         if not self.floating.any():
-            raise ValueError("every parameter is fixed: nothing to scan")
+            raise InputError("every parameter is fixed: nothing to scan")
         self.start = bounds.mean(axis=1) if start is None else np.asarray(start, dtype=float)
         if self.start.shape != (len(names),):
-            raise ValueError(
+            raise InputError(
                 f"start must have {len(names)} values for {names}, got {self.start.shape}"
             )
         for v, value in zip(self.theta_vars, self.start, strict=True):
             if not v.low <= value <= v.high:
-                raise ValueError(
+                raise InputError(
                     f"start {v.name} = {value:g} {v.unit} is outside [{v.low}, {v.high}]"
                 )
 

@@ -20,6 +20,8 @@ their closed-form CDFs, so sampling is exact and seeded.
 
 from __future__ import annotations
 
+from ..exceptions import InputError
+
 __all__ = [
     "BreitWigner",
     "Exponential",
@@ -66,11 +68,11 @@ class _ExactDensity:
     def _check(self, theta: Tensor) -> None:
         names = [p.name for p in self.theta_vars]
         if theta.shape[-1:] != (len(names),):
-            raise ValueError(
+            raise InputError(
                 f"theta must have shape (*, {len(names)}) for {names}, got {tuple(theta.shape)}"
             )
         if not (torch.isfinite(theta) & (theta > 0)).all():
-            raise ValueError(f"{names} must be finite and positive")
+            raise InputError(f"{names} must be finite and positive")
 
 
 class BreitWigner(_ExactDensity):

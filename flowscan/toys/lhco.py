@@ -66,11 +66,14 @@ and Y is lighter follows from the reconstructed masses, and swapped or degenerat
 
 from __future__ import annotations
 
+from ..exceptions import InputError
+
 __all__ = [
     "MASSES",
     "Generator",
     "OBSERVABLES",
     "SCHEMA",
+    "check_schema",
     "features",
     "generate",
     "pseudo_data",
@@ -244,12 +247,12 @@ def generate(n: int, masses: Sequence[float] | None = None, seed: int = 0) -> pd
     r"""`n` triggered events in the LHCO R&D schema: QCD dijets if `masses` is `None`,
     else the signal Z' -> X Y at `masses = (m_Z', m_X, m_Y)` in GeV. Jets ordered by pT."""
     if n < 1:
-        raise ValueError(f"need n >= 1 events, got {n}")
+        raise InputError(f"need n >= 1 events, got {n}")
     label = 0
     if masses is not None:
         mz, mx, my = (float(m) for m in masses)
         if not (mx > 0 and my > 0 and mz > mx + my):
-            raise ValueError(
+            raise InputError(
                 f"need m_X, m_Y > 0 and m_Z' > m_X + m_Y for Z' -> X Y, got {tuple(masses)} GeV"
             )
         masses, label = (mz, mx, my), 1
@@ -277,22 +280,23 @@ def pseudo_data(
     r"""A labelled, shuffled mix like the R&D file: `n_bkg` QCD events and `n_sig` signal
     events at `masses = (m_Z', m_X, m_Y)` GeV, in the schema."""
     if n_sig and masses is None:
-        raise ValueError("signal events need masses (m_Z', m_X, m_Y)")
+        raise InputError("signal events need masses (m_Z', m_X, m_Y)")
     parts = [generate(n_bkg, seed=seed)] if n_bkg else []
     if n_sig:
         parts.append(generate(n_sig, masses, seed=seed + 1))
     if not parts:
-        raise ValueError("need n_bkg + n_sig >= 1 events")
+        raise InputError("need n_bkg + n_sig >= 1 events")
     frame = pd.concat(parts, ignore_index=True)
     order = np.random.default_rng(seed + 2).permutation(len(frame))
     return frame.iloc[order].reset_index(drop=True)
 
 
 def features(frame: pd.DataFrame) -> pd.DataFrame:
-    r"""The five observables (`OBSERVABLES` names, GeV) of events in the LHCO schema."""
+    r"""The five observables (`OBSERVABLES` names, GeV) of events in the LHCO schema
+    (tau21 NaN where tau1 <= 0; `check_schema` says which events are unusable)."""
     missing = [c for c in SCHEMA[:-1] if c not in frame.columns]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"missing LHCO columns {missing}; the R&D schema is {SCHEMA} "
             f"(got {list(frame.columns)})"
         )
@@ -304,7 +308,7 @@ def features(frame: pd.DataFrame) -> pd.DataFrame:
     for j in (1, 2):
         tau1 = frame[f"tau1j{j}"].to_numpy(dtype=np.float64)
         tau2 = frame[f"tau2j{j}"].to_numpy(dtype=np.float64)
-        tau21[j] = np.divide(tau2, tau1, out=np.zeros_like(tau1), where=tau1 > 0)
+        tau21[j] = np.divide(tau2, tau1, out=np.full_like(tau1, np.nan), where=tau1 > 0)
     lighter = m[1] <= m[2]
     return pd.DataFrame(
         {
@@ -316,6 +320,62 @@ def features(frame: pd.DataFrame) -> pd.DataFrame:
         },
         index=frame.index,
     )
+
+
+def check_schema(frame: pd.DataFrame) -> None:
+    r"""Raises `InputError` naming the column, the count and the first row (the table's
+    index) of values in an LHCO-schema table that give no usable observables: momenta or
+    masses not finite, masses <= 0, tau1 <= 0, tau2 < 0, tau21 = tau2 / tau1 > 1, a
+    label other than 0 or 1, and tau21 = 0 exactly.
+
+    tau21 = 0 (tau2 = 0: a jet with too few constituents for two subjet axes) is
+    physical, but it is a point mass that no continuous density can describe (its
+    log-density would be that of a bin of width 0): such events are refused, to be
+    selected out explicitly (`--where "tau2j1 > 0 and tau2j2 > 0"`) and counted apart.
+    """
+
+    def refuse(bad: np.ndarray, column: str, what: str, hint: str) -> None:
+        if bad.any():
+            row = frame.index[np.flatnonzero(bad)[0]]
+            value = frame[column].loc[row] if column in frame else None
+            shown = f": {value!r}" if value is not None else ""
+            raise InputError(
+                f"{int(bad.sum())} of {len(frame)} events have {column} {what} (first at row "
+                f"{row}{shown}); {hint}"
+            )
+
+    for column in SCHEMA[:-1]:
+        values = frame[column].to_numpy(dtype=np.float64)
+        refuse(~np.isfinite(values), column, "not finite", "remove or fix those events")
+    for j in (1, 2):
+        mass = frame[f"mj{j}"].to_numpy(dtype=np.float64)
+        tau1 = frame[f"tau1j{j}"].to_numpy(dtype=np.float64)
+        tau2 = frame[f"tau2j{j}"].to_numpy(dtype=np.float64)
+        refuse(mass <= 0, f"mj{j}", "<= 0", "jet masses are positive, in GeV")
+        refuse(tau1 <= 0, f"tau1j{j}", "<= 0", "tau21 = tau2 / tau1 needs tau1 > 0")
+        refuse(tau2 < 0, f"tau2j{j}", "< 0", "N-subjettiness is never negative")
+        refuse(
+            tau2 > tau1,
+            f"tau2j{j}",
+            "> tau1 (tau21 > 1)",
+            "exclusive-kT axes in the E-scheme give tau21 > 1; recompute N-subjettiness "
+            "with WTA axes or select the events",
+        )
+        refuse(
+            tau2 == 0,
+            f"tau2j{j}",
+            "= 0 (tau21 = 0: too few constituents for two axes)",
+            "a continuous density cannot describe that point mass: select those events "
+            'out, e.g. --where "tau2j1 > 0 and tau2j2 > 0", and count them apart',
+        )
+    if "label" in frame:
+        label = frame["label"].to_numpy()
+        refuse(
+            ~np.isin(label, (0, 1)),
+            "label",
+            "other than 0 or 1",
+            "label is 1 for signal, 0 for background",
+        )
 
 
 def read_lhco(
@@ -336,10 +396,11 @@ def read_lhco(
     frame = read_table(path)  # adds the observables
     missing = [c for c in SCHEMA if c not in frame.columns]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"{path}: missing LHCO columns {missing}; the R&D schema is {SCHEMA} "
             f"(got {list(frame.columns)})"
         )
+    check_schema(frame)
     if mjj_window is not None:
         low, high = mjj_window
         frame = frame[(frame["m_jj"] >= low) & (frame["m_jj"] <= high)]

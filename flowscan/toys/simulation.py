@@ -49,7 +49,17 @@ chunks run as tasks on Dask (`flowscan.parallel`).
 
 from __future__ import annotations
 
-__all__ = ["SimulationSettings", "chunk_seeds", "nsubjettiness", "simulate", "simulate_chunk"]
+from ..exceptions import DependencyError, FlowscanError, InputError
+
+__all__ = [
+    "SimulationSettings",
+    "check_masses",
+    "chunk_seeds",
+    "nsubjettiness",
+    "require_mc",
+    "simulate",
+    "simulate_chunk",
+]
 
 import math
 from collections.abc import Sequence
@@ -83,25 +93,27 @@ class SimulationSettings:
     xy_width: float = 1.0
 
 
-def _require_mc():
+def require_mc():
+    r"""The `pythia8mc` and `fastjet` modules; `DependencyError` without the `mc` extra."""
     try:
         import fastjet
         import pythia8mc
     except ImportError as e:
-        raise ImportError(
+        raise DependencyError(
             f"the Pythia simulation needs the optional extra: pip install 'flowscan[mc]' ({e})"
         ) from None
     return pythia8mc, fastjet
 
 
-def _check(masses: Sequence[float] | None) -> tuple[float, float, float] | None:
+def check_masses(masses: Sequence[float] | None) -> tuple[float, float, float] | None:
+    r"""`(m_Z', m_X, m_Y)` in GeV as floats, `InputError` unless the decay is open."""
     if masses is None:
         return None
     if len(masses) != 3:
-        raise ValueError(f"masses are (m_Z', m_X, m_Y) in GeV, got {tuple(masses)}")
+        raise InputError(f"masses are (m_Z', m_X, m_Y) in GeV, got {tuple(masses)}")
     mz, mx, my = (float(m) for m in masses)
-    if not (mx > 0 and my > 0 and mz > mx + my):
-        raise ValueError(
+    if not (mx > 0 and my > 0 and mz > mx + my and math.isfinite(mz)):
+        raise InputError(
             f"need m_X, m_Y > 0 and m_Z' > m_X + m_Y for Z' -> X Y, got {tuple(masses)} GeV"
         )
     return mz, mx, my
@@ -148,11 +160,11 @@ def _commands(
 
 def _generator(masses: tuple[float, float, float] | None, settings: SimulationSettings, seed: int):
     r"""An initialized Pythia and, for the signal, its Z' -> X Y hook (kept alive with it)."""
-    pythia8mc, _ = _require_mc()
+    pythia8mc, _ = require_mc()
     pythia = pythia8mc.Pythia("", False)
     for command in _commands(masses, settings, seed):
         if not pythia.readString(command):
-            raise RuntimeError(f"Pythia rejected the setting {command!r}")
+            raise FlowscanError(f"Pythia rejected the setting {command!r}")
     hook = None
     if masses is not None:
 
@@ -167,7 +179,7 @@ def _generator(masses: tuple[float, float, float] | None, settings: SimulationSe
         hook = ZprimeToXY()
         pythia.setUserHooksPtr(hook)
     if not pythia.init():
-        raise RuntimeError(f"Pythia failed to initialize for masses {masses}")
+        raise FlowscanError(f"Pythia failed to initialize for masses {masses}")
     return pythia, hook
 
 
@@ -181,7 +193,7 @@ def nsubjettiness(constituents: np.ndarray, radius: float) -> np.ndarray:
     r"""tau_1, tau_2, tau_3 of one jet from its constituents `(K, 4)` (px, py, pz, E in
     GeV), with exclusive WTA-kT axes and R0 = `radius` (module docstring). Returns
     shape `(3,)`."""
-    _, fastjet = _require_mc()
+    _, fastjet = require_mc()
     y, phi, pt = _rapidity_phi(*constituents.T)
     norm = pt.sum() * radius
     taus = np.zeros(3)
@@ -218,7 +230,7 @@ def _reconstruct(
     particles: np.ndarray, settings: SimulationSettings, rng: np.random.Generator
 ) -> list[float] | None:
     r"""The schema's 14 jet features of one event, or `None` if it fails the selection."""
-    _, fastjet = _require_mc()
+    _, fastjet = require_mc()
     sequence = fastjet.ClusterSequence(
         [fastjet.PseudoJet(*map(float, p)) for p in particles],
         fastjet.JetDefinition(fastjet.antikt_algorithm, settings.jet_radius),
@@ -255,8 +267,8 @@ def simulate_chunk(
     `seed` (1 to 900,000,000). Returns the table in the LHCO schema (plus the masses
     for the signal) and the number of events generated."""
     if not 1 <= seed <= PYTHIA_MAX_SEED:
-        raise ValueError(f"Pythia seeds lie in [1, {PYTHIA_MAX_SEED}], got {seed}")
-    masses, settings = _check(masses), settings or SimulationSettings()
+        raise InputError(f"Pythia seeds lie in [1, {PYTHIA_MAX_SEED}], got {seed}")
+    masses, settings = check_masses(masses), settings or SimulationSettings()
     pythia, _hook = _generator(masses, settings, seed)
     rng = np.random.default_rng(seed)
     rows, generated, failed = [], 0, 0
@@ -264,14 +276,14 @@ def simulate_chunk(
         if not pythia.next():
             failed += 1
             if failed > 1000:
-                raise RuntimeError(f"Pythia failed {failed} events (seed {seed}); see its log")
+                raise FlowscanError(f"Pythia failed {failed} events (seed {seed}); see its log")
             continue
         generated += 1
         row = _reconstruct(_visible(pythia.event), settings, rng)
         if row is not None:
             rows.append(row)
         elif generated >= 1000 and len(rows) < 1e-3 * generated:
-            raise RuntimeError(
+            raise FlowscanError(
                 f"{len(rows)} of {generated} generated events pass the selection (leading "
                 f"jet pT > {settings.trigger_pt} GeV): the masses {masses} or settings "
                 "cannot fill the trigger"
@@ -319,11 +331,11 @@ def simulate(
         passing, Pythia and FastJet versions, settings.
     """
     if events < 1:
-        raise ValueError(f"need at least 1 event, got {events}")
+        raise InputError(f"need at least 1 event, got {events}")
     if chunk_size < 1:
-        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
-    masses, settings = _check(masses), settings or SimulationSettings()
-    _require_mc()
+        raise InputError(f"chunk_size must be at least 1, got {chunk_size}")
+    masses, settings = check_masses(masses), settings or SimulationSettings()
+    require_mc()
     sizes = [chunk_size] * (events // chunk_size) + (
         [events % chunk_size] if events % chunk_size else []
     )

@@ -2,6 +2,8 @@ r"""Reading events from tabular files (CSV, Parquet, HDF5) through pandas."""
 
 from __future__ import annotations
 
+from ..exceptions import InputError
+
 __all__ = ["read_events", "read_table"]
 
 import os
@@ -29,13 +31,13 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
-        raise ValueError(f"{path}: unknown format {path.suffix!r}; use one of {sorted(_READERS)}")
+        raise InputError(f"{path}: unknown format {path.suffix!r}; use one of {sorted(_READERS)}")
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such data file")
     try:
         frame = reader(path)
     except Exception as e:  # pandas raises many types for unreadable files
-        raise ValueError(
+        raise InputError(
             f"{path}: cannot be read as {path.suffix} ({type(e).__name__}: {e})"
         ) from None
     if set(lhco.SCHEMA[:-1]) <= set(frame.columns):
@@ -68,13 +70,28 @@ def read_events(
         try:
             frame = frame.query(where)
         except Exception as e:  # pandas raises many types for a bad expression
-            raise ValueError(f"{path}: cannot select {where!r} ({type(e).__name__}: {e})") from None
+            raise InputError(f"{path}: cannot select {where!r} ({type(e).__name__}: {e})") from None
         if frame.empty:
-            raise ValueError(f"{path}: no events pass {where!r}")
+            raise InputError(f"{path}: no events pass {where!r}")
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"{path}: missing columns {missing}; it has {list(frame.columns)} "
             "(name the columns with --columns)"
         )
+    for column in columns:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        text = values.isna() & frame[column].notna()
+        if text.any() or frame[column].dtype == bool:
+            row = frame.index[text.to_numpy()][0] if text.any() else frame.index[0]
+            raise InputError(
+                f"{path}: column {column} holds {frame[column].loc[row]!r} at row {row}, "
+                "not a number"
+            )
+    derived = {v.name for v in lhco.OBSERVABLES} & set(columns)
+    if set(lhco.SCHEMA[:-1]) <= set(frame.columns) and derived:  # observables of the schema
+        try:
+            lhco.check_schema(frame)
+        except InputError as e:
+            raise InputError(f"{path}: {e}") from None
     return torch.tensor(frame[list(columns)].to_numpy(dtype="float64", copy=True))

@@ -1,0 +1,489 @@
+r"""The bad-input sweep: every case is one argv of the `flowscan` CLI (or one call of the
+Python API) that a physicist plausibly gets wrong, with the exit code it must give and a
+piece of the one-line message that must name the problem. No case may end in a
+traceback (exit code 3, "internal error") or in a silent result. The fixtures are tiny
+models and files, and no case starts a Dask cluster (an unreachable scheduler is given
+a 0.2 s timeout), so the module runs in well under a minute."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import Flat
+
+from flowscan import parallel
+from flowscan.cli import main
+from flowscan.exceptions import FitError, FlowscanError, InputError, ModelFileError
+from flowscan.flows import DensityModel, check_trained_range, torch_device, train
+from flowscan.scanner import (
+    MixtureLikelihood,
+    ParameterSpace,
+    bayesopt_scan,
+    coverage,
+    gradient_scan,
+    pseudo_experiments,
+)
+from flowscan.toys import MASS, BreitWigner, Exponential, lhco, read_events, training_set
+from flowscan.variables import Variable
+
+UNREACHABLE = "tcp://127.0.0.1:9"  # the discard port: nothing listens there
+
+
+def _model(exact, role: str | None, seed: int) -> DensityModel:
+    x, theta = training_set(exact, 2_000, seed=seed)
+    model = DensityModel([MASS], exact.theta_vars, hidden_features=(8, 8), role=role)
+    train(model, x, theta, epochs=1, batch_size=512, progress=False)
+    return model
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, str]:
+    r"""Tiny models of the toy and of LHCO, data files good and bad, by name."""
+    d = tmp_path_factory.mktemp("sweep")
+    paths = {}
+
+    def put(name: str) -> str:
+        paths[name] = str(d / name)
+        return paths[name]
+
+    _model(BreitWigner(), "signal", 1).save(put("sig.pt"))
+    _model(Exponential(), "background", 2).save(put("bkg.pt"))
+    _model(Exponential(), None, 3).save(put("norole.pt"))
+    m = np.random.default_rng(0).uniform(MASS.low, MASS.high, 300)
+    frames = {
+        "toy.csv": pd.DataFrame({"m": m}),
+        "two.csv": pd.DataFrame({"m": m, "x": m}),
+        "tev.csv": pd.DataFrame({"m": m / 1000}),
+        "nan.csv": pd.DataFrame({"m": np.r_[m[:-1], np.nan]}),
+        "empty.csv": pd.DataFrame({"m": []}),
+        "below.csv": pd.DataFrame({"m": np.r_[m, 50.0]}),
+        "const.csv": pd.DataFrame({"m": m, "tau": 170.0}),
+        "one.csv": pd.DataFrame({"m": m[:1]}),
+    }
+    for name, frame in frames.items():
+        frame.to_csv(put(name), index=False)
+    with open(put("text.csv"), "w") as f:
+        f.write("m\n450.0\n500.0\nabc\n")
+    with open(put("garbage.pt"), "wb") as f:
+        f.write(b"not a model")
+    with open(put("garbage.h5"), "wb") as f:
+        f.write(b"not HDF5")
+    with open(put("notes.txt"), "w") as f:
+        f.write("m\n450\n")
+    with open(put("a_file"), "w") as f:
+        f.write("x")
+    (d / "folder.h5").mkdir()
+    paths["folder.h5"] = str(d / "folder.h5")
+    torch.save({"weights": 1}, put("other.pt"))
+    blob = torch.load(paths["sig.pt"], weights_only=True)
+    torch.save(blob | {"version": 1}, put("v1.pt"))
+    broken = {k: v.clone() for k, v in blob["state_dict"].items()}
+    name = next(k for k, v in broken.items() if v.is_floating_point() and "hyper" in k)
+    broken[name][0] = float("nan")
+    torch.save(blob | {"state_dict": broken}, put("nan.pt"))
+    torch.save(blob | {"config": {"flow": "mog"}}, put("header.pt"))
+
+    # LHCO: a tiny background model and a tiny signal model of the masses.
+    frame = lhco.pseudo_data(400, 40, (3500.0, 500.0, 100.0), seed=1)
+    names = [v.name for v in lhco.OBSERVABLES]
+    x = torch.tensor(lhco.features(frame)[names].to_numpy())
+    qcd = DensityModel(lhco.OBSERVABLES, hidden_features=(8, 8), role="background")
+    train(qcd, x, epochs=1, batch_size=256, progress=False)
+    qcd.save(put("qcd.pt"))
+    xs, ms = lhco.training_set(5, seed=2)
+    sig = DensityModel(lhco.OBSERVABLES, lhco.MASSES, hidden_features=(8, 8), role="signal")
+    train(sig, torch.tensor(xs), torch.tensor(ms), epochs=1, batch_size=256, progress=False)
+    sig.save(put("zprime.pt"))
+    frame.to_hdf(put("lhco.h5"), key="df")
+    mev = frame.copy()
+    for c in lhco.SCHEMA[:-1]:
+        if not c.startswith("tau"):
+            mev[c] *= 1000
+    mev.to_hdf(put("mev.h5"), key="df")
+    bad = {
+        "tau1nan.h5": ("tau1j1", np.nan),
+        "tau1zero.h5": ("tau1j1", 0.0),
+        "tau2neg.h5": ("tau2j2", -0.1),
+        "tau21big.h5": ("tau2j1", 10.0),
+        "tau2zero.h5": ("tau2j1", 0.0),
+        "mnegative.h5": ("mj1", -5.0),
+        "pxinf.h5": ("pxj2", np.inf),
+        "label.h5": ("label", 2),
+    }
+    for name, (column, value) in bad.items():
+        broken = frame.copy()
+        broken.loc[7, column] = value
+        broken.to_hdf(put(name), key="df")
+    tail = frame.copy()
+    tail.loc[3, ["pzj1", "pzj2"]] = [9e4, -9e4]  # m_jj far beyond anything trained on
+    tail.to_hdf(put("tail.h5"), key="df")
+    return paths
+
+
+def _scan(f, *extra: str, data: str = "toy.csv") -> list[str]:
+    return ["scan", "--signal", f["sig.pt"], "--background", f["bkg.pt"], "--data", f[data], *extra]
+
+
+def _lhco(f, data: str, *extra: str) -> list[str]:
+    return ["scan", "--signal", f["zprime.pt"], "--background", f["qcd.pt"], "--data",
+            f[data], "--n-sig", "40", "--n-bkg", "400", "--method", "grid", "--grid", "2",
+            *extra]  # fmt: skip
+
+
+def _limits(f, *extra: str) -> list[str]:
+    return ["limits", "--signal", f["sig.pt"], "--background", f["bkg.pt"], "--data", f["toy.csv"],
+            "--jobs", "1", *extra]  # fmt: skip
+
+
+def _toys(f, truth: str = "n_sig=20,n_bkg=200,m_pole=450,gamma=40,tau=170", *extra: str):
+    return ["toys", "--signal", f["sig.pt"], "--background", f["bkg.pt"], "--truth", truth,
+            "--jobs", "1", *extra]  # fmt: skip
+
+
+def _train(f, *extra: str) -> list[str]:
+    return ["train", "--epochs", "1", "--hidden", "4", "--no-progress", *extra]
+
+
+AT = ["--at", "m_pole=450", "--at", "gamma=40"]
+
+# (id, argv from the files, exit code, a piece of the message on stderr)
+CASES = [
+    # the command line itself
+    ("no command", lambda f: [], 2, "required"),
+    ("unknown command", lambda f: ["frobnicate"], 2, "invalid choice"),
+    ("epochs zero", lambda f: ["demo", "--epochs", "0"], 2, "must be a positive integer"),
+    ("epochs text", lambda f: ["demo", "--epochs", "many"], 2, "must be an integer, got 'many'"),
+    ("seed text", lambda f: ["demo", "--seed", "x"], 2, "invalid int value"),
+    ("option twice", lambda f: ["demo", "--seed", "1", "--seed", "2"], 2, "given twice"),
+    ("no cuda", lambda f: ["demo", "--quick", "--device", "cuda", "--out", f["a_file"] + "x"], 2,
+     "no CUDA device"),
+    ("no such device", lambda f: ["demo", "--device", "tpu:0", "--out", f["a_file"] + "y"], 2,
+     "not a torch device"),
+    ("unknown flow", lambda f: ["demo", "--flow", "glow", "--out", f["a_file"] + "z"], 2,
+     "unknown flow 'glow'"),
+    ("demo out is a file", lambda f: ["demo", "--out", f["a_file"]], 2, "is an existing file"),
+    ("demo out under a file", lambda f: ["demo", "--out", f["a_file"] + "/run"], 2,
+     "cannot create the folder"),
+    # generate
+    ("generate negative", lambda f: ["generate", "--events", "-5", "--out", "x.h5"], 2,
+     "must be 0 or more"),
+    ("generate nothing", lambda f: ["generate", "--events", "0", "--out", "x.h5"], 2,
+     "nothing to generate"),
+    ("generate signal without masses", lambda f: ["generate", "--signal-events", "3", "--out",
+     "x.h5"], 2, "needs --masses"),
+    ("generate two masses", lambda f: ["generate", "--masses", "3500,500", "--out", "x.h5"], 2,
+     "takes m_zprime,m_x,m_y"),
+    ("generate text masses", lambda f: ["generate", "--masses", "a,b,c", "--out", "x.h5"], 2,
+     "takes m_zprime,m_x,m_y"),
+    ("generate closed decay", lambda f: ["generate", "--masses", "1000,800,300",
+     "--signal-events", "5", "--out", "x.h5"], 2, "m_Z' > m_X + m_Y"),
+    ("generate csv", lambda f: ["generate", "--events", "5", "--out", "x.csv"], 2,
+     "name a .h5 or .hdf5 file"),
+    ("generate into folder", lambda f: ["generate", "--events", "5", "--out", f["folder.h5"]], 2,
+     "is a folder"),
+    ("generate absurd", lambda f: ["generate", "--events", "10000000000000", "--out", "x.h5"], 2,
+     "GB of memory"),
+    # simulate
+    ("simulate qcd masses", lambda f: ["simulate", "--process", "qcd", "--masses",
+     "3500,500,100", "--out", "x.h5"], 2, "QCD background has no masses"),
+    ("simulate signal nothing", lambda f: ["simulate", "--process", "signal", "--out", "x.h5"],
+     2, "needs either --masses"),
+    ("simulate closed decay", lambda f: ["simulate", "--process", "signal", "--masses",
+     "1000,800,300", "--out", "x.h5"], 2, "m_Z' > m_X + m_Y"),
+    ("simulate csv", lambda f: ["simulate", "--process", "qcd", "--out", "x.csv"], 2,
+     "name a .h5 or .hdf5 file"),
+    ("simulate zero", lambda f: ["simulate", "--process", "qcd", "--events", "0", "--out",
+     "x.h5"], 2, "must be a positive integer"),
+    ("simulate grid syntax", lambda f: ["simulate", "--process", "signal", "--grid", "1;2",
+     "--out", "g"], 2, "takes MZ;MX;MY"),
+    ("simulate empty grid", lambda f: ["simulate", "--process", "signal", "--grid",
+     "3000;2500;100", "--out", "g"], 2, "has no point"),
+    ("simulate smearing", lambda f: ["simulate", "--process", "qcd", "--smearing", "-1",
+     "--out", "x.h5"], 2, "must be a number >= 0"),
+    ("simulate process", lambda f: ["simulate", "--process", "ttbar", "--out", "x.h5"], 2,
+     "invalid choice"),
+    ("simulate scheduler", lambda f: ["simulate", "--process", "qcd", "--events", "1",
+     "--scheduler", UNREACHABLE, "--out", f["a_file"] + ".h5"], 2, "cannot reach the Dask"),
+    # train
+    ("train no source", lambda f: _train(f), 2, "one of the arguments --data --generate"),
+    ("train missing file", lambda f: _train(f, "--data", "nowhere.csv", "--observables", "m"),
+     2, "no such data file"),
+    ("train unknown format", lambda f: _train(f, "--data", f["notes.txt"], "--observables",
+     "m"), 2, "unknown format '.txt'"),
+    ("train empty", lambda f: _train(f, "--data", f["empty.csv"], "--observables", "m"), 2,
+     "no events"),
+    ("train corrupt h5", lambda f: _train(f, "--data", f["garbage.h5"], "--observables", "m"),
+     2, "cannot be read as .h5"),
+    ("train bad where", lambda f: _train(f, "--data", f["toy.csv"], "--observables", "m",
+     "--where", "m >"), 2, "cannot select"),
+    ("train where keeps none", lambda f: _train(f, "--data", f["toy.csv"], "--observables",
+     "m", "--where", "m > 5000"), 2, "no events pass"),
+    ("train missing column", lambda f: _train(f, "--data", f["toy.csv"], "--observables",
+     "mass"), 2, "missing columns ['mass']"),
+    ("train text column", lambda f: _train(f, "--data", f["text.csv"], "--observables", "m"),
+     2, "holds 'abc' at row 2"),
+    ("train nan", lambda f: _train(f, "--data", f["nan.csv"], "--observables",
+     "m:100:1000"), 2, "NaN or inf"),
+    ("train outside window", lambda f: _train(f, "--data", f["below.csv"], "--observables",
+     "m:100:1000"), 2, "outside its support"),
+    ("train reversed bounds", lambda f: _train(f, "--data", f["toy.csv"], "--observables",
+     "m:1000:100"), 2, "must be below"),
+    ("train text bounds", lambda f: _train(f, "--data", f["toy.csv"], "--observables",
+     "m:a:b"), 2, "bounds must be numbers"),
+    ("train one bound", lambda f: _train(f, "--data", f["toy.csv"], "--observables", "m:1"),
+     2, "write name or name:low:high"),
+    ("train constant context", lambda f: _train(f, "--data", f["const.csv"], "--observables",
+     "m:100:1000", "--context", "tau"), 2, "takes the single value 170"),
+    ("train hidden text", lambda f: ["train", "--generate", "lhco-qcd", "--hidden", "a,b"], 2,
+     "--hidden takes"),
+    ("train hidden zero", lambda f: ["train", "--generate", "lhco-qcd", "--hidden", "0"], 2,
+     "positive layer sizes"),
+    ("train unknown flow", lambda f: _train(f, "--data", f["toy.csv"], "--observables",
+     "m:100:1000", "--flow", "glow"), 2, "unknown flow"),
+    ("train flow truncated", lambda f: _train(f, "--data", f["toy.csv"], "--observables",
+     "m:100:1000", "--flow", "nsf", "--preprocessing", "truncated"), 2, "real line"),
+    ("train unknown preprocessing", lambda f: _train(f, "--data", f["toy.csv"],
+     "--observables", "m:100:1000", "--preprocessing", "box"), 2, "unknown preprocessing"),
+    ("train lr", lambda f: _train(f, "--generate", "lhco-qcd", "--lr", "-1"), 2,
+     "must be a positive number"),
+    ("train batch", lambda f: _train(f, "--generate", "lhco-qcd", "--batch-size", "0"), 2,
+     "must be a positive integer"),
+    ("train qcd context", lambda f: _train(f, "--generate", "lhco-qcd", "--context", "m_x"), 2,
+     "QCD background has no parameters"),
+    ("train role clash", lambda f: _train(f, "--generate", "lhco-signal", "--role",
+     "background"), 2, "trains the signal model"),
+    ("train unknown role", lambda f: _train(f, "--generate", "lhco-qcd", "--role", "data"), 2,
+     "invalid choice"),
+    ("train generator observables", lambda f: _train(f, "--generate", "lhco-qcd",
+     "--observables", "m_jj"), 2, "the LHCO generator makes"),
+    ("train absurd", lambda f: _train(f, "--generate", "lhco-signal", "--events",
+     "100000000000"), 2, "GB of memory"),
+    ("train out is a file", lambda f: _train(f, "--data", f["toy.csv"], "--observables",
+     "m:100:1000", "--out", f["a_file"]), 2, "is an existing file"),
+    ("train one event", lambda f: _train(f, "--data", f["one.csv"], "--observables",
+     "m:100:1000"), 2, "too few events"),
+    ("train tau2 zero", lambda f: _train(f, "--data", f["tau2zero.h5"]), 2,
+     "tau2j1 = 0 (tau21 = 0"),
+    # scan: model files
+    ("scan missing model", lambda f: ["scan", "--signal", "nowhere.pt", "--background",
+     f["bkg.pt"], "--data", f["toy.csv"]], 2, "no such model file"),
+    ("scan corrupt model", lambda f: ["scan", "--signal", f["garbage.pt"], "--background",
+     f["bkg.pt"], "--data", f["toy.csv"]], 2, "not a readable flowscan model file"),
+    ("scan other pickle", lambda f: ["scan", "--signal", f["other.pt"], "--background",
+     f["bkg.pt"], "--data", f["toy.csv"]], 2, "not a flowscan model file"),
+    ("scan version 1", lambda f: ["scan", "--signal", f["v1.pt"], "--background", f["bkg.pt"],
+     "--data", f["toy.csv"]], 2, "model-file version 1"),
+    ("scan nan weights", lambda f: ["scan", "--signal", f["nan.pt"], "--background",
+     f["bkg.pt"], "--data", f["toy.csv"]], 2, "not finite"),
+    ("scan bad header", lambda f: ["scan", "--signal", f["header.pt"], "--background",
+     f["bkg.pt"], "--data", f["toy.csv"]], 2, "header does not describe a model"),
+    ("scan swapped", lambda f: ["scan", "--signal", f["bkg.pt"], "--background", f["sig.pt"],
+     "--data", f["toy.csv"]], 2, "swapped"),
+    ("scan same model", lambda f: ["scan", "--signal", f["norole.pt"], "--background",
+     f["norole.pt"], "--data", f["toy.csv"]], 2, "same model"),
+    ("scan model as data", lambda f: _scan(f, data="sig.pt"), 2, "unknown format '.pt'"),
+    # scan: options
+    ("scan unknown method", lambda f: _scan(f, "--method", "newton"), 2,
+     "unknown method(s) ['newton']"),
+    ("scan method twice", lambda f: _scan(f, "--method", "minuit,minuit"), 2, "given twice"),
+    ("scan missing column", lambda f: _scan(f, "--columns", "mass"), 2, "missing columns"),
+    ("scan column twice", lambda f: _scan(f, "--columns", "m,m"), 2, "given twice"),
+    ("scan too many columns", lambda f: _scan(f, "--columns", "m,x", data="two.csv"), 2,
+     "names 2 column(s)"),
+    ("scan start outside", lambda f: _scan(f, "--start", "m_pole=900"), 2,
+     "start m_pole = 900 GeV is outside"),
+    ("scan start unknown", lambda f: _scan(f, "--start", "mass=450"), 2, "are not parameters"),
+    ("scan start syntax", lambda f: _scan(f, "--start", "m_pole"), 2, "is not name=value"),
+    ("scan start twice", lambda f: _scan(f, "--start", "m_pole=400,m_pole=500"), 2,
+     "given twice"),
+    ("scan start nan", lambda f: _scan(f, "--start", "m_pole=nan"), 2, "is outside"),
+    ("scan fix unknown", lambda f: _scan(f, "--fix", "mass"), 2, "cannot fix ['mass']"),
+    ("scan fix all", lambda f: _scan(f, "--fix", "n_sig,n_bkg,m_pole,gamma,tau"), 2,
+     "every parameter"),
+    ("scan one yield", lambda f: _scan(f, "--n-sig", "10"), 2, "give both n_sig and n_bkg"),
+    ("scan negative yield", lambda f: _scan(f, "--n-sig", "-5", "--n-bkg", "100"), 2,
+     "must be a number of events >= 0"),
+    ("scan nan yield", lambda f: _scan(f, "--n-sig", "nan", "--n-bkg", "100"), 2,
+     "must be a number of events"),
+    ("scan zero background", lambda f: _scan(f, "--n-sig", "0", "--n-bkg", "0"), 2,
+     "n_bkg > 0"),
+    ("scan budget", lambda f: _scan(f, "--budget", "0"), 2, "must be a positive integer"),
+    ("scan grid", lambda f: _scan(f, "--grid", "0"), 2, "must be a positive integer"),
+    ("scan absurd grid", lambda f: _scan(f, "--method", "grid", "--grid", "100000"), 2,
+     "GB of memory"),
+    ("scan out is a file", lambda f: _scan(f, "--out", f["a_file"]), 2, "is an existing file"),
+    # scan: data
+    ("scan missing data", lambda f: ["scan", "--signal", f["sig.pt"], "--background",
+     f["bkg.pt"], "--data", "nowhere.csv"], 2, "no such data file"),
+    ("scan TeV", lambda f: _scan(f, data="tev.csv"), 2, "outside its support"),
+    ("scan nan data", lambda f: _scan(f, data="nan.csv"), 2, "NaN or inf"),
+    ("scan empty data", lambda f: _scan(f, data="empty.csv"), 2, "no events"),
+    ("scan text data", lambda f: _scan(f, data="text.csv"), 2, "not a number"),
+    ("scan bad where", lambda f: _scan(f, "--where", "m >"), 2, "cannot select"),
+    ("lhco MeV", lambda f: _lhco(f, "mev.h5"), 2, "median m_jj"),
+    ("lhco swapped columns", lambda f: _lhco(f, "lhco.h5", "--columns",
+     "m_j1,m_jj,delta_m,tau21_j1,tau21_j2"), 2, "median m_jj"),
+    ("lhco tau1 nan", lambda f: _lhco(f, "tau1nan.h5"), 2, "tau1j1 not finite (first at row 7"),
+    ("lhco tau1 zero", lambda f: _lhco(f, "tau1zero.h5"), 2, "tau1j1 <= 0 (first at row 7"),
+    ("lhco tau2 negative", lambda f: _lhco(f, "tau2neg.h5"), 2, "tau2j2 < 0"),
+    ("lhco tau21 above 1", lambda f: _lhco(f, "tau21big.h5"), 2, "tau21 > 1"),
+    ("lhco tau2 zero", lambda f: _lhco(f, "tau2zero.h5"), 2, "tau2j1 = 0 (tau21 = 0"),
+    ("lhco mass negative", lambda f: _lhco(f, "mnegative.h5"), 2, "mj1 <= 0"),
+    ("lhco momentum inf", lambda f: _lhco(f, "pxinf.h5"), 2, "pxj2 not finite"),
+    ("lhco label", lambda f: _lhco(f, "label.h5"), 2, "label other than 0 or 1"),
+    ("lhco tau2 zero selected out", lambda f: _lhco(f, "tau2zero.h5", "--where",
+     "tau2j1 > 0 and tau2j2 > 0"), 0, ""),
+    ("lhco tail", lambda f: _lhco(f, "tail.h5"), 0, "events have m_jj above the largest value"),
+    ("yields far from the data", lambda f: _scan(f, "--n-sig", "3000", "--n-bkg", "30000",
+     "--method", "grid", "--grid", "2"), 0, "more than 5 sqrt(N) apart"),
+    # limits
+    ("limits empty range", lambda f: _limits(f, "--at", "m_pole=300:700:0", "--at",
+     "gamma=40"), 2, "is not name=low:high:count"),
+    ("limits outside", lambda f: _limits(f, "--at", "m_pole=900", "--at", "gamma=40"), 2,
+     "m_pole = 900 GeV is outside the trained range"),
+    ("limits missing parameter", lambda f: _limits(f, "--at", "m_pole=450"), 2,
+     "missing ['gamma']"),
+    ("limits parameter twice", lambda f: _limits(f, *AT, "--at", "m_pole=500"), 2,
+     "given twice"),
+    ("limits unknown parameter", lambda f: _limits(f, *AT, "--at", "mass=1"), 2,
+     "unknown ['mass']"),
+    ("limits fix signal", lambda f: _limits(f, *AT, "--fix", "m_pole"), 2,
+     "only background parameters"),
+    ("limits cl", lambda f: _limits(f, *AT, "--cl", "1.5"), 2, "strictly between 0 and 1"),
+    ("limits method", lambda f: _limits(f, *AT, "--method", "bayes"), 2, "invalid choice"),
+    ("limits start outside", lambda f: _limits(f, *AT, "--start", "tau=500"), 2, "is outside"),
+    ("limits jobs", lambda f: _limits(f, *AT, "--jobs", "0"), 2, "must be a positive integer"),
+    ("limits scheduler", lambda f: _limits(f, *AT, "--scheduler", UNREACHABLE), 2,
+     "cannot reach the Dask scheduler"),
+    ("limits absurd asimov", lambda f: _limits(f, *AT, "--asimov-events", "100000000000"), 2,
+     "GB of memory"),
+    ("limits swapped", lambda f: ["limits", "--signal", f["bkg.pt"], "--background",
+     f["sig.pt"], "--data", f["toy.csv"], *AT], 2, "swapped"),
+    # toys
+    ("toys missing truth", lambda f: _toys(f, "n_sig=20"), 2, "missing"),
+    ("toys truth outside", lambda f: _toys(f, "n_sig=20,n_bkg=200,m_pole=900,gamma=40,tau=170"),
+     2, "m_pole = 900 GeV is outside the trained range"),
+    ("toys negative yield", lambda f: _toys(f, "n_sig=-1,n_bkg=200,m_pole=450,gamma=40,tau=170"),
+     2, "yields must be >= 0"),
+    ("toys truth twice", lambda f: _toys(f, "n_sig=1,n_sig=2,n_bkg=200,m_pole=450,gamma=40,"
+     "tau=170"), 2, "given twice"),
+    ("toys truth text", lambda f: _toys(f, "n_sig=many"), 2, "is not name=value"),
+    ("toys bootstrap without samples", lambda f: _toys(f, "n_sig=20,n_bkg=200,m_pole=450,"
+     "gamma=40,tau=170", "--generator", "bootstrap"), 2, "needs --samples"),
+    ("toys one sample", lambda f: _toys(f, "n_sig=20,n_bkg=200,m_pole=450,gamma=40,tau=170",
+     "--generator", "bootstrap", "--samples", f["toy.csv"]), 2, "takes two files"),
+    ("toys breit-wigner for lhco", lambda f: ["toys", "--signal", f["zprime.pt"],
+     "--background", f["qcd.pt"], "--truth", "n_sig=1,n_bkg=1,m_zprime=3500,m_x=500,m_y=100",
+     "--generator", "breit-wigner"], 2, "needs models of"),
+    ("toys zero", lambda f: _toys(f, "n_sig=20,n_bkg=200,m_pole=450,gamma=40,tau=170",
+     "--toys", "0"), 2, "must be a positive integer"),
+    ("toys fix unknown", lambda f: _toys(f, "n_sig=20,n_bkg=200,m_pole=450,gamma=40,tau=170",
+     "--fix", "mass"), 2, "cannot fix"),
+    ("toys swapped", lambda f: ["toys", "--signal", f["bkg.pt"], "--background", f["sig.pt"],
+     "--truth", "n_sig=20,n_bkg=200,m_pole=450,gamma=40,tau=170"], 2, "swapped"),
+    ("toys scheduler", lambda f: _toys(f, "n_sig=20,n_bkg=200,m_pole=450,gamma=40,tau=170",
+     "--scheduler", UNREACHABLE), 2, "cannot reach the Dask scheduler"),
+    ("toys absurd", lambda f: _toys(f, "n_sig=20,n_bkg=200,m_pole=450,gamma=40,tau=170",
+     "--toys", "1000000000000"), 2, "GB of memory"),
+    # validate
+    ("validate missing model", lambda f: ["validate", "nowhere.pt", "--reference",
+     "breit-wigner"], 2, "no such model file"),
+    ("validate missing reference", lambda f: ["validate", f["bkg.pt"], "--reference",
+     "nowhere.csv"], 2, "no such data file"),
+    ("validate breit-wigner for lhco", lambda f: ["validate", f["qcd.pt"], "--reference",
+     "breit-wigner"], 2, "the breit-wigner reference draws"),
+    ("validate lhco for the toy", lambda f: ["validate", f["bkg.pt"], "--reference", "lhco",
+     "--theta", "tau=170"], 2, "the lhco reference makes"),
+    ("validate theta outside", lambda f: ["validate", f["sig.pt"], "--reference",
+     "breit-wigner", "--theta", "m_pole=900,gamma=40"], 2, "outside the trained range"),
+    ("validate theta missing", lambda f: ["validate", f["sig.pt"], "--reference",
+     "breit-wigner", "--theta", "m_pole=450"], 2, "must give exactly"),
+    ("validate unconditional theta", lambda f: ["validate", f["qcd.pt"], "--reference", "lhco",
+     "--theta", "m_x=500"], 2, "unconditional"),
+    ("validate events", lambda f: ["validate", f["bkg.pt"], "--reference", "breit-wigner",
+     "--events", "0"], 2, "must be a positive integer"),
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _short_timeouts(monkeypatch, tmp_path):
+    monkeypatch.setattr(parallel, "SCHEDULER_TIMEOUT", 0.2)
+    monkeypatch.chdir(tmp_path)  # relative --out paths land in a fresh folder
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_command_line(files, argv, code, message, capsys):
+    try:
+        got = main(argv(files))
+    except SystemExit as e:  # argparse refuses the command line itself
+        got = e.code
+    err = capsys.readouterr().err
+    assert "internal error" not in err and "Traceback" not in err
+    assert got == code, err
+    assert message in err
+    if code == 2:  # one line naming the problem (argparse adds its usage line)
+        assert len([line for line in err.splitlines() if "error" in line]) == 1, err
+
+
+def _events(n: int = 50) -> torch.Tensor:
+    return torch.linspace(MASS.low + 1, MASS.high - 1, n, dtype=torch.float64)[:, None]
+
+
+API = [
+    ("one yield", lambda f: MixtureLikelihood(BreitWigner(), Exponential(), _events(), 10),
+     InputError, "give both n_sig and n_bkg"),
+    ("corrupt model", lambda f: DensityModel.load(f["garbage.pt"]), ModelFileError,
+     "not a readable flowscan model file"),
+    ("no observables", lambda f: DensityModel([]), InputError, "at least one observable"),
+    ("unknown role", lambda f: DensityModel([MASS], role="data"), InputError, "unknown role"),
+    ("events outside", lambda f: DensityModel.load(f["bkg.pt"]).log_prob(
+     torch.tensor([[50.0]]), torch.tensor([170.0])), InputError, "outside its support"),
+    ("theta nan", lambda f: DensityModel.load(f["bkg.pt"]).log_prob(_events(), torch.tensor(
+     [math.nan])), InputError, "NaN or inf"),
+    ("nll at nan", lambda f: MixtureLikelihood(BreitWigner(), Exponential(), _events(), 5, 45)(
+     torch.tensor([450.0, math.nan, 170.0])), FitError, "not finite"),
+    ("negative signal", lambda f: MixtureLikelihood(BreitWigner(), Exponential(),
+     torch.tensor([[455.0]]), negative_signal=True)(torch.tensor([-1.0, 0.1, 455.0, 30.0,
+     170.0])), FitError, "n_sig is too negative"),
+    ("both yields zero", lambda f: MixtureLikelihood(BreitWigner(), Exponential(), _events())(
+     torch.tensor([0.0, 0.0, 455.0, 30.0, 170.0])), FitError, "both yields are 0"),
+    ("start outside", lambda f: ParameterSpace(BreitWigner.theta_vars, [900.0, 40.0]),
+     InputError, "is outside"),
+    ("reversed variable", lambda f: Variable("m", "GeV", 10.0, 1.0), InputError,
+     "must be below"),
+    ("training theta shape", lambda f: train(DensityModel([MASS], Exponential.theta_vars),
+     _events(), torch.ones(3, 1), progress=False), InputError, "theta must have shape (50, 1)"),
+    ("truth outside", lambda f: pseudo_experiments(BreitWigner(), Exponential(), {"n_sig": 1.0,
+     "n_bkg": 1.0, "m_pole": 900.0, "gamma": 40.0, "tau": 170.0}, 2, progress=False),
+     InputError, "outside the trained range"),
+    ("same density twice", lambda f: MixtureLikelihood(*[DensityModel.load(f["norole.pt"])] * 2,
+     _events()), ModelFileError, "same model"),
+    ("generate nothing", lambda f: lhco.generate(0), InputError, "need n >= 1"),
+    ("bad selection", lambda f: read_events(f["toy.csv"], ["m"], "m >"), InputError,
+     "cannot select"),
+    ("descents", lambda f: gradient_scan(Flat().log_prob, ParameterSpace(
+     BreitWigner.theta_vars), descents=0), InputError, "descents must be at least 1"),
+    ("bayesopt budget", lambda f: bayesopt_scan(Flat().log_prob, ParameterSpace(
+     BreitWigner.theta_vars), 0), InputError, "must be positive"),
+    ("coverage shapes", lambda f: coverage(np.ones(3), np.ones(2), 1.0), InputError,
+     "equal 1D arrays"),
+    ("unreachable scheduler", lambda f: parallel.dask_client(scheduler=UNREACHABLE,
+     timeout=0.2).__enter__(), InputError, "cannot reach the Dask scheduler"),
+    ("MeV against the models", lambda f: check_trained_range(1000 * read_events(f["lhco.h5"],
+     [v.name for v in lhco.OBSERVABLES]), None, DensityModel.load(f["qcd.pt"])), InputError,
+     "median m_jj"),
+    ("cuda", lambda f: torch_device("cuda"), InputError, "no CUDA device"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"), [c[1:] for c in API], ids=[c[0] for c in API]
+)
+def test_python_api(files, call, error, message):
+    with pytest.raises(error) as info:
+        call(files)
+    assert isinstance(info.value, FlowscanError) and message in str(info.value)
