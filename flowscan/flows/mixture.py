@@ -37,8 +37,9 @@ def log_normal_mass(alpha: Tensor, beta: Tensor) -> Tensor:
     gradients stay finite where an end is infinite.
 
     Example:
-        >>> log_normal_mass(torch.tensor([-1.0, 30.0, -math.inf]), torch.tensor([1.0, 31.0, 0.0]))
-        tensor([ -0.3830, -454.9634,   -0.6931])
+        >>> a, b = torch.tensor([-1.0, 30.0, -math.inf]), torch.tensor([1.0, 31.0, 0.0])
+        >>> log_normal_mass(a, b)  # log 0.6827, 30 sigma into the tail, log 1/2
+        tensor([-3.8172e-01, -4.5432e+02, -6.9315e-01])
     """
     dtype = torch.promote_types(alpha.dtype, beta.dtype)
     alpha, beta = torch.broadcast_tensors(alpha.double(), beta.double())
