@@ -109,7 +109,7 @@ def fit_toy(
     r"""Gradient scan of (m_pole, gamma, tau) on events `x`. Flows are evaluated in a
     float64 copy (see the README on precision); parameter bounds are the toy's ranges."""
     signal, background = (
-        copy.deepcopy(d).double().requires_grad_(False) if isinstance(d, DensityModel) else d
+        copy.deepcopy(d).for_fit() if isinstance(d, DensityModel) else d
         for d in (signal, background)
     )
     nll = MixtureLikelihood(signal, background, x.to(config.device), config.n_sig, config.n_bkg)

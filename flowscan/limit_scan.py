@@ -153,7 +153,7 @@ def run_limits(
         raise InputError(f"unknown method {method!r}; choose asymptotic or toys")
     check_memory(asimov_events, 2_000, "--asimov-events")
     check_memory(toys, 1_000, "--toys")
-    sig, bkg = (DensityModel.load(p).double().requires_grad_(False) for p in (signal, background))
+    sig, bkg = (DensityModel.load(p).for_fit() for p in (signal, background))
     check_model_pair(sig, bkg)
     names = [v.name for v in sig.theta_vars]
     missing, unknown = sorted(set(names) - set(at)), sorted(set(at) - set(names))

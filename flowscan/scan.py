@@ -105,7 +105,7 @@ def run_scan(
     unknown = sorted(set(methods) - set(METHODS))
     if unknown or not methods:
         raise InputError(f"unknown method(s) {unknown or methods}; choose from {METHODS} or 'all'")
-    sig, bkg = (DensityModel.load(p).double().requires_grad_(False) for p in (signal, background))
+    sig, bkg = (DensityModel.load(p).for_fit() for p in (signal, background))
     observables = [v.name for v in sig.observables]
     columns = list(columns or observables)
     if len(columns) != len(observables):

@@ -89,7 +89,7 @@ def run_toys(
     """
     from . import plots
 
-    sig, bkg = (DensityModel.load(p).double().requires_grad_(False) for p in (signal, background))
+    sig, bkg = (DensityModel.load(p).for_fit() for p in (signal, background))
     columns = list(columns or [v.name for v in sig.observables])
     draw = _generator(generator, sig, samples, columns)
     null_toys = toys if null_toys is None else null_toys

@@ -316,6 +316,12 @@ class DensityModel(nn.Module):
             x = x.expand(*batch, x.shape[-1])
         return self(theta).log_prob(x)
 
+    def for_fit(self) -> DensityModel:
+        r"""The model as fits use it, in place: float64 (the README's "Precision of fits")
+        and without weight gradients (a fit differentiates with respect to theta only).
+        Returns the model."""
+        return self.double().requires_grad_(False)
+
     @torch.no_grad()
     def sample(self, n: int, theta: Tensor | None = None, seed: int | None = None) -> Tensor:
         r"""Draws `n` events at one theta `(D,)`; returns shape `(n, F)` in observable units."""
