@@ -26,9 +26,9 @@ import time
 import numpy as np
 import torch
 
-from flowscan.demo import DemoConfig, fit_toy, train_toy_flows
+from flowscan.samples import BreitWigner, Exponential, pseudo_data
 from flowscan.scanner import covariance
-from flowscan.toys import BreitWigner, Exponential, pseudo_data
+from flowscan.studies import bump_hunt
 
 POINTS = [
     (350.0, 25.0, 130.0),
@@ -52,8 +52,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kl-events", type=int, default=200_000)
     args = parser.parse_args()
-    config = DemoConfig(seed=args.seed)
-    signal, background, seconds = train_toy_flows(config, progress=False)
+    config = bump_hunt.BumpHuntConfig(seed=args.seed)
+    signal, background, seconds = bump_hunt.train_flows(config, progress=False)
     print(f"trained flows in {seconds['train_signal']:.0f} s + {seconds['train_background']:.0f} s")
 
     names = ["m_pole", "gamma", "tau"]
@@ -69,10 +69,10 @@ def main() -> None:
         truth = torch.tensor(point, dtype=torch.float64)
         x = pseudo_data(truth[:2], truth[2:], config.n_sig, config.n_bkg, seed=100 + k)
         t0 = time.perf_counter()
-        _, flow = fit_toy(signal, background, x, config)
+        _, flow = bump_hunt.fit(signal, background, x, config)
         fit_seconds = time.perf_counter() - t0
-        nll_exact, exact = fit_toy(BreitWigner(), Exponential(), x, config)
-        _, sig_only = fit_toy(signal, Exponential(), x, config)
+        nll_exact, exact = bump_hunt.fit(BreitWigner(), Exponential(), x, config)
+        _, sig_only = bump_hunt.fit(signal, Exponential(), x, config)
         sigma = np.sqrt(np.diag(covariance(nll_exact, exact.theta)))
         kl_s = held_out_kl(BreitWigner(), signal, truth[:2], args.kl_events, seed=200 + k)
         kl_b = held_out_kl(Exponential(), background, truth[2:], args.kl_events, seed=300 + k)

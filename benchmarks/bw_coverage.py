@@ -28,19 +28,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from flowscan.demo import DemoConfig, train_toy_flows
-from flowscan.flows import DensityModel
+from flowscan.flows import Architecture, DensityModel
 from flowscan.parallel import dask_client, map_tasks
-from flowscan.scanner import (
-    Density,
-    MixtureLikelihood,
-    ParameterSpace,
-    pseudo_dataset,
-    pseudo_experiments,
-    toy_seed,
-    upper_limit,
-)
-from flowscan.toys import BreitWigner, Exponential
+from flowscan.samples import BreitWigner, Exponential
+from flowscan.scanner import Density, MixtureLikelihood, ParameterSpace
+from flowscan.stats import pseudo_dataset, pseudo_experiments, toy_seed, upper_limit
+from flowscan.studies import bump_hunt
 
 
 @dataclass(frozen=True)
@@ -92,14 +85,14 @@ def main() -> None:
         signal, background = (DensityModel.load(p) for p in (args.signal, args.background))
     else:
         t0 = time.perf_counter()
-        config = DemoConfig(
+        config = bump_hunt.BumpHuntConfig(
             n_train=args.train_events,
             epochs=args.epochs,
             batch_size=args.batch_size,
-            flow=args.flow,
+            architecture=Architecture(args.flow),
             seed=args.seed,
         )
-        signal, background, _ = train_toy_flows(config, progress=False)
+        signal, background, _ = bump_hunt.train_flows(config, progress=False)
         print(
             f"trained the demo's flows on {args.train_events} events each in "
             f"{time.perf_counter() - t0:.0f} s"

@@ -25,9 +25,10 @@ import time
 import numpy as np
 import torch
 
-from flowscan.demo import DemoConfig, fit_toy, train_toy_flows
+from flowscan.flows import Architecture
+from flowscan.samples import MASS, BreitWigner, Exponential, pseudo_data
 from flowscan.scanner import covariance
-from flowscan.toys import MASS, BreitWigner, Exponential, pseudo_data
+from flowscan.studies import bump_hunt
 
 DISTANCES = (0.0, 0.001, 0.01, 0.1, 0.3, 1.0, 3.0, 10.0, 20.0)  # GeV inside an edge
 SETTINGS = {200_000: (1024, 20), 4_000_000: (4096, 10)}  # events: (batch size, epochs)
@@ -58,7 +59,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     batch, epochs = SETTINGS.get(args.train_events, (1024, 20))
-    base = DemoConfig(seed=args.seed)
+    base = bump_hunt.BumpHuntConfig(seed=args.seed)
     truth = torch.tensor(list(base.truth.values()), dtype=torch.float64)
     x = pseudo_data(truth[:2], truth[2:], base.n_sig, base.n_bkg, seed=base.seed + 3)
     rounded = x.round()
@@ -68,26 +69,26 @@ def main() -> None:
     )
 
     def shifts(signal, background) -> np.ndarray:
-        _, fit = fit_toy(signal, background, x, base)
-        _, fit_r = fit_toy(signal, background, rounded, base)
+        _, fit = bump_hunt.fit(signal, background, x, base)
+        _, fit_r = bump_hunt.fit(signal, background, rounded, base)
         return fit_r.theta - fit.theta
 
-    nll_exact, fit_exact = fit_toy(BreitWigner(), Exponential(), x, base)
+    nll_exact, fit_exact = bump_hunt.fit(BreitWigner(), Exponential(), x, base)
     sigma = np.sqrt(np.diag(covariance(nll_exact, fit_exact.theta)))
     exact_shift = shifts(BreitWigner(), Exponential()) / sigma
 
     head = " ".join(f"{d:g}" for d in DISTANCES)
     rows = []
     for prep in args.preprocessing.split(","):
-        config = DemoConfig(
+        config = bump_hunt.BumpHuntConfig(
             seed=args.seed,
             n_train=args.train_events,
             batch_size=batch,
             epochs=epochs,
-            preprocessing=prep,
+            architecture=Architecture(preprocessing=prep),
         )
         t0 = time.perf_counter()
-        signal, background, _ = train_toy_flows(config, progress=False)
+        signal, background, _ = bump_hunt.train_flows(config, progress=False)
         seconds = time.perf_counter() - t0
         for name, model, exact, theta in [
             ("signal", signal, BreitWigner(), truth[:2]),

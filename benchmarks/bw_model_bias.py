@@ -24,7 +24,7 @@ import time
 import torch
 
 from flowscan.flows import DensityModel, train
-from flowscan.toys import MASS, Exponential, training_set
+from flowscan.samples import MASS, Exponential, training_set
 
 TAUS = (110.0, 140.0, 170.0, 200.0, 230.0, 260.0, 290.0)
 SETTINGS = {200_000: (1024, 20), 4_000_000: (4096, 10)}  # events: (batch size, epochs)

@@ -27,11 +27,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flowscan.demo import DemoConfig, train_toy_flows
 from flowscan.flows import DensityModel
-from flowscan.scan import METHODS, optimizer
-from flowscan.scanner import MixtureLikelihood, ParameterSpace, covariance, minuit_scan
-from flowscan.toys import BreitWigner, Exponential, pseudo_data
+from flowscan.samples import BreitWigner, Exponential, pseudo_data
+from flowscan.scanner import (
+    METHODS,
+    MixtureLikelihood,
+    ParameterSpace,
+    covariance,
+    minuit_scan,
+    optimizer,
+)
+from flowscan.studies import bump_hunt
 
 TARGET = 0.1  # NLL units above the best found
 
@@ -51,12 +57,12 @@ def main() -> None:
     parser.add_argument("--random", type=int, default=512, help="random-scan evaluations")
     parser.add_argument("--grid", type=int, default=11, help="grid points per parameter")
     args = parser.parse_args()
-    config = DemoConfig()
+    config = bump_hunt.BumpHuntConfig()
     if args.models:
         signal = DensityModel.load(args.models / "signal.pt")
         background = DensityModel.load(args.models / "background.pt")
     else:
-        signal, background, seconds = train_toy_flows(config, progress=False)
+        signal, background, seconds = bump_hunt.train_flows(config, progress=False)
         print(f"trained flows in {seconds['signal']:.0f} s + {seconds['background']:.0f} s")
     signal, background = signal.double().eval(), background.double().eval()
     truth = torch.tensor(list(config.truth.values()), dtype=torch.float64)

@@ -24,10 +24,10 @@ import timeit
 
 import torch
 
-from flowscan.flows import DensityModel, train
+from flowscan import Variable
+from flowscan.flows import Architecture, DensityModel, train
+from flowscan.samples import lhco
 from flowscan.scanner import MixtureLikelihood, ParameterSpace, minuit_scan
-from flowscan.toys import lhco
-from flowscan.train import parse_variables
 
 NAMES = [v.name for v in lhco.OBSERVABLES]
 TRUTH = (3500.0, 500.0, 100.0)
@@ -71,10 +71,12 @@ def main() -> None:
         flow, transforms, hidden = spec.split(":")
         signal = DensityModel(
             lhco.OBSERVABLES,
-            parse_variables([v.name for v in lhco.MASSES], context=True),
-            flow=flow,
-            transforms=int(transforms),
-            hidden_features=[int(h) for h in hidden.split(",")],
+            [Variable(v.name, v.unit) for v in lhco.MASSES],
+            Architecture(
+                flow=flow,
+                transforms=int(transforms),
+                hidden_features=[int(h) for h in hidden.split(",")],
+            ),
         )
         t0 = time.perf_counter()
         history = train(signal, x, theta, epochs=args.epochs, progress=False)

@@ -26,9 +26,9 @@ import torch
 from scipy import stats
 
 from flowscan import Variable
-from flowscan.flows import DensityModel, train
+from flowscan.flows import Architecture, DensityModel, train
+from flowscan.samples import lhco
 from flowscan.scanner import MixtureLikelihood, ParameterSpace, minuit_scan
-from flowscan.toys import lhco
 
 NAMES = [v.name for v in lhco.OBSERVABLES]
 
@@ -66,9 +66,11 @@ def main() -> None:
     signal = DensityModel(
         lhco.OBSERVABLES,
         [Variable(v.name, v.unit) for v in lhco.MASSES],
-        flow=flow,
-        transforms=int(transforms),
-        hidden_features=[int(h) for h in hidden.split(",")],
+        Architecture(
+            flow=flow,
+            transforms=int(transforms),
+            hidden_features=[int(h) for h in hidden.split(",")],
+        ),
     )
     train(signal, x, theta, epochs=args.epochs, progress=False)
     if args.background_model:

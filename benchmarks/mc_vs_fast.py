@@ -33,12 +33,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from flowscan.flows import DensityModel, compare, train
+from flowscan.flows import DensityModel, train
 from flowscan.parallel import dask_client
 from flowscan.plots import plot_marginals
+from flowscan.samples import lhco
+from flowscan.samples.simulation import SimulationSettings, simulate
 from flowscan.scanner import ParameterSpace, minuit_scan
-from flowscan.toys import lhco
-from flowscan.toys.simulation import SimulationSettings, simulate
+from flowscan.validation import compare
 
 POINTS = {
     "signal 3500,500,100": (3500.0, 500.0, 100.0),

@@ -43,28 +43,22 @@ import numpy as np
 import pandas as pd
 import torch
 
-from flowscan.demo import DemoConfig, train_toy_flows
-from flowscan.flows import DensityModel, train
-from flowscan.runinfo import versions, write_json
-from flowscan.scanner import (
-    MixtureLikelihood,
-    ParameterSpace,
-    covariance,
-    gradient_scan,
-    pseudo_dataset,
-    toy_seed,
-)
-from flowscan.toys import BreitWigner, Exponential, lhco
-from flowscan.validate import validation_table
+from flowscan.flows import Architecture, DensityModel, train
+from flowscan.io import versions, write_json
+from flowscan.samples import BreitWigner, Exponential, lhco
+from flowscan.scanner import MixtureLikelihood, ParameterSpace, covariance, gradient_scan
+from flowscan.stats import pseudo_dataset, toy_seed
+from flowscan.studies import bump_hunt
+from flowscan.validation import validation_table
 
 FAMILIES = ["nsf", "maf", "realnvp", "coupling-nsf", "mog", "mog+logit", "mog+response"]
 BW_TRUTH = [400.0, 10_000.0, 455.0, 33.0, 170.0]  # n_sig, n_bkg, m_pole, gamma, tau
 LHCO_POINTS = {"grid": (3500.0, 500.0, 100.0), "off-grid": (3700.0, 600.0, 150.0)}
 
 
-def _family(name: str) -> dict[str, str | None]:
+def _family(name: str) -> Architecture:
     flow, _, pre = name.partition("+")
-    return {"flow": flow, "preprocessing": pre or None}  # None: the family's default
+    return Architecture(flow, preprocessing=pre or None)  # None: the family's default
 
 
 def _metrics(model, exact, theta, events: int, seed: int, tag: str) -> pd.DataFrame:
@@ -111,10 +105,13 @@ def breit_wigner(families: list[str], args: argparse.Namespace) -> tuple[str, li
     ]
     tables = []
     for family in families:
-        config = DemoConfig(
-            n_train=args.train_events, epochs=args.epochs, seed=args.seed, **_family(family)
+        config = bump_hunt.BumpHuntConfig(
+            n_train=args.train_events,
+            epochs=args.epochs,
+            seed=args.seed,
+            architecture=_family(family),
         )
-        signal, background, seconds = train_toy_flows(config, progress=False)
+        signal, background, seconds = bump_hunt.train_flows(config, progress=False)
         sig = _metrics(signal, BreitWigner(), BW_TRUTH[2:4], args.events, args.seed, family)
         bkg = _metrics(background, Exponential(), BW_TRUTH[4:], args.events, args.seed, family)
         sig.insert(1, "density", "bw-signal")
@@ -176,7 +173,7 @@ def lhco_signal(families: list[str], args: argparse.Namespace) -> tuple[str, lis
     ]
     tables = []
     for family in families:
-        model = DensityModel(lhco.OBSERVABLES, lhco.MASSES, seed=args.seed, **_family(family))
+        model = DensityModel(lhco.OBSERVABLES, lhco.MASSES, _family(family), seed=args.seed)
         t0 = time.perf_counter()
         train(model, x, theta, epochs=args.lhco_epochs, seed=args.seed, progress=False)
         seconds = time.perf_counter() - t0

@@ -27,20 +27,20 @@ from collections.abc import Callable
 import torch
 
 from flowscan import Variable
-from flowscan.flows import DensityModel
+from flowscan.flows import Architecture, DensityModel
+from flowscan.samples import MASS, BreitWigner, Exponential, lhco
 from flowscan.scanner import MixtureLikelihood
-from flowscan.toys import MASS, BreitWigner, Exponential, lhco
 
 
 def _models(name: str) -> tuple[DensityModel, DensityModel]:
     if name == "toy":
         return (
-            DensityModel([MASS], BreitWigner.theta_vars, flow="nsf"),
-            DensityModel([MASS], Exponential.theta_vars, flow="nsf"),
+            DensityModel([MASS], BreitWigner.theta_vars, Architecture(flow="nsf")),
+            DensityModel([MASS], Exponential.theta_vars, Architecture(flow="nsf")),
         )
     size = {"flow": "nsf", "transforms": 5, "hidden_features": (128, 128)}
-    return DensityModel(lhco.OBSERVABLES, lhco.MASSES, **size), DensityModel(
-        lhco.OBSERVABLES, **size
+    return DensityModel(lhco.OBSERVABLES, lhco.MASSES, Architecture(**size)), DensityModel(
+        lhco.OBSERVABLES, (), Architecture(**size)
     )
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from scipy import stats
 
-from flowscan.flows import DensityModel, train
-from flowscan.toys import MASS, BreitWigner, Exponential, training_set
+from flowscan.flows import Architecture, DensityModel, train
+from flowscan.samples import MASS, BreitWigner, Exponential, training_set
 
 
 @pytest.fixture(scope="session")
@@ -15,7 +15,7 @@ def tiny_signal_flow() -> DensityModel:
     r"""A small conditional model of the default family (the Gaussian mixture) trained
     for ten epochs on 5k Breit-Wigner events (float32)."""
     x, theta = training_set(BreitWigner(), 5_000, seed=11)
-    model = DensityModel([MASS], BreitWigner.theta_vars, hidden_features=(16, 16))
+    model = DensityModel([MASS], BreitWigner.theta_vars, Architecture(hidden_features=(16, 16)))
     train(model, x, theta, epochs=10, batch_size=256, progress=False)
     return model.eval()
 
@@ -23,7 +23,7 @@ def tiny_signal_flow() -> DensityModel:
 @pytest.fixture(scope="session")
 def tiny_background_flow() -> DensityModel:
     x, theta = training_set(Exponential(), 5_000, seed=12)
-    model = DensityModel([MASS], Exponential.theta_vars, hidden_features=(16, 16))
+    model = DensityModel([MASS], Exponential.theta_vars, Architecture(hidden_features=(16, 16)))
     train(model, x, theta, epochs=10, batch_size=256, progress=False)
     return model.eval()
 

@@ -16,16 +16,11 @@ from conftest import Flat
 from flowscan import parallel
 from flowscan.cli import main
 from flowscan.exceptions import FitError, FlowscanError, InputError, ModelFileError
-from flowscan.flows import DensityModel, check_trained_range, torch_device, train
-from flowscan.scanner import (
-    MixtureLikelihood,
-    ParameterSpace,
-    bayesopt_scan,
-    coverage,
-    gradient_scan,
-    pseudo_experiments,
-)
-from flowscan.toys import MASS, BreitWigner, Exponential, lhco, read_events, training_set
+from flowscan.flows import Architecture, DensityModel, check_trained_range, torch_device, train
+from flowscan.io import read_events
+from flowscan.samples import MASS, BreitWigner, Exponential, lhco, training_set
+from flowscan.scanner import MixtureLikelihood, ParameterSpace, bayesopt_scan, gradient_scan
+from flowscan.stats import coverage, pseudo_experiments
 from flowscan.variables import Variable
 
 UNREACHABLE = "tcp://127.0.0.1:9"  # the discard port: nothing listens there
@@ -33,7 +28,7 @@ UNREACHABLE = "tcp://127.0.0.1:9"  # the discard port: nothing listens there
 
 def _model(exact, role: str | None, seed: int) -> DensityModel:
     x, theta = training_set(exact, 2_000, seed=seed)
-    model = DensityModel([MASS], exact.theta_vars, hidden_features=(8, 8), role=role)
+    model = DensityModel([MASS], exact.theta_vars, Architecture(hidden_features=(8, 8)), role=role)
     train(model, x, theta, epochs=1, batch_size=512, progress=False)
     return model
 
@@ -89,11 +84,15 @@ def files(tmp_path_factory) -> dict[str, str]:
     frame = lhco.pseudo_data(400, 40, (3500.0, 500.0, 100.0), seed=1)
     names = [v.name for v in lhco.OBSERVABLES]
     x = torch.tensor(lhco.features(frame)[names].to_numpy())
-    qcd = DensityModel(lhco.OBSERVABLES, hidden_features=(8, 8), role="background")
+    qcd = DensityModel(
+        lhco.OBSERVABLES, (), Architecture(hidden_features=(8, 8)), role="background"
+    )
     train(qcd, x, epochs=1, batch_size=256, progress=False)
     qcd.save(put("qcd.pt"))
     xs, ms = lhco.training_set(5, seed=2)
-    sig = DensityModel(lhco.OBSERVABLES, lhco.MASSES, hidden_features=(8, 8), role="signal")
+    sig = DensityModel(
+        lhco.OBSERVABLES, lhco.MASSES, Architecture(hidden_features=(8, 8)), role="signal"
+    )
     train(sig, torch.tensor(xs), torch.tensor(ms), epochs=1, batch_size=256, progress=False)
     sig.save(put("zprime.pt"))
     frame.to_hdf(put("lhco.h5"), key="df")
@@ -207,7 +206,7 @@ CASES = [
     ("simulate scheduler", lambda f: ["simulate", "--process", "qcd", "--events", "1",
      "--scheduler", UNREACHABLE, "--out", f["a_file"] + ".h5"], 2, "cannot reach the Dask"),
     # train
-    ("train no source", lambda f: _train(f), 2, "one of the arguments --data --generate"),
+    ("train no source", lambda f: _train(f), 2, "one of the arguments --data --sampler/--generate"),
     ("train missing file", lambda f: _train(f, "--data", "nowhere.csv", "--observables", "m"),
      2, "no such data file"),
     ("train unknown format", lambda f: _train(f, "--data", f["notes.txt"], "--observables",
@@ -251,13 +250,13 @@ CASES = [
     ("train batch", lambda f: _train(f, "--generate", "lhco-qcd", "--batch-size", "0"), 2,
      "must be a positive integer"),
     ("train qcd context", lambda f: _train(f, "--generate", "lhco-qcd", "--context", "m_x"), 2,
-     "QCD background has no parameters"),
+     "the lhco background has no parameters"),
     ("train role clash", lambda f: _train(f, "--generate", "lhco-signal", "--role",
      "background"), 2, "trains the signal model"),
     ("train unknown role", lambda f: _train(f, "--generate", "lhco-qcd", "--role", "data"), 2,
      "invalid choice"),
     ("train generator observables", lambda f: _train(f, "--generate", "lhco-qcd",
-     "--observables", "m_jj"), 2, "the LHCO generator makes"),
+     "--observables", "m_jj"), 2, "the lhco sampler makes"),
     ("train absurd", lambda f: _train(f, "--generate", "lhco-signal", "--events",
      "100000000000"), 2, "GB of memory"),
     ("train out is a file", lambda f: _train(f, "--data", f["toy.csv"], "--observables",
@@ -376,7 +375,7 @@ CASES = [
      "--generator", "bootstrap", "--samples", f["toy.csv"]), 2, "takes two files"),
     ("toys breit-wigner for lhco", lambda f: ["toys", "--signal", f["zprime.pt"],
      "--background", f["qcd.pt"], "--truth", "n_sig=1,n_bkg=1,m_zprime=3500,m_x=500,m_y=100",
-     "--generator", "breit-wigner"], 2, "needs models of"),
+     "--generator", "breit-wigner"], 2, "breit-wigner draws ['m'] given"),
     ("toys zero", lambda f: _toys(f, "n_sig=20,n_bkg=200,m_pole=450,gamma=40,tau=170",
      "--toys", "0"), 2, "must be a positive integer"),
     ("toys fix unknown", lambda f: _toys(f, "n_sig=20,n_bkg=200,m_pole=450,gamma=40,tau=170",
@@ -393,9 +392,9 @@ CASES = [
     ("validate missing reference", lambda f: ["validate", f["bkg.pt"], "--reference",
      "nowhere.csv"], 2, "no such data file"),
     ("validate breit-wigner for lhco", lambda f: ["validate", f["qcd.pt"], "--reference",
-     "breit-wigner"], 2, "the breit-wigner reference draws"),
+     "breit-wigner"], 2, "breit-wigner draws ['m'] given"),
     ("validate lhco for the toy", lambda f: ["validate", f["bkg.pt"], "--reference", "lhco",
-     "--theta", "tau=170"], 2, "the lhco reference makes"),
+     "--theta", "tau=170"], 2, "this model has ['m'] given ['tau']"),
     ("validate theta outside", lambda f: ["validate", f["sig.pt"], "--reference",
      "breit-wigner", "--theta", "m_pole=900,gamma=40"], 2, "outside the trained range"),
     ("validate theta missing", lambda f: ["validate", f["sig.pt"], "--reference",
@@ -474,8 +473,8 @@ API = [
     ("unreachable scheduler", lambda f: parallel.dask_client(scheduler=UNREACHABLE,
      timeout=0.2).__enter__(), InputError, "cannot reach the Dask scheduler"),
     ("MeV against the models", lambda f: check_trained_range(1000 * read_events(f["lhco.h5"],
-     [v.name for v in lhco.OBSERVABLES]), None, DensityModel.load(f["qcd.pt"])), InputError,
-     "median m_jj"),
+     [v.name for v in lhco.OBSERVABLES], derive=lhco.FEATURES), None,
+     DensityModel.load(f["qcd.pt"])), InputError, "median m_jj"),
     ("cuda", lambda f: torch_device("cuda"), InputError, "no CUDA device"),
 ]  # fmt: skip
 

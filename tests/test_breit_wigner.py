@@ -3,7 +3,7 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from flowscan.toys import MASS, BreitWigner, Exponential, pseudo_data, training_set
+from flowscan.samples import MASS, BreitWigner, Exponential, pseudo_data, training_set
 
 LO, HI = MASS.low, MASS.high
 THETAS_SIG = [(300.0, 20.0), (455.0, 33.0), (700.0, 80.0)]

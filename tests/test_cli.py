@@ -7,8 +7,10 @@ import torch
 
 from flowscan.cli import main
 from flowscan.flows import DensityModel
-from flowscan.scanner import MixtureLikelihood, ParameterSpace, pseudo_experiments, upper_limit
-from flowscan.toys import read_events
+from flowscan.io import read_events
+from flowscan.samples import lhco
+from flowscan.scanner import MixtureLikelihood, ParameterSpace
+from flowscan.stats import pseudo_experiments, upper_limit
 
 
 def test_demo_quick_writes_a_well_formed_result(tmp_path, capsys):
@@ -199,7 +201,7 @@ def test_generate_then_train_on_an_lhco_schema_file(tmp_path, capsys):
     likelihood = MixtureLikelihood(
         DensityModel.load(sig / "model.pt").double(),
         DensityModel.load(out / "model.pt").double(),
-        read_events(data, [v.name for v in model.observables]),
+        read_events(data, [v.name for v in model.observables], derive=lhco.FEATURES),
         200,
         3000,
     )
@@ -215,29 +217,27 @@ def test_generate_then_train_on_an_lhco_schema_file(tmp_path, capsys):
 def test_a_failed_fit_is_reported_in_the_table_the_json_and_the_exit_code(
     quick_demo, tmp_path, capsys, monkeypatch
 ):
-    import flowscan.scan
+    import flowscan.scanner.methods
     from flowscan.exceptions import FitError
 
-    def diverging(method, *args, **kwargs):
-        def fit(nll, space):
-            raise FitError("the NLL is nan at m_pole = 455")
+    def diverging(nll, space, **kwargs):
+        raise FitError("the NLL is nan at m_pole = 455")
 
-        return fit
-
-    monkeypatch.setattr(flowscan.scan, "optimizer", diverging)
+    monkeypatch.setattr(flowscan.scanner.methods, "minuit_scan", diverging)
     assert main(_scan_args(quick_demo, tmp_path, "--method", "minuit")) == 1
     assert "minuit: FAILED: no finite minimum; the NLL is nan" in capsys.readouterr().out
     result = json.loads((tmp_path / "scan.json").read_text())["results"]["minuit"]
     assert result["status"] == "failed" and result["theta"] == [None, None, None]
 
 
-def test_debug_shows_the_traceback_and_an_internal_error_is_one_line(monkeypatch, capsys):
-    import flowscan.demo
+def test_debug_shows_the_traceback_and_an_internal_error_is_one_line(monkeypatch, capsys, tmp_path):
+    from flowscan.studies import bump_hunt
 
     def broken(*args, **kwargs):
         raise KeyError("a bug")
 
-    monkeypatch.setattr(flowscan.demo, "run_demo", broken)
+    monkeypatch.chdir(tmp_path)  # the demo's default run folder
+    monkeypatch.setattr(bump_hunt, "train_flows", broken)
     assert main(["demo"]) == 3
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "internal error (KeyError: 'a bug')" in err

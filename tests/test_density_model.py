@@ -6,10 +6,10 @@ import torch
 from scipy import integrate, stats
 
 from flowscan import Variable
-from flowscan.flows import DensityModel, train
+from flowscan.flows import Architecture, DensityModel, train
 from flowscan.flows.logistic import Logistic
 from flowscan.flows.preprocessing import BoundedStandardize
-from flowscan.toys import MASS, Exponential, training_set
+from flowscan.samples import MASS, Exponential, training_set
 
 
 def _integral(model: DensityModel, theta: torch.Tensor | None = None) -> float:
@@ -140,7 +140,9 @@ def test_sample_in_window_moves_with_theta_and_is_seeded(tiny_signal_flow):
 @pytest.mark.parametrize("flow", ["nsf", "maf"])
 def test_unconditional_model_through_the_same_class(flow, tmp_path):
     x = Exponential().sample(4_000, torch.tensor([150.0]), seed=2)
-    model = DensityModel([MASS], flow=flow, transforms=2, hidden_features=(16, 16))
+    model = DensityModel(
+        [MASS], (), Architecture(flow=flow, transforms=2, hidden_features=(16, 16))
+    )
     train(model, x, epochs=15, batch_size=64, lr=1e-2, progress=False)
     with pytest.raises(ValueError, match="unconditional"):
         model.log_prob(x, torch.tensor([1.0]))
@@ -156,21 +158,25 @@ def test_training_is_reproducible():
     x, theta = training_set(Exponential(), 2_000, seed=0)
     runs = []
     for _ in range(2):
-        model = DensityModel([MASS], Exponential.theta_vars, hidden_features=(8,), seed=3)
+        model = DensityModel(
+            [MASS], Exponential.theta_vars, Architecture(hidden_features=(8,)), seed=3
+        )
         runs.append(train(model, x, theta, epochs=2, batch_size=256, seed=5, progress=False))
     assert runs[0] == runs[1]
 
 
 def test_training_rejects_mismatched_theta():
     x, theta = training_set(Exponential(), 100, seed=0)
-    model = DensityModel([MASS], Exponential.theta_vars, hidden_features=(8,))
+    model = DensityModel([MASS], Exponential.theta_vars, Architecture(hidden_features=(8,)))
     with pytest.raises(ValueError, match=r"theta must have shape \(100, 1\)"):
         train(model, x, theta[:50], epochs=1, progress=False)
 
 
 def test_model_file_keeps_role_and_training_quantiles_and_version_2_still_loads(tmp_path):
     x, theta = training_set(Exponential(), 3_000, seed=5)
-    model = DensityModel([MASS], Exponential.theta_vars, hidden_features=(8,), role="background")
+    model = DensityModel(
+        [MASS], Exponential.theta_vars, Architecture(hidden_features=(8,)), role="background"
+    )
     train(model, x, theta, epochs=1, progress=False)
     model.save(tmp_path / "v3.pt")
     loaded = DensityModel.load(tmp_path / "v3.pt")
@@ -178,11 +184,16 @@ def test_model_file_keeps_role_and_training_quantiles_and_version_2_still_loads(
     levels = [0.0, 0.001, 0.01, 0.25, 0.5, 0.75, 0.99, 0.999, 1.0]
     np.testing.assert_allclose(loaded.support[0].numpy(), np.quantile(x.numpy(), levels), rtol=1e-6)
     # a version-2 file (no role, no quantiles; logit preprocessing, flowscan <= 0.1)
-    old = DensityModel([MASS], Exponential.theta_vars, hidden_features=(8,), preprocessing="logit")
+    old = DensityModel(
+        [MASS], Exponential.theta_vars, Architecture(hidden_features=(8,), preprocessing="logit")
+    )
     blob = {
         "format": "flowscan.DensityModel",
         "version": 2,
-        "config": {k: v for k, v in old.config.items() if k != "role"},
+        "config": {  # the architecture's fields flat, as before version 4
+            **{k: v for k, v in old.config.items() if k not in ("role", "architecture")},
+            **old.architecture.to_dict(),
+        },
         "state_dict": {k: v for k, v in old.state_dict().items() if k != "support"},
         "history": [],
     }

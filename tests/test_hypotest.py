@@ -6,8 +6,9 @@ import torch
 from conftest import Flat, scipy_densities
 from scipy import optimize, stats
 
-from flowscan.scanner import MixtureLikelihood, ParameterSpace, discovery
-from flowscan.toys import MASS, BreitWigner, Exponential, pseudo_data
+from flowscan.samples import MASS, BreitWigner, Exponential, pseudo_data
+from flowscan.scanner import MixtureLikelihood, ParameterSpace
+from flowscan.stats import discovery
 
 
 def _counting(n: int, b: float) -> float:

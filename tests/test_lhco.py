@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flowscan.toys import lhco
+from flowscan.samples import lhco
 
 
 def _four_vector_mass(frame: pd.DataFrame) -> np.ndarray:

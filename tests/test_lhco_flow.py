@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from flowscan import Variable
-from flowscan.flows import DensityModel, train
-from flowscan.toys import lhco
+from flowscan.flows import Architecture, DensityModel, train
+from flowscan.samples import lhco
 
 # Ranges from the training data, as `flowscan train` sets them.
 MASSES = [Variable(v.name, v.unit) for v in lhco.MASSES]
@@ -13,7 +13,7 @@ def test_a_tiny_conditional_flow_follows_the_zprime_mass():
     grid = lhco.training_grid((3000, 4000), (400, 600), (100, 200))
     x, theta = (torch.tensor(a) for a in lhco.training_set(500, grid))
     assert x.shape == (4000, 5) and theta[1500].tolist() == list(grid[3])
-    model = DensityModel(lhco.OBSERVABLES, MASSES, hidden_features=(16, 16))
+    model = DensityModel(lhco.OBSERVABLES, MASSES, Architecture(hidden_features=(16, 16)))
     train(model, x, theta, epochs=20, batch_size=256, lr=1e-2, progress=False)
     assert [v.low for v in model.theta_vars] == [3000.0, 400.0, 100.0]
     medians = []

@@ -5,8 +5,8 @@ import pytest
 import torch
 from conftest import scipy_densities, scipy_mixture_nll
 
+from flowscan.samples import MASS, BreitWigner, Exponential, pseudo_data
 from flowscan.scanner import MixtureLikelihood, ParameterSpace, minuit_scan
-from flowscan.toys import MASS, BreitWigner, Exponential, pseudo_data
 
 LO, HI = MASS.low, MASS.high
 THETA = torch.tensor([450.0, 40.0, 180.0], dtype=torch.float64)

@@ -6,15 +6,9 @@ import torch
 from conftest import Flat
 from scipy import optimize, stats
 
-from flowscan.scanner import (
-    SIGMAS,
-    MixtureLikelihood,
-    ParameterSpace,
-    asimov,
-    upper_limit,
-    upper_limit_toys,
-)
-from flowscan.toys import MASS, BreitWigner, Exponential, pseudo_data
+from flowscan.samples import MASS, BreitWigner, Exponential, pseudo_data
+from flowscan.scanner import MixtureLikelihood, ParameterSpace
+from flowscan.stats import SIGMAS, asimov, upper_limit, upper_limit_toys
 
 
 def _counting_nll(n: int, b: float) -> tuple[MixtureLikelihood, ParameterSpace]:

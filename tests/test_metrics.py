@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from flowscan.flows.metrics import (
+from flowscan.validation.metrics import (
     classifier_auc,
     compare,
     correlation_distance,

@@ -8,9 +8,10 @@ from iminuit import Minuit
 from scipy import stats
 
 from flowscan import Variable
-from flowscan.flows import DensityModel, train
-from flowscan.scan import METHODS, optimizer
+from flowscan.flows import Architecture, DensityModel, train
+from flowscan.samples import MASS, BreitWigner, Exponential, pseudo_data, training_set
 from flowscan.scanner import (
+    METHODS,
     MixtureLikelihood,
     ParameterSpace,
     bayesopt_scan,
@@ -19,9 +20,9 @@ from flowscan.scanner import (
     gradient_scan,
     grid_scan,
     minuit_scan,
+    optimizer,
     random_scan,
 )
-from flowscan.toys import MASS, BreitWigner, Exponential, pseudo_data, training_set
 
 LO, HI = MASS.low, MASS.high
 
@@ -124,7 +125,7 @@ def test_minuit_hesse_errors_on_small_flows_match_the_exact_fit():
     models = []
     for i, density in enumerate([BreitWigner(), Exponential()]):
         x, theta = training_set(density, 20_000, seed=11 + i)
-        model = DensityModel([MASS], density.theta_vars, hidden_features=(16, 16))
+        model = DensityModel([MASS], density.theta_vars, Architecture(hidden_features=(16, 16)))
         train(model, x, theta, epochs=10, batch_size=256, progress=False)
         models.append(model.double())
     truth = [480.0, 35.0, 160.0]
@@ -352,7 +353,6 @@ def test_minuit_retries_then_fails_where_the_nll_is_never_finite():
 
 
 def test_scan_table_marks_fixed_missing_errors_bounds_and_failures():
-    from flowscan.scan import table
     from flowscan.scanner import ScanResult
 
     space = ParameterSpace(
@@ -363,12 +363,12 @@ def test_scan_table_marks_fixed_missing_errors_bounds_and_failures():
         "grid", space, np.array([[1.0, 0.5, 0.5]]), np.array([1.0]), np.array([0.1]), "one point"
     )
     result.errors = np.array([0.1, 0.0, 0.0])
-    text = table(result, space.theta_vars).splitlines()
+    text = result.table(space.theta_vars).splitlines()
     assert "AT BOUND" in text[0] and "at a bound of its range: a" in text[1]
     assert text[2].endswith("AT BOUND") and "+- 0.10" in text[2]
     assert "no error" in text[3] and "(fixed)" in text[4] and "AT BOUND" not in text[3]
     failed = ScanResult.failed("minuit", space, "MIGRAD found no finite minimum", 1.0)
-    assert table(failed, space.theta_vars) == (
+    assert failed.table(space.theta_vars) == (
         "  minuit: FAILED: no finite minimum; MIGRAD found no finite minimum"
     )
     assert failed.status == "failed" and np.isnan(failed.theta).all()

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from flowscan import Variable
-from flowscan.scanner import ParameterSpace, profile_likelihood, wilks_threshold
+from flowscan.scanner import ParameterSpace
+from flowscan.stats import profile_likelihood, wilks_threshold
 
 # A quadratic NLL in (a, b, c) with errors (2, 0.5, 1) and correlations: the profile of
 # any subset is the quadratic form of that subset's block of the covariance.

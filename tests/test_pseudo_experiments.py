@@ -7,8 +7,8 @@ from conftest import Flat
 from scipy import stats
 
 from flowscan.parallel import dask_client
-from flowscan.scanner import coverage, pseudo_experiments
-from flowscan.toys import BreitWigner, Exponential
+from flowscan.samples import BreitWigner, Exponential
+from flowscan.stats import coverage, pseudo_experiments
 
 
 def test_counting_toys_fit_the_closed_form_yield_error_and_q0():

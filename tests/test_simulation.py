@@ -6,8 +6,8 @@ import pytest
 
 from flowscan.cli import main
 from flowscan.parallel import dask_client
-from flowscan.toys import lhco
-from flowscan.toys.simulation import nsubjettiness, simulate
+from flowscan.samples import lhco
+from flowscan.samples.simulation import nsubjettiness, simulate
 
 MASSES = (3500.0, 500.0, 100.0)
 

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 import torch
 
-from flowscan.toys import read_events
+from flowscan.io import read_events
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".h5"])

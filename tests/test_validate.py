@@ -7,8 +7,8 @@ import torch
 from scipy import stats
 
 from flowscan.cli import main
-from flowscan.scanner import toy_seed
-from flowscan.toys import MASS, Exponential
+from flowscan.samples import MASS, Exponential
+from flowscan.stats import toy_seed
 
 
 def _truncexpon(tau: float) -> stats.rv_continuous:
@@ -66,4 +66,4 @@ def test_validate_against_a_file_and_bad_input(tiny_background_flow, tmp_path, c
         assert main([*args, *bad, "--out", str(out)]) == 2
         assert message in capsys.readouterr().err
     assert main([*args[:2], "--reference", "lhco", "--out", str(out)]) == 2
-    assert "the lhco reference makes" in capsys.readouterr().err
+    assert "this model has ['m'] given ['tau']" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import torch
 from scipy import integrate, special, stats
 
 from flowscan import Variable
-from flowscan.flows import FLOWS, DensityModel, train
+from flowscan.flows import FLOWS, Architecture, DensityModel, train
 from flowscan.flows.mixture import AutoregressiveMixture, log_normal_mass
 from flowscan.flows.model import QUANTILES
 from flowscan.flows.preprocessing import (
@@ -17,7 +17,7 @@ from flowscan.flows.preprocessing import (
     _latent_cdf,
     _latent_log_density,
 )
-from flowscan.toys import MASS, BreitWigner, training_set
+from flowscan.samples import MASS, BreitWigner, training_set
 
 ZOO = [(flow, "logit") for flow in FLOWS] + [("mog", "response"), ("mog", "truncated")]
 OBSERVABLES = [Variable("m", "GeV", 100.0, 1000.0), Variable("r", "", 0.0, None)]
@@ -51,7 +51,9 @@ def test_zoo_model(flow, preprocessing, tmp_path):
     x = torch.stack([100 + 900 * torch.rand(300), 3 * torch.rand(300)], dim=1)
     theta = 10 * torch.rand(300, 1)
     options = {"transforms": 2, "hidden_features": (16, 16), "components": 4}
-    model = DensityModel(OBSERVABLES, THETA, flow=flow, preprocessing=preprocessing, **options)
+    model = DensityModel(
+        OBSERVABLES, THETA, Architecture(flow=flow, preprocessing=preprocessing, **options)
+    )
     model.adapt(x, theta)
     t = torch.tensor([4.0], requires_grad=True)
     lp = model.log_prob(x[:7], t)
@@ -70,7 +72,9 @@ def test_zoo_model(flow, preprocessing, tmp_path):
     # 1 observable, briefly trained: normalized on the window at several theta
     xs, thetas = training_set(BreitWigner(), 2_000, seed=11)
     model = DensityModel(
-        [MASS], BreitWigner.theta_vars, flow=flow, preprocessing=preprocessing, **options
+        [MASS],
+        BreitWigner.theta_vars,
+        Architecture(flow=flow, preprocessing=preprocessing, **options),
     )
     train(model, xs, thetas, epochs=3, batch_size=256, progress=False)
     model = copy.deepcopy(model).double()
@@ -82,9 +86,9 @@ def test_zoo_model(flow, preprocessing, tmp_path):
 
 def test_response_preprocessing_is_for_the_mixture():
     with pytest.raises(ValueError, match="made for flow='mog'"):
-        DensityModel([MASS], flow="nsf", preprocessing="response")
+        DensityModel([MASS], (), Architecture(flow="nsf", preprocessing="response"))
     with pytest.raises(ValueError, match="unknown flow 'glow'"):
-        DensityModel([MASS], flow="glow")
+        DensityModel([MASS], (), Architecture(flow="glow"))
 
 
 def test_latent_target_is_seed_001_eq_1():
@@ -197,8 +201,8 @@ def test_truncated_mixture_is_normalized_and_sampling_matches_scipy():
 
 def test_truncated_model_is_finite_on_the_edges_and_keeps_its_training_quantiles():
     x = torch.tensor([[100.0], [400.0], [1000.0], [250.0]], dtype=torch.float64)
-    model = DensityModel([MASS], components=3, hidden_features=(8,))
-    assert model.config["preprocessing"] == "truncated"
+    model = DensityModel([MASS], (), Architecture(components=3, hidden_features=(8,)))
+    assert model.architecture.preprocessing == "truncated"
     xs = torch.linspace(100, 1000, 1001, dtype=torch.float64)[:, None]
     model.adapt(xs)
     np.testing.assert_allclose(model.support[0].numpy(), np.quantile(xs.numpy(), QUANTILES))
@@ -214,7 +218,9 @@ def test_truncated_model_on_a_half_line_is_normalized():
     # log(offset); trained briefly on a shifted half-normal
     torch.manual_seed(0)
     data = 3000 + 500 * torch.randn(5000, 1, dtype=torch.float64).abs()
-    model = DensityModel([Variable("r", "GeV", 0.0, None)], hidden_features=(16, 16), components=4)
+    model = DensityModel(
+        [Variable("r", "GeV", 0.0, None)], (), Architecture(hidden_features=(16, 16), components=4)
+    )
     train(model, data, epochs=10, batch_size=256, lr=1e-2, progress=False)
     model = model.double()
     assert torch.isfinite(model.flow.base.low).all() and model.flow.base.high.isinf().all()

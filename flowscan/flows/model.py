@@ -3,8 +3,6 @@ r"""Conditional density models p(x | theta) built on zuko flows."""
 from __future__ import annotations
 
 __all__ = [
-    "FLOWS",
-    "PREPROCESSING",
     "QUANTILES",
     "ROLES",
     "SPLINE_BOUND",
@@ -30,6 +28,7 @@ from zuko.transforms import MonotonicRQSTransform
 
 from ..exceptions import FlowscanWarning, InputError, ModelFileError, first_line
 from ..variables import Variable, bounds_tensor, check_events, check_theta
+from .architecture import Architecture
 from .logistic import Logistic
 from .mixture import AutoregressiveMixture
 from .preprocessing import BoundedStandardize, ResponseCurve
@@ -48,41 +47,33 @@ def _spline(bins: int) -> dict:
     }
 
 
-FLOWS = ("mog", "nsf", "maf", "realnvp", "coupling-nsf")
-PREPROCESSING = ("truncated", "logit", "response")
 ROLES = ("signal", "background")
 # Levels of the training data's quantiles kept per observable (`DensityModel.support`).
 QUANTILES = (0.0, 0.001, 0.01, 0.25, 0.5, 0.75, 0.99, 0.999, 1.0)
 
 
 def _layers(
-    flow: str,
-    features: int,
-    context: int,
-    transforms: int,
-    hidden_features: tuple[int, ...],
-    bins: int,
-    components: int,
-    truncated: bool,
+    a: Architecture, features: int, context: int
 ) -> tuple[list[LazyTransform], LazyDistribution]:
     r"""The layers of a model after its preprocessing, and its base distribution."""
-    if flow == "mog":
-        mixture = AutoregressiveMixture(
-            features, context, components, hidden_features, truncated=truncated
+    hidden = a.hidden_features
+    if a.flow == "mog":
+        truncated = a.preprocessing == "truncated"
+        return [], AutoregressiveMixture(
+            features, context, a.components, hidden, truncated=truncated
         )
-        return [], mixture
-    kwargs = {"transforms": transforms, "hidden_features": hidden_features, "activation": nn.SiLU}
+    kwargs = {"transforms": a.transforms, "hidden_features": hidden, "activation": nn.SiLU}
     shift = MaskedAutoregressiveTransform(
-        features, context, hidden_features=hidden_features, activation=nn.SiLU
+        features, context, hidden_features=hidden, activation=nn.SiLU
     )
-    if flow == "nsf":
-        core = zuko.flows.MAF(features, context, **_spline(bins), **kwargs)
-    elif flow == "maf":
+    if a.flow == "nsf":
+        core = zuko.flows.MAF(features, context, **_spline(a.bins), **kwargs)
+    elif a.flow == "maf":
         core = zuko.flows.MAF(features, context, **kwargs)
-    elif flow == "realnvp":
+    elif a.flow == "realnvp":
         core = zuko.flows.RealNVP(features, context, **kwargs)
     else:
-        core = zuko.flows.NICE(features, context, **_spline(bins), **kwargs)
+        core = zuko.flows.NICE(features, context, **_spline(a.bins), **kwargs)
     zeros = torch.zeros(features)
     base = UnconditionalDistribution(_logistic, zeros, torch.ones_like(zeros), buffer=True)
     return [shift, *core.transform.transforms], base
@@ -90,9 +81,10 @@ def _layers(
 
 _FORMAT = "flowscan.DensityModel"
 # 2: the preprocessing is kept only inside the flow (no duplicate weights); 3: the
-# training data's quantiles (`support`) and the model's role. Version 2 still loads.
-_VERSION = 3
-_READS = (2, 3)
+# training data's quantiles (`support`) and the model's role; 4: the architecture as
+# one entry (`Architecture.to_dict`). Versions 2 and 3 still load.
+_VERSION = 4
+_READS = (2, 3, 4)
 
 
 def _logistic(loc: Tensor, scale: Tensor) -> Distribution:
@@ -121,21 +113,7 @@ class DensityModel(nn.Module):
         observables: Observables x, with their hard bounds.
         theta_vars: Parameters theta; `low`/`high` left `None` are set from the
             training data by `adapt`.
-        flow: `"mog"` (autoregressive Gaussian mixture, the default: as accurate as
-            the spline flows or more, 4-5x faster to train; `benchmarks/model_zoo.py`),
-            `"nsf"` (autoregressive rational-quadratic splines on [-10, 10]), `"maf"`
-            (affine MAF), `"realnvp"` (affine coupling) or `"coupling-nsf"` (spline
-            coupling).
-        transforms: Number of flow transforms after the affine layer (flows only).
-        hidden_features: Hidden layer sizes of each conditioner network.
-        bins: Spline bins (`"nsf"` and `"coupling-nsf"`).
-        components: Gaussians per observable (`"mog"`).
-        preprocessing: `"truncated"` (`"mog"`'s default: observables keep a linear
-            scale in a window, a log scale beyond a one-sided bound, and the Gaussians
-            are cut at the edges, so the density is finite up to and on them), `"logit"`
-            (logit/log map of the edges to infinity and standardization; the flows'
-            default and only choice) or, for `"mog"`, `"response"` (seed 001's response
-            curve on observables with a window).
+        architecture: The family and sizes (default `Architecture()`: the mixture).
         role: `"signal"` or `"background"`: what the model describes, kept in its file
             so that a likelihood refuses swapped models; `None` if not said.
         seed: Seed of the weight initialization.
@@ -153,52 +131,26 @@ class DensityModel(nn.Module):
         self,
         observables: Sequence[Variable],
         theta_vars: Sequence[Variable] = (),
-        flow: str = "mog",
-        transforms: int = 4,
-        hidden_features: Sequence[int] = (64, 64),
-        bins: int = 8,
-        components: int = 20,
-        preprocessing: str | None = None,
+        architecture: Architecture | None = None,
+        *,
         role: str | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if preprocessing is None:
-            preprocessing = "truncated" if flow == "mog" else "logit"
+        architecture = architecture or Architecture()
+        if not isinstance(architecture, Architecture):
+            raise InputError(f"architecture must be an Architecture, got {architecture!r}")
         if role not in (*ROLES, None):
             raise InputError(f"unknown role {role!r}; a model is one of {list(ROLES)} or None")
-        if flow not in FLOWS:
-            raise InputError(f"unknown flow {flow!r}; choose one of {list(FLOWS)}")
-        if preprocessing not in PREPROCESSING:
-            raise InputError(
-                f"unknown preprocessing {preprocessing!r}; choose one of {list(PREPROCESSING)}"
-            )
-        if preprocessing == "response" and flow != "mog":
-            raise InputError(
-                "preprocessing='response' is made for flow='mog' (seed 001): its latent tails "
-                "fall like exp(4 u), faster than a flow's logistic base, so a flow would put "
-                "density where no float x near the window edges reaches (0.1-0.5% of it for "
-                "a briefly trained NSF); use preprocessing='logit' with flows"
-            )
-        if preprocessing == "truncated" and flow != "mog":
-            raise InputError(
-                "preprocessing='truncated' cuts the mixture's Gaussians at the edges; a flow "
-                f"({flow!r}) needs its latent space to be the real line: use "
-                "preprocessing='logit' with flows"
-            )
         if not observables:
             raise InputError("a density model needs at least one observable")
         self.observables = list(observables)
         self._theta_spec = list(theta_vars)
+        self.architecture = architecture
         self.config = {
             "observables": [v.to_dict() for v in observables],
             "theta_vars": [p.to_dict() for p in theta_vars],
-            "flow": flow,
-            "transforms": transforms,
-            "hidden_features": list(hidden_features),
-            "bins": bins,
-            "components": components,
-            "preprocessing": preprocessing,
+            "architecture": architecture.to_dict(),
             "role": role,
             "seed": seed,
         }
@@ -207,20 +159,10 @@ class DensityModel(nn.Module):
 
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            layers, base = _layers(
-                flow,
-                len(observables),
-                len(theta_vars),
-                transforms,
-                tuple(hidden_features),
-                bins,
-                components,
-                preprocessing == "truncated",
-            )
-        self.preprocessing = [
-            BoundedStandardize(self.observables, finite_edges=preprocessing == "truncated")
-        ]
-        if preprocessing == "response":
+            layers, base = _layers(architecture, len(observables), len(theta_vars))
+        truncated = architecture.preprocessing == "truncated"
+        self.preprocessing = [BoundedStandardize(self.observables, finite_edges=truncated)]
+        if architecture.preprocessing == "response":
             response = ResponseCurve(self.observables)
             opened = [
                 replace(v, low=None, high=None) if j in response.index else v
@@ -259,7 +201,7 @@ class DensityModel(nn.Module):
         for step in self.preprocessing:
             step.adapt(x)
             x = step()(x)
-        if self.config["preprocessing"] == "truncated":
+        if self.architecture.preprocessing == "truncated":
             low, high = self.preprocessing[-1].latent_bounds()
             self.flow.base.low.copy_(low)
             self.flow.base.high.copy_(high)
@@ -346,9 +288,10 @@ class DensityModel(nn.Module):
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> DensityModel:
-        r"""Rebuilds a model written by `save` (file versions 2 and 3; version 2 has no
-        `support` and no role). Raises `ModelFileError` for a file that is not a model,
-        is corrupt, or holds weights that are not finite."""
+        r"""Rebuilds a model written by `save` (file versions 2 to 4; version 2 has no
+        `support` and no role, versions 2 and 3 keep the architecture's fields flat).
+        Raises `ModelFileError` for a file that is not a model, is corrupt, or holds
+        weights that are not finite."""
         try:
             blob = torch.load(path, map_location=device, weights_only=True)
         except FileNotFoundError:
@@ -367,15 +310,11 @@ class DensityModel(nn.Module):
             )
         try:
             c = blob["config"]
+            architecture = Architecture.from_dict(c["architecture"] if blob["version"] >= 4 else c)
             model = cls(
                 [Variable(**v) for v in c["observables"]],
                 [Variable(**p) for p in c["theta_vars"]],
-                flow=c["flow"],
-                transforms=c["transforms"],
-                hidden_features=c["hidden_features"],
-                bins=c["bins"],
-                components=c["components"],
-                preprocessing=c["preprocessing"],
+                architecture,
                 role=c.get("role"),
                 seed=c["seed"],
             )

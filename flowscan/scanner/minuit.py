@@ -14,9 +14,9 @@ from iminuit import Minuit
 from torch import Tensor
 
 from ..exceptions import FitError
-from .errors import error_scale_hessian
 from .result import ScanResult, fit_status
 from .space import ParameterSpace
+from .uncertainties import error_scale_hessian
 
 CL = (0.68, 0.95)  # contour levels: coverage probabilities for two parameters
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 __all__ = ["STATUSES", "ScanResult", "fit_status"]
 
+import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
@@ -12,6 +14,7 @@ import numpy as np
 from ..exceptions import FitError
 
 if TYPE_CHECKING:
+    from ..variables import Variable
     from .space import ParameterSpace
 
 # What a fit's `status` can be: a minimum inside the box; a minimum on a bound of the
@@ -30,7 +33,7 @@ def fit_status(converged: bool, theta: np.ndarray, space: ParameterSpace) -> tup
 
     Example:
         >>> from flowscan.scanner import ParameterSpace
-        >>> from flowscan.toys import BreitWigner
+        >>> from flowscan.samples import BreitWigner
         >>> space = ParameterSpace(BreitWigner.theta_vars)
         >>> fit_status(True, np.array([450.0, 20.0]), space)
         ('at bound', ['gamma'])
@@ -168,3 +171,44 @@ class ScanResult:
             at_bound=at_bound,
             fixed=space.fixed_names,
         )
+
+    def table(self, theta_vars: Sequence[Variable]) -> str:
+        r"""The fit as text: a status line (NLL, evaluations, seconds, what the method
+        said), then a row per parameter of `theta_vars` with its value, error (two
+        significant digits) and unit, `(fixed)` for fixed ones and a flag where a
+        parameter sits at a bound."""
+        units = {v.name: v.unit for v in theta_vars}
+        head = f"  {self.method}: {self.status.upper()}"
+        if self.status == "failed":
+            return f"{head}: no finite minimum; {self.message}"
+        lines = [
+            f"{head}, NLL = {self.nll:.3f}, {self.nll_evals} NLL and {self.grad_evals} "
+            f"gradient evaluations, {self.seconds:.1f} s; {self.message}"
+        ]
+        if self.at_bound:
+            lines.append(
+                f"    at a bound of its range: {', '.join(self.at_bound)} (the minimum may lie "
+                "beyond it; its error is not a 68% interval)"
+            )
+        for i, name in enumerate(self.names):
+            value = self.theta[i]
+            error = None if self.errors is None else self.errors[i]
+            # Decimals that give the error two significant digits (6 significant digits without).
+            digits = 5 - math.floor(math.log10(abs(value))) if value else 5
+            if error is not None and np.isfinite(error) and error > 0:
+                digits = 1 - math.floor(math.log10(error))
+            digits = max(digits, 0)
+            text = f"{value:>12.{digits}f}"
+            if name in self.fixed:
+                text += " (fixed)"
+            elif error is not None:
+                has_error = np.isfinite(error) and error > 0
+                text += (
+                    f" +- {error:.{digits}f}" if has_error else " (no error: curvature unusable)"
+                )
+            if self.minos is not None and name in self.minos:
+                lo, hi = self.minos[name]
+                text += f" (MINOS {lo:+.{digits}f} / {hi:+.{digits}f})"
+            flag = "  AT BOUND" if name in self.at_bound else ""
+            lines.append(f"    {name:<10}{text} {units[name]}{flag}")
+        return "\n".join(lines)

@@ -1,37 +1,17 @@
-r"""Figures: fitted spectra, NLL landscapes, limit curves and pseudo-experiment
-distributions (matplotlib, Agg backend)."""
+r"""Figures of fits: the fitted spectrum, NLL landscapes, optimizer convergence, profiles
+and contours."""
 
 from __future__ import annotations
 
-__all__ = [
-    "plot_contours",
-    "plot_convergence",
-    "plot_fit",
-    "plot_history",
-    "plot_landscape",
-    "plot_limits",
-    "plot_marginals",
-    "plot_profiles",
-    "plot_pulls",
-    "plot_q0",
-]
+__all__ = ["plot_contours", "plot_convergence", "plot_fit", "plot_landscape", "plot_profiles"]
 
 import os
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
 
-from .variables import Variable
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from ..variables import Variable
+from ._base import pyplot
 
 
 def plot_fit(
@@ -53,7 +33,7 @@ def plot_fit(
         observable: The observable, whose bounds give the histogram range.
         path: Output PNG file.
     """
-    plt = _pyplot()
+    plt = pyplot()
     counts, edges = np.histogram(x, bins=bins, range=(observable.low, observable.high))
     centres, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
     fig, (top, bottom) = plt.subplots(
@@ -111,7 +91,7 @@ def plot_landscape(
         truth: True point.
         title: Figure title.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, axs = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5.5), squeeze=False)
     for ax, (axes, dnll, grad) in zip(axs[0], panels, strict=True):
         _draw_landscape(fig, ax, axes, dnll, grad)
@@ -173,7 +153,7 @@ def plot_convergence(traces: dict[str, np.ndarray], path: str | os.PathLike) -> 
         traces: Per method, rows `(evaluations, seconds, best NLL so far)`, shape `(T, 3)`.
         path: Output PNG file.
     """
-    plt = _pyplot()
+    plt = pyplot()
     floor = min(t[:, 2].min() for t in traces.values())
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
     for method, trace in traces.items():
@@ -210,7 +190,7 @@ def plot_profiles(
         path: Output PNG file.
         minos: MINOS (lower, upper) offsets by name.
     """
-    plt = _pyplot()
+    plt = pyplot()
     labels = {v.name: v.label for v in theta_vars}
     fig, axs = plt.subplots(1, len(profiles), figsize=(4.2 * len(profiles), 3.8), squeeze=False)
     for ax, (name, rows) in zip(axs[0], profiles.items(), strict=True):
@@ -254,7 +234,7 @@ def plot_contours(
         best: Best fit by name.
         path: Output PNG file.
     """
-    plt = _pyplot()
+    plt = pyplot()
     labels = {v.name: v.label for v in theta_vars}
     fig, axs = plt.subplots(1, len(contours), figsize=(4.5 * len(contours), 4.2), squeeze=False)
     for ax, (pair, levels) in zip(axs[0], contours.items(), strict=True):
@@ -268,189 +248,5 @@ def plot_contours(
     handles, names = axs[0, 0].get_legend_handles_labels()
     fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=8)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_history(history: Sequence[dict], path: str | os.PathLike) -> None:
-    r"""Training and validation loss (nats/event) per epoch, and the learning rate.
-
-    Arguments:
-        history: Records with `epoch`, `train_loss`, `val_loss`, `lr` (as `train` returns).
-        path: Output PNG file.
-    """
-    plt = _pyplot()
-    epoch = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(epoch, [h["train_loss"] for h in history], "o-", ms=3, label="training")
-    ax.plot(
-        epoch, [h["val_loss"] for h in history], "o-", ms=3, label="validation (averaged weights)"
-    )
-    best = min(range(len(history)), key=lambda i: history[i]["val_loss"])
-    ax.axvline(epoch[best], color="grey", ls=":", label=f"kept: epoch {epoch[best]}")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss = mean NLL (nats/event)")
-    lr = ax.twinx()
-    lr.plot(epoch, [h["lr"] for h in history], color="tab:grey", alpha=0.4)
-    lr.set_ylabel("learning rate", color="tab:grey")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def _edges(reference: np.ndarray, bins: int) -> np.ndarray:
-    return np.linspace(*np.quantile(reference, [0.001, 0.999]), bins + 1)
-
-
-def _bootstrap_ratio(
-    model: np.ndarray, reference: np.ndarray, edges: np.ndarray, replicas: int, seed: int
-) -> np.ndarray:
-    r"""16th and 84th percentiles `(2, bins)` of the model/reference histogram ratio over
-    `replicas` Poisson bootstraps of both samples (each event weighted Poisson(1))."""
-    rng = np.random.default_rng(seed)
-    scale = len(reference) / len(model)
-    im, ir = np.digitize(model, edges) - 1, np.digitize(reference, edges) - 1
-    bins = len(edges) - 1
-    im, ir = im[(im >= 0) & (im < bins)], ir[(ir >= 0) & (ir < bins)]
-    ratios = []
-    for _ in range(replicas):
-        hm = np.bincount(im, rng.poisson(1.0, len(im)), minlength=bins)
-        hr = np.bincount(ir, rng.poisson(1.0, len(ir)), minlength=bins)
-        ratios.append(np.divide(hm * scale, hr, out=np.full(bins, np.nan), where=hr > 0))
-    with warnings.catch_warnings():  # bins empty in every replica stay NaN
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanpercentile(np.array(ratios), [16, 84], axis=0)
-
-
-def plot_marginals(
-    reference: np.ndarray,
-    model: np.ndarray,
-    observables: Sequence[Variable],
-    path: str | os.PathLike,
-    title: str = "",
-    labels: tuple[str, str] = ("reference", "model"),
-    bins: int = 40,
-    replicas: int = 100,
-    seed: int = 0,
-) -> None:
-    r"""1D marginals of the model's samples `(M, F)` against the reference `(N, F)` (in
-    observable units; bins over the reference's central 99.8%), with a ratio panel whose
-    band holds 68% of `replicas` Poisson bootstraps of the ratio."""
-    plt = _pyplot()
-    f = len(observables)
-    fig, axs = plt.subplots(
-        2, f, figsize=(3.6 * f, 4.6), squeeze=False, gridspec_kw={"height_ratios": [3, 1]}
-    )
-    for j, v in enumerate(observables):
-        top, bottom = axs[0, j], axs[1, j]
-        edges = _edges(reference[:, j], bins)
-        centres = (edges[1:] + edges[:-1]) / 2
-        hr, _ = np.histogram(reference[:, j], edges)
-        hm, _ = np.histogram(model[:, j], edges)
-        hm = hm * len(reference) / len(model)
-        top.errorbar(centres, hr, np.sqrt(hr), fmt=".", color="k", ms=3, label=labels[0])
-        top.stairs(hm, edges, color="tab:red", label=labels[1])
-        top.set_yscale("log")
-        top.set_ylabel("events / bin")
-        low, high = _bootstrap_ratio(model[:, j], reference[:, j], edges, replicas, seed + j)
-        bottom.fill_between(centres, low, high, step="mid", color="tab:red", alpha=0.3, lw=0)
-        ratio = np.divide(hm, hr, out=np.full(bins, np.nan), where=hr > 0)
-        bottom.step(centres, ratio, where="mid", color="tab:red", lw=1)
-        bottom.axhline(1, color="grey", lw=0.5)
-        bottom.set_ylim(0.7, 1.3)
-        bottom.set_xlabel(v.label)
-        bottom.set_ylabel("model / ref.")
-    axs[0, 0].legend(fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_limits(
-    x: np.ndarray,
-    observed: np.ndarray,
-    expected: np.ndarray,
-    parameter: Variable,
-    path: str | os.PathLike,
-    cl: float = 0.95,
-    title: str = "",
-) -> None:
-    r"""The limit curve: observed upper limits on n_sig against a signal parameter, with
-    the expected median and its +-1 and +-2 sigma bands.
-
-    Arguments:
-        x: Values of `parameter`, shape `(K,)`, increasing.
-        observed: Observed limits `(K,)`, in events.
-        expected: Expected limits `(K, 5)` at -2, -1, 0, +1, +2 sigma.
-    """
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.fill_between(x, expected[:, 0], expected[:, 4], color="#ffcc00", label="expected ±2σ")
-    ax.fill_between(x, expected[:, 1], expected[:, 3], color="#00cc00", label="expected ±1σ")
-    ax.plot(x, expected[:, 2], "k--", label="expected (median)")
-    ax.plot(x, observed, "k.-", label="observed")
-    ax.set_xlabel(parameter.label)
-    ax.set_ylabel(f"{cl:.0%} CL upper limit on n_sig [events]")
-    ax.set_ylim(bottom=0)
-    ax.set_title(title or f"CLs upper limits (q̃_μ) against {parameter.name}", fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_pulls(pulls: dict[str, np.ndarray], path: str | os.PathLike, bins: int = 20) -> None:
-    r"""Histogram of each parameter's pulls (fit - truth) / error with the unit normal
-    density they follow when fits are unbiased and errors are right."""
-    from scipy import stats
-
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(pulls), figsize=(3.6 * len(pulls), 3.4), squeeze=False)
-    grid = np.linspace(-4, 4, 200)
-    for ax, (name, p) in zip(axes[0], pulls.items(), strict=True):
-        ax.hist(p, bins=bins, range=(-4, 4), density=True, histtype="step", color="k")
-        ax.plot(grid, stats.norm.pdf(grid), "r-", label="N(0, 1)")
-        sem = p.std(ddof=1) / np.sqrt(len(p))
-        ax.set_title(
-            f"{name}: mean {p.mean():+.2f} ± {sem:.2f}, width {p.std(ddof=1):.2f}", fontsize=9
-        )
-        ax.set_xlabel("(fit - truth) / error")
-    axes[0, 0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_q0(q0: np.ndarray, path: str | os.PathLike) -> None:
-    r"""Survival function of the discovery statistic q0 in background-only
-    pseudo-experiments against the asymptotic 1/2 delta(0) + 1/2 chi2(1) (CCGV eq. 49),
-    with binomial error bars, and the local significance on the top axis."""
-    from scipy import stats
-
-    plt = _pyplot()
-    q0 = np.sort(np.asarray(q0))
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    grid = np.linspace(0, max(9.0, q0.max() * 1.05), 200)
-    ax.plot(grid, 0.5 * stats.chi2.sf(grid, 1), "r-", label="asymptotic ½χ²(1)")
-    levels = np.linspace(0, grid[-1], 30)
-    sf = np.array([(q0 > t).mean() for t in levels])
-    err = np.sqrt(sf * (1 - sf) / len(q0))
-    seen = sf > 0
-    ax.errorbar(
-        levels[seen], sf[seen], err[seen], fmt="k.", label=f"{len(q0)} background-only toys"
-    )
-    ax.set_yscale("log")
-    ax.set_xlim(0, grid[-1])
-    ax.set_ylim(0.5 / len(q0), 1)
-    ax.set_xlabel("q0")
-    ax.set_ylabel("P(q0 > x)")
-    top = ax.secondary_xaxis("top", functions=(np.sqrt, np.square))
-    top.set_xticks(np.arange(0, np.sqrt(grid[-1]) + 0.01))
-    top.set_xlabel("local significance √q0 [σ]")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

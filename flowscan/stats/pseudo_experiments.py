@@ -6,7 +6,6 @@ from __future__ import annotations
 __all__ = [
     "PseudoExperiments",
     "check_truth",
-    "Sampler",
     "coverage",
     "pseudo_dataset",
     "pseudo_experiments",
@@ -15,7 +14,7 @@ __all__ = [
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -24,23 +23,13 @@ from torch import Tensor
 
 from ..exceptions import InputError
 from ..parallel import map_tasks
-from ..variables import Variable, check_theta
+from ..samples import Sampler
+from ..scanner import Density, MixtureLikelihood, ParameterSpace, check_model_pair, minuit_scan
+from ..variables import check_theta
 from .hypotest import discovery
-from .likelihood import Density, MixtureLikelihood, check_model_pair
-from .minuit import minuit_scan
-from .space import ParameterSpace
 
 if TYPE_CHECKING:
     from distributed import Client
-
-
-class Sampler(Protocol):
-    r"""What generates pseudo-data: a flow (`DensityModel`), a closed-form toy density or
-    a `Bootstrap` of a sample."""
-
-    observables: Sequence[Variable]
-
-    def sample(self, n: int, theta: Tensor | None = None, seed: int | None = None) -> Tensor: ...
 
 
 def toy_seed(seed: int, toy: int) -> int:

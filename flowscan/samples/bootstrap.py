@@ -22,6 +22,8 @@ class Bootstrap:
         observables: Its F observables.
     """
 
+    theta_vars: tuple[Variable, ...] = ()  # the sample's theta is fixed
+
     def __init__(self, events: Tensor, observables: Sequence[Variable]) -> None:
         events = torch.as_tensor(events, dtype=torch.float64)
         check_events(events, observables)

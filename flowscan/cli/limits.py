@@ -3,11 +3,9 @@ parameters, from saved models and a data file."""
 
 from __future__ import annotations
 
-__all__ = ["parse_values", "run_limits"]
-
+import argparse
 import itertools
-import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,37 +13,62 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from .exceptions import FitError, InputError
-from .flows import DensityModel
-from .parallel import dask_client, map_tasks
-from .runinfo import check_memory, run_folder, versions, write_json
-from .scanner import (
-    SIGMAS,
-    MixtureLikelihood,
-    ParameterSpace,
-    check_model_pair,
-    upper_limit,
-    upper_limit_toys,
-)
-from .toys import read_events
-from .variables import check_theta
+from .. import plots
+from ..exceptions import FitError, InputError
+from ..flows import DensityModel
+from ..io import check_memory, run_folder, write_record
+from ..parallel import dask_client, map_tasks
+from ..scanner import MixtureLikelihood, ParameterSpace, check_model_pair
+from ..stats import SIGMAS, upper_limit, upper_limit_toys
+from ..variables import check_theta
+from . import _options as o
 
 
-def parse_values(text: str) -> tuple[str, list[float]]:
-    r"""`"m_pole=300:700:9"` (9 values from 300 to 700), `"m_pole=300,450"` or
-    `"gamma=40"` to a name and its values; raises `ValueError` on a malformed item."""
-    name, sep, values = text.partition("=")
-    try:
-        if ":" in values:
-            low, high, count = values.split(":")
-            out = np.linspace(float(low), float(high), int(count)).tolist()
-        else:
-            out = [float(v) for v in values.split(",")]
-    except ValueError:
-        sep = ""
-    if not sep or not name.strip() or not out or not np.isfinite(out).all():
-        raise InputError(f"--at {text!r} is not name=low:high:count or name=v1,v2,...")
-    return name.strip(), out
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    limits = o.command(
+        commands,
+        "limits",
+        help="CLs upper limits on the signal yield over a grid of signal parameters",
+        description="Fits the extended likelihood of saved models to a data file and sets "
+        "CLs upper limits on n_sig (test statistic q~_mu) at each point of a grid of signal "
+        "parameters, with the expected +-1 and +-2 sigma band; writes limits.csv, "
+        "limits.json and the limit curve limits.png.",
+    )
+    o.add_models(limits)
+    o.add_data(limits, several=False)
+    limits.add_argument(
+        "--at",
+        action="append",
+        required=True,
+        help="values of a signal parameter: name=low:high:count or name=v1,v2,...; "
+        "repeat for each (e.g. --at m_pole=300:700:9 --at gamma=40)",
+    )
+    limits.add_argument("--start", help="starting values of background parameters, e.g. tau=170")
+    limits.add_argument("--fix", help="background parameters held at their start")
+    limits.add_argument(
+        "--cl", type=o.fraction, default=0.95, help="confidence level (default 0.95)"
+    )
+    limits.add_argument(
+        "--method",
+        default="asymptotic",
+        choices=["asymptotic", "toys"],
+        help="asymptotic (default) or toys (small samples)",
+    )
+    limits.add_argument(
+        "--toys",
+        type=o.positive_int,
+        default=500,
+        help="toys per n_sig value and hypothesis (--method toys)",
+    )
+    limits.add_argument(
+        "--asimov-events",
+        type=o.positive_int,
+        default=10_000,
+        help="size of the weighted Asimov sample",
+    )
+    o.add_progress(limits)
+    o.add_dask(limits)
+    limits.set_defaults(func=run)
 
 
 @dataclass(frozen=True)
@@ -99,61 +122,27 @@ class _LimitAt:
         return {"n_sig_hat": limit.n_sig_hat, "observed": limit.observed} | expected
 
 
-def run_limits(
-    signal: str | os.PathLike,
-    background: str | os.PathLike,
-    data: str | os.PathLike,
-    at: Mapping[str, Sequence[float]],
-    *,
-    columns: Sequence[str] | None = None,
-    where: str | None = None,
-    start: Mapping[str, float] | None = None,
-    fixed: Sequence[str] = (),
-    cl: float = 0.95,
-    method: str = "asymptotic",
-    toys: int = 500,
-    asimov_events: int = 10_000,
-    seed: int = 0,
-    jobs: int | None = None,
-    scheduler: str | None = None,
-    out: str | os.PathLike | None = None,
-    progress: bool = True,
-    echo: Callable[[str], None] = print,
-) -> pd.DataFrame:
+def run(args: argparse.Namespace) -> int:
     r"""CLs upper limits on n_sig (extended likelihood of the saved models) at every
-    point of the grid `at` of signal parameters, with the expected band. Writes to `out`
-    (default `runs/limits-<timestamp>/`): `limits.csv` (a row per point), `limits.json`
-    (settings, seed, versions) and the limit curve `limits.png` against the first
-    parameter with several values (one file per combination of any others).
-
-    Arguments:
-        signal, background: Model files written by `DensityModel.save`.
-        data: CSV, Parquet or HDF5 table of events.
-        at: Values of every signal parameter; the grid is their product.
-        columns: Data columns of the observables (default: their names).
-        where: Selection of data rows (`pandas.DataFrame.query`).
-        start: Starting values of background parameters (default: range centres).
-        fixed: Background parameters held at their start (the others are profiled).
-        cl: Confidence level.
-        method: `asymptotic` (`upper_limit`) or `toys` (`upper_limit_toys` on 10 n_sig
-            values spanning the asymptotic limits and band).
-        toys: Pseudo-experiments per n_sig value and hypothesis with `toys`.
-        asimov_events: Size of the weighted Asimov sample.
-        seed: Seed of the Asimov samples and toys.
-        jobs, scheduler: Where the points are computed (`dask_client`), once every input
-            has been checked; `jobs=1` without a scheduler computes them here, in turn.
-
-    Returns:
-        A row per point: the signal parameters, `n_sig_hat`, `observed`, the expected
-        limits, `status` (`"valid"` or `"failed"`) and `message`.
-    """
-    from . import plots
-
-    if method not in ("asymptotic", "toys"):
-        raise InputError(f"unknown method {method!r}; choose asymptotic or toys")
+    point of the grid `--at` of signal parameters, with the expected band, the other
+    background parameters profiled. Writes to `--out`: `limits.csv` (a row per point:
+    the signal parameters, `n_sig_hat`, `observed`, the expected limits, `status` and
+    `message`), `limits.json` (settings, seed, versions) and the limit curve
+    `limits.png` against the first parameter with several values (one file per
+    combination of any others). `--method toys` runs `upper_limit_toys` on 10 n_sig
+    values spanning the asymptotic limits and band. The points run on Dask once every
+    input has been checked. Returns 1 if every point failed."""
+    at = {}
+    for text in args.at:
+        name, values = o.parse_values(text)
+        if name in at:
+            raise InputError(f"--at {name} given twice: give its values in one --at")
+        at[name] = values
+    start, fixed, cl, method = o.parse_start(args.start), o.names(args.fix), args.cl, args.method
+    toys, asimov_events, seed = args.toys, args.asimov_events, args.seed
     check_memory(asimov_events, 2_000, "--asimov-events")
     check_memory(toys, 1_000, "--toys")
-    sig, bkg = (DensityModel.load(p).for_fit() for p in (signal, background))
+    sig, bkg = o.load_models(args.signal, args.background)
     check_model_pair(sig, bkg)
     names = [v.name for v in sig.theta_vars]
     missing, unknown = sorted(set(names) - set(at)), sorted(set(at) - set(names))
@@ -163,14 +152,12 @@ def run_limits(
             f"unknown {unknown}"
         )
     bkg_names = ["n_bkg", *(v.name for v in bkg.theta_vars)]
-    bad = sorted((set(fixed) | set(start or {})) - set(bkg_names))
+    bad = sorted((set(fixed) | set(start)) - set(bkg_names))
     if bad:
         raise InputError(f"{bad}: only background parameters {bkg_names} can be fixed or started")
-    columns = list(columns or [v.name for v in sig.observables])
-    x = read_events(data, columns, where)
+    columns = o.names(args.columns) or [v.name for v in sig.observables]
+    x = o.read_data(args.data, columns, args.where)
     nll = MixtureLikelihood(sig, bkg, x)  # checks data and models once, before any worker
-    if cl <= 0 or cl >= 1:
-        raise InputError(f"the confidence level must lie between 0 and 1, got {cl}")
     grid = list(itertools.product(*(at[n] for n in names)))
     check_theta(torch.tensor(grid, dtype=torch.float64), sig.theta_vars)
     points = [dict(zip(names, p, strict=True)) for p in grid]
@@ -178,7 +165,7 @@ def run_limits(
         sig,
         bkg,
         x,
-        tuple((start or {}).items()),
+        tuple(start.items()),
         tuple(fixed),
         cl,
         method,
@@ -188,32 +175,33 @@ def run_limits(
     )
     for point in points:  # starts and bounds, before any worker
         task.space(nll, point)
-    out = run_folder(out, "limits")
-    echo(f"{method} CLs limits at {len(points)} point(s) of {names} on {len(x)} events ...")
-    with dask_client(jobs, scheduler) as client:
-        rows = map_tasks(task, points, client, progress=progress, desc="limits")
+    out = run_folder(args.out, "limits")
+    print(f"{method} CLs limits at {len(points)} point(s) of {names} on {len(x)} events ...")
+    with dask_client(args.jobs, args.scheduler) as client:
+        rows = map_tasks(task, points, client, progress=not args.no_progress, desc="limits")
     table = pd.DataFrame(rows)
     failed = table[table["status"] == "failed"]
     units = {v.name: v.unit for v in sig.theta_vars}
     shown = table.drop(columns="message")
-    echo(
+    print(
         f"  {cl:.0%} CL upper limits on n_sig [events]\n"
         + shown.to_string(index=False, float_format=lambda v: f"{v:.4g}")
     )
     for row in failed.itertuples():
-        echo(f"  FAILED at {', '.join(f'{n} = {getattr(row, n):g}' for n in names)}: {row.message}")
+        where = ", ".join(f"{n} = {getattr(row, n):g}" for n in names)
+        print(f"  FAILED at {where}: {row.message}")
     if len(failed):
-        echo(f"  {len(failed)} of {len(table)} points failed (status and message in limits.csv)")
+        print(f"  {len(failed)} of {len(table)} points failed (status and message in limits.csv)")
     table.to_csv(out / "limits.csv", index=False)
     config = {
-        "signal": str(signal),
-        "background": str(background),
-        "data": str(data),
-        "where": where,
+        "signal": str(args.signal),
+        "background": str(args.background),
+        "data": str(args.data),
+        "where": args.where,
         "columns": columns,
         "at": {n: list(at[n]) for n in names},
         "units": units,
-        "start": dict(start or {}),
+        "start": start,
         "fixed": list(fixed),
         "cl": cl,
         "method": method,
@@ -222,7 +210,7 @@ def run_limits(
         "seed": seed,
         "events": len(x),
     }
-    write_json(out / "limits.json", {"config": config, "versions": versions()})
+    write_record(out / "limits.json", config)
     files = ["limits.csv", "limits.json"]
     varied = [n for n in names if len(at[n]) > 1]
     plotted = table[table["status"] != "failed"]  # the curves join the points with limits
@@ -247,5 +235,5 @@ def run_limits(
                 title=f"{method} CLs limits" + (f" at {label}" if label else ""),
             )
             files.append(f"{name}.png")
-    echo(f"wrote {out}/ ({', '.join(files)})")
-    return table
+    print(f"wrote {out}/ ({', '.join(files)})")
+    return int(table["status"].eq("failed").all())

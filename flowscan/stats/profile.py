@@ -14,10 +14,7 @@ from scipy import stats
 from torch import Tensor
 
 from ..exceptions import InputError
-from .gradient import gradient_scan
-from .minuit import minuit_scan
-from .result import ScanResult
-from .space import ParameterSpace
+from ..scanner import ParameterSpace, ScanResult, gradient_scan, minuit_scan
 
 
 def wilks_threshold(cl: float, dof: int) -> float:

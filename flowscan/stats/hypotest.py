@@ -12,11 +12,8 @@ from dataclasses import dataclass, field
 from scipy import stats
 
 from ..exceptions import InputError
-from .likelihood import MixtureLikelihood
-from .minuit import minuit_scan
+from ..scanner import MixtureLikelihood, ParameterSpace, ScanResult, minuit_scan
 from .profile import conditional_minimum
-from .result import ScanResult
-from .space import ParameterSpace
 
 
 @dataclass

@@ -66,9 +66,8 @@ and Y is lighter follows from the reconstructed masses, and swapped or degenerat
 
 from __future__ import annotations
 
-from ..exceptions import InputError
-
 __all__ = [
+    "FEATURES",
     "MASSES",
     "Generator",
     "OBSERVABLES",
@@ -91,6 +90,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from ..exceptions import InputError
+from ..io import read_table
 from ..variables import Variable
 
 OBSERVABLES = [
@@ -391,9 +392,7 @@ def read_lhco(
     Returns:
         `(signal, background)` DataFrames of the five observables, split by `label`.
     """
-    from .tables import read_table
-
-    frame = read_table(path)  # adds the observables
+    frame = read_table(path, FEATURES)
     missing = [c for c in SCHEMA if c not in frame.columns]
     if missing:
         raise InputError(
@@ -409,14 +408,50 @@ def read_lhco(
     return x[signal].reset_index(drop=True), x[~signal].reset_index(drop=True)
 
 
+class _Features:
+    r"""The five observables of a table in the R&D schema, derived by `features` and
+    checked by `check_schema` (a `flowscan.io.Derivation`)."""
+
+    def derive(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if not set(SCHEMA[:-1]) <= set(frame.columns):
+            return frame
+        derived = features(frame)
+        return frame.join(derived[[c for c in derived.columns if c not in frame.columns]])
+
+    def check(self, frame: pd.DataFrame, columns: Sequence[str]) -> None:
+        derived = {v.name for v in OBSERVABLES} & set(columns)
+        if derived and set(SCHEMA[:-1]) <= set(frame.columns):
+            check_schema(frame)
+
+
+FEATURES = _Features()
+
+
 class Generator:
-    r"""The generator as a sampler (like `BreitWigner`): QCD dijets for `theta=None`, the
-    signal at `theta = (m_Z', m_X, m_Y)` GeV otherwise."""
+    r"""The generator as a sampler (like `BreitWigner`): the Z' -> X Y signal at
+    `theta = (m_Z', m_X, m_Y)` GeV for `process="signal"`, QCD dijets (no parameters)
+    for `process="qcd"`."""
 
     observables = OBSERVABLES
 
+    def __init__(self, process: str = "signal") -> None:
+        if process not in ("signal", "qcd"):
+            raise InputError(f"the LHCO generator makes signal or qcd, not {process!r}")
+        self.process = process
+        self.theta_vars = MASSES if process == "signal" else []
+
     def sample(self, n: int, theta: Tensor | None = None, seed: int | None = None) -> Tensor:
         r"""`n` events' observables, float64 `(n, 5)` in `OBSERVABLES` order (GeV)."""
-        masses = None if theta is None else [float(m) for m in theta]
+        if (self.process == "signal") != (theta is not None and len(theta) > 0):
+            raise InputError("the LHCO signal needs theta = (m_zprime, m_x, m_y); QCD takes none")
+        masses = None if self.process == "qcd" else [float(m) for m in theta]
         frame = features(generate(n, masses, seed=0 if seed is None else seed))
         return torch.tensor(frame[[v.name for v in OBSERVABLES]].to_numpy())
+
+    def training_set(self, n: int, seed: int = 0) -> tuple[Tensor, Tensor | None]:
+        r"""Signal: `n` events at each point of seed 002's mass grid (`training_set`),
+        with their masses `(N, 3)`; QCD: `n` events and `None`."""
+        if self.process == "qcd":
+            return self.sample(n, None, seed), None
+        x, theta = training_set(n, seed=seed)
+        return torch.from_numpy(x), torch.from_numpy(theta)

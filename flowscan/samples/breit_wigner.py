@@ -65,6 +65,10 @@ class _ExactDensity:
         u = torch.from_numpy(np.random.default_rng(seed).random(n))
         return self._icdf(u, *theta.unbind(-1)).unsqueeze(-1)
 
+    def training_set(self, n: int = 200_000, seed: int = 0) -> tuple[Tensor, Tensor]:
+        r"""`training_set(self, n, seed)`: theta uniform over the ranges, an event each."""
+        return training_set(self, n, seed)
+
     def _check(self, theta: Tensor) -> None:
         names = [p.name for p in self.theta_vars]
         if theta.shape[-1:] != (len(names),):

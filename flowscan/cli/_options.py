@@ -1,0 +1,257 @@
+r"""What the commands share: option types that refuse bad values, the options every
+command has (seed, out, device, progress, Dask), and the parsing of parameter lists."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import Sequence
+
+import numpy as np
+from torch import Tensor
+
+from ..exceptions import InputError
+from ..flows import Architecture, DensityModel
+from ..io import FORMATS, read_events
+from ..samples import lhco
+
+EPILOG = (
+    "exit codes: 0 every fit valid (or at a bound, as printed), 1 a fit invalid or failed, "
+    "2 bad input, 3 internal error (rerun with --debug and report it)"
+)
+DATA = f"events: {', '.join(FORMATS)} files (file.root:tree for one of several trees)"
+
+
+def _number(text: str, kind: type) -> float:
+    try:
+        return kind(text)
+    except ValueError:
+        word = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"must be {word}, got {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def count(text: str) -> int:
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def positive(text: str) -> float:
+    value = _number(text, float)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def events(text: str) -> float:
+    r"""A yield: a finite number of events >= 0."""
+    value = _number(text, float)
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a number of events >= 0, got {text}")
+    return value
+
+
+def non_negative(text: str) -> float:
+    value = _number(text, float)
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    value = _number(text, float)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text}")
+    return value
+
+
+class _Once(argparse.Action):
+    r"""Stores an option's value, refusing the option given twice (the last would win
+    silently)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        if getattr(namespace, f"_seen_{self.dest}", False):
+            parser.error(f"argument {option_string}: given twice")
+        setattr(namespace, f"_seen_{self.dest}", True)
+        setattr(namespace, self.dest, values)
+
+
+def command(
+    commands: argparse._SubParsersAction,
+    name: str,
+    out: str | None = None,
+    **kwargs,
+) -> argparse.ArgumentParser:
+    r"""A subcommand with `--seed` and `--out` (help `out`, required if given, else a
+    folder defaulting to `runs/<name>-<timestamp>/`), whose single-valued options refuse
+    to be given twice."""
+    parser = commands.add_parser(name, epilog=EPILOG, **kwargs)
+    parser.register("action", None, _Once)  # the action of options that give none
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    if out is None:
+        parser.add_argument("--out", help=f"output folder (default runs/{name}-<timestamp>/)")
+    else:
+        parser.add_argument("--out", required=True, help=out)
+    return parser
+
+
+def add_progress(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+
+
+def add_dask(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--jobs",
+        type=positive_int,
+        help="worker processes of the local Dask cluster (default: all cores)",
+    )
+    parser.add_argument(
+        "--scheduler", help="address of a Dask scheduler to run on instead, e.g. tcp://host:8786"
+    )
+
+
+def add_models(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--signal", required=True, help="signal model file (DensityModel.save)")
+    parser.add_argument("--background", required=True, help="background model file")
+
+
+def add_data(parser: argparse.ArgumentParser, several: bool = True) -> None:
+    r"""`--data` (several files read as one if `several`), `--columns` and `--where`."""
+    parser.add_argument("--data", required=True, nargs="+" if several else None, help=DATA)
+    parser.add_argument("--columns", help="data columns of the observables, comma-separated")
+    parser.add_argument("--where", help='row selection of --data, e.g. "tau2j1 > 0"')
+
+
+def add_architecture(parser: argparse.ArgumentParser) -> None:
+    r"""The fields of `Architecture`, with its defaults."""
+    a = Architecture()
+    parser.add_argument(
+        "--flow",
+        default=a.flow,
+        help="mog (autoregressive Gaussian mixture, default), nsf (autoregressive splines), "
+        "maf, realnvp or coupling-nsf",
+    )
+    parser.add_argument(
+        "--transforms", type=positive_int, default=a.transforms, help="flow transforms (default 4)"
+    )
+    parser.add_argument(
+        "--hidden",
+        default=",".join(map(str, a.hidden_features)),
+        help="hidden layer sizes (default 64,64)",
+    )
+    parser.add_argument(
+        "--bins", type=positive_int, default=a.bins, help="spline bins for nsf (default 8)"
+    )
+    parser.add_argument(
+        "--components",
+        type=positive_int,
+        default=a.components,
+        help="Gaussians per observable for mog (default 20)",
+    )
+    parser.add_argument(
+        "--preprocessing",
+        help="truncated (mog's default: Gaussians cut at the edges, finite densities on "
+        "them), logit (the flows' default and only choice) or, for mog, response (seed "
+        "001's latent space for windows)",
+    )
+
+
+def architecture(args: argparse.Namespace) -> Architecture:
+    r"""The `Architecture` of the `add_architecture` options."""
+    try:
+        hidden = tuple(int(h) for h in args.hidden.split(","))
+    except ValueError:
+        raise InputError(f"--hidden takes layer sizes like 64,64, got {args.hidden!r}") from None
+    return Architecture(
+        args.flow, args.transforms, hidden, args.bins, args.components, args.preprocessing
+    )
+
+
+def names(text: str | None) -> list[str]:
+    r"""`"a,b"` to `["a", "b"]`; `None` or `""` to `[]`; a name given twice is refused."""
+    out = [n.strip() for n in (text or "").split(",") if n.strip()]
+    twice = sorted({n for n in out if out.count(n) > 1})
+    if twice:
+        raise InputError(f"{twice} given twice in {text!r}")
+    return out
+
+
+def masses(text: str | None) -> list[float] | None:
+    r"""`--masses m_zprime,m_x,m_y` (GeV) as three numbers, or `None`."""
+    if text is None:
+        return None
+    try:
+        values = [float(m) for m in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 3:
+        raise InputError(f"--masses takes m_zprime,m_x,m_y in GeV, e.g. 3500,500,100; got {text!r}")
+    return values
+
+
+def parse_start(text: str | None) -> dict[str, float]:
+    r"""`"m_pole=450,gamma=30"` to a dict; a malformed item raises `InputError`."""
+    out = {}
+    for item in filter(None, (text or "").split(",")):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        try:
+            number = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise InputError(f"item {item!r} is not name=value")
+        if name in out:
+            raise InputError(f"{name} is given twice in {text!r}")
+        out[name] = number
+    return out
+
+
+def parse_values(text: str) -> tuple[str, list[float]]:
+    r"""`"m_pole=300:700:9"` (9 values from 300 to 700), `"m_pole=300,450"` or
+    `"gamma=40"` to a name and its values; a malformed item raises `InputError`."""
+    name, sep, values = text.partition("=")
+    try:
+        if ":" in values:
+            low, high, number = values.split(":")
+            out = np.linspace(float(low), float(high), int(number)).tolist()
+        else:
+            out = [float(v) for v in values.split(",")]
+    except ValueError:
+        sep = ""
+    if not sep or not name.strip() or not out or not np.isfinite(out).all():
+        raise InputError(f"--at {text!r} is not name=low:high:count or name=v1,v2,...")
+    return name.strip(), out
+
+
+def read_data(
+    files: str | os.PathLike | Sequence[str | os.PathLike],
+    columns: Sequence[str],
+    where: str | None = None,
+) -> Tensor:
+    r"""Events of `columns` from data files, the LHCO observables derived from the R&D
+    schema."""
+    return read_events(files, columns, where, derive=lhco.FEATURES)
+
+
+def load_models(signal: str | os.PathLike, background: str | os.PathLike) -> list[DensityModel]:
+    r"""The signal and background models as fits use them (`DensityModel.for_fit`)."""
+    return [DensityModel.load(p).for_fit() for p in (signal, background)]
+
+
+def exit_code(statuses: Sequence[str]) -> int:
+    r"""1 if any fit is invalid or failed, else 0."""
+    return int(any(s in ("invalid", "failed") for s in statuses))

@@ -1,0 +1,213 @@
+r"""`flowscan toys`: pseudo-experiments on saved models, with pulls, coverage and the q0
+distribution under background only."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from scipy import stats
+
+from .. import plots
+from ..io import check_memory, run_folder, write_record
+from ..parallel import dask_client
+from ..samples import SAMPLERS, samplers
+from ..stats import PseudoExperiments, check_truth, pseudo_experiments
+from . import _options as o
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    toys = o.command(
+        commands,
+        "toys",
+        help="pseudo-experiments: pulls, interval coverage and the q0 distribution",
+        description="Draws pseudo-datasets from a truth, fits each with the extended "
+        "likelihood of saved models (Minuit, HESSE, optionally MINOS), and reports pulls and "
+        "68%% coverage per parameter; then background-only toys give the distribution of "
+        "q0 against the asymptotic chi2. Writes toys.csv, null_toys.csv, toys.json, "
+        "pulls.png and q0.png.",
+    )
+    o.add_models(toys)
+    toys.add_argument(
+        "--truth",
+        required=True,
+        help="every parameter's true value: n_sig,n_bkg (events) and the signal and "
+        "background parameters, e.g. n_sig=1000,n_bkg=100000,m_pole=455,gamma=33,tau=170",
+    )
+    toys.add_argument(
+        "--toys", type=o.positive_int, default=100, help="toys at the truth (default 100)"
+    )
+    toys.add_argument(
+        "--null-toys", type=o.count, help="background-only toys for q0 (default: as --toys)"
+    )
+    toys.add_argument("--fix", help="parameters held at their truth in the fits")
+    toys.add_argument(
+        "--sampler",
+        "--generator",
+        dest="sampler",
+        default="model",
+        choices=SAMPLERS,
+        help="what draws the toys: model (the saved models, default), breit-wigner (the "
+        "toy's exact densities), lhco (the LHCO-style generator) or bootstrap (resampling "
+        "--samples); --generator is an alias",
+    )
+    toys.add_argument("--samples", help="signal,background event files for --sampler bootstrap")
+    toys.add_argument("--columns", help="columns of the observables in --samples")
+    toys.add_argument("--minos", action="store_true", help="MINOS intervals and their coverage")
+    o.add_progress(toys)
+    o.add_dask(toys)
+    toys.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    r"""Two ensembles of pseudo-experiments fitted with the extended likelihood of the
+    saved models: `--toys` at `--truth`, for pulls and the coverage of HESSE (and MINOS)
+    intervals; and `--null-toys` (default as many) under background only (n_sig = 0,
+    the signal parameters fixed at their truth), for the distribution of q0 against the
+    asymptotic 1/2 delta(0) + 1/2 chi2(1). Writes to `--out`: `toys.csv`,
+    `null_toys.csv` (a row per toy), `toys.json` (settings, seed, versions, summary),
+    `pulls.png` and `q0.png`. Toy i of either ensemble can be redrawn alone from the
+    seed. Returns 1 if no fit of an ensemble is valid (some failures are part of a toy
+    study: they are counted)."""
+    truth, toys, fixed, minos = o.parse_start(args.truth), args.toys, o.names(args.fix), args.minos
+    samples = o.names(args.samples)
+    sig, bkg = o.load_models(args.signal, args.background)
+    columns = o.names(args.columns) or [v.name for v in sig.observables]
+    draw = samplers(args.sampler, models=(sig, bkg), files=samples, columns=columns)
+    if args.sampler in ("breit-wigner", "lhco"):  # what it draws must be what is fitted
+        draw = (draw.like(sig), draw.like(bkg))
+    else:
+        draw = (draw.signal, draw.background)
+    null_toys = toys if args.null_toys is None else args.null_toys
+    held = sorted({*fixed, *(v.name for v in sig.theta_vars)} - {"n_sig"})
+    runs = [("truth", truth, toys, fixed, minos)]
+    if null_toys > 0:
+        runs.append(("null", {**truth, "n_sig": 0.0}, null_toys, held, False))
+    for _, values, count, held_now, _ in runs:  # every input, before any worker starts
+        check_truth(sig, bkg, values, count, held_now)
+        check_memory(count, 2_000, "--toys")
+    out = run_folder(args.out, "toys")
+    results = {}
+    with dask_client(args.jobs, args.scheduler) as client:
+        for name, values, count, held_now, with_minos in runs:
+            what = "at the truth" if name == "truth" else "under background only"
+            print(f"{count} pseudo-experiments {what} ...")
+            results[name] = pseudo_experiments(
+                sig,
+                bkg,
+                values,
+                count,
+                fixed=held_now,
+                minos=with_minos,
+                generator=draw,
+                seed=args.seed,
+                client=client,
+                progress=not args.no_progress,
+            )
+            print(_failures(results[name]))
+    main, null = results["truth"], results.get("null")
+    summary = None
+    if len(main.valid) < 2:
+        print(f"  only {len(main.valid)} of {toys} fits valid: no pulls (see toys.csv, message)")
+    else:
+        summary = main.summary()
+        print(_summary_table(main, summary))
+    if null is not None and len(null.valid):
+        print(_q0_table(null))
+
+    main.table.to_csv(out / "toys.csv", index=False)
+    files = ["toys.csv", "toys.json"]
+    if summary is not None:
+        plots.plot_pulls({n: main.pulls(n) for n in main.floating}, out / "pulls.png")
+        files.append("pulls.png")
+    q0 = {}
+    if null is not None:
+        null.table.to_csv(out / "null_toys.csv", index=False)
+        files.append("null_toys.csv")
+        if len(null.valid):
+            plots.plot_q0(null.valid["q0"].to_numpy(), out / "q0.png")
+            q0 = _q0_rows(null)
+            files.append("q0.png")
+    config = {
+        "signal": str(args.signal),
+        "background": str(args.background),
+        "truth": dict(truth),
+        "toys": toys,
+        "null_toys": null_toys,
+        "fixed": list(fixed),
+        "sampler": args.sampler,
+        "samples": samples,
+        "columns": columns,
+        "minos": minos,
+        "seed": args.seed,
+    }
+    write_record(
+        out / "toys.json",
+        config,
+        summary=None if summary is None else summary.to_dict(orient="index"),
+        q0_tail=q0,
+    )
+    print(f"wrote {out}/ ({', '.join(files)})")
+    return int(len(main.valid) == 0 or (null is not None and len(null.valid) == 0))
+
+
+def _failures(toys: PseudoExperiments) -> str:
+    r"""How many fits were valid, and the most common reasons of the others."""
+    table, n = toys.table, len(toys.table)
+    line = f"  {len(toys.valid)} of {n} fits valid"
+    bad = table[~table["valid"].astype(bool)]
+    if len(bad):
+        counts = bad["status"].value_counts()
+        line += "; " + ", ".join(f"{c} {s}" for s, c in counts.items())
+        line += " (status and message per toy in the csv)"
+    return line
+
+
+def _summary_table(toys: PseudoExperiments, summary) -> str:
+    n, valid = len(toys.table), len(toys.valid)
+    lines = [
+        f"  {valid} of {n} fits valid; pulls (fit - truth) / HESSE error, 68% coverage",
+        f"    {'parameter':<10}{'truth':>12}{'pull mean':>16}{'pull width':>16}"
+        f"{'HESSE cov.':>16}{'MINOS cov.':>16}",
+    ]
+    for name, r in summary.iterrows():
+        minos = (
+            f"{r.minos_coverage:.3f} ± {r.minos_coverage_error:.3f}"
+            if np.isfinite(r.minos_coverage)
+            else "-"
+        )
+        lines.append(
+            f"    {name:<10}{toys.truth[name]:>12.6g}"
+            f"{f'{r.pull_mean:+.3f} ± {r.pull_mean_error:.3f}':>16}"
+            f"{f'{r.pull_width:.3f} ± {r.pull_width_error:.3f}':>16}"
+            f"{f'{r.hesse_coverage:.3f} ± {r.hesse_coverage_error:.3f}':>16}{minos:>16}"
+        )
+    return "\n".join(lines)
+
+
+def _q0_rows(null: PseudoExperiments) -> list[dict[str, float]]:
+    r"""P(q0 > x) in the toys and asymptotically (1/2 chi2(1) tail) at x = 0, 1, 4, 9."""
+    q0 = null.valid["q0"].to_numpy()
+    rows = []
+    for x in (0.0, 1.0, 4.0, 9.0):
+        p = float((q0 > x).mean())
+        rows.append(
+            {
+                "q0": x,
+                "toys": p,
+                "error": float(np.sqrt(max(p * (1 - p), 1 / len(q0)) / len(q0))),
+                "asymptotic": float(0.5 * stats.chi2.sf(x, 1)),
+            }
+        )
+    return rows
+
+
+def _q0_table(null: PseudoExperiments) -> str:
+    lines = [
+        f"  q0 under background only ({len(null.valid)} valid fits of {len(null.table)})",
+        f"    {'x':>4}{'P(q0 > x) toys':>22}{'asymptotic':>12}",
+    ]
+    for r in _q0_rows(null):
+        toys = f"{r['toys']:.4f} ± {r['error']:.4f}"
+        lines.append(f"    {r['q0']:>4g}{toys:>22}{r['asymptotic']:>12.4f}")
+    return "\n".join(lines)

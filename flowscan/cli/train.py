@@ -1,0 +1,202 @@
+r"""`flowscan train`: a density model from data files or a built-in sampler."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Sequence
+
+import torch
+
+from .. import plots
+from ..exceptions import FitError, InputError
+from ..flows import DensityModel, torch_device, train
+from ..io import check_memory, file_names, run_folder, write_record
+from ..samples import lhco, samplers, training_events
+from ..variables import Variable
+from . import _options as o
+
+# Samplers that draw a training set over theta, and the old --generate values.
+SAMPLERS = ("breit-wigner", "lhco")
+_ROLE_OF = {"lhco-signal": ("lhco", "signal"), "lhco-qcd": ("lhco", "background")}
+_KNOWN = {v.name: v for v in [*lhco.OBSERVABLES, *lhco.MASSES]}
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    train = o.command(
+        commands,
+        "train",
+        help="train a density model on data files or a built-in sampler",
+        description="Trains a (conditional) normalizing flow or Gaussian mixture on events "
+        "from data files or a built-in sampler and writes model.pt, train.json, "
+        "training.png and marginals.png.",
+    )
+    source = train.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", nargs="+", help=f"{o.DATA}, read as one")
+    source.add_argument(
+        "--sampler",
+        "--generate",
+        dest="sampler",
+        choices=[*SAMPLERS, *_ROLE_OF],
+        help="draw the training set: lhco (seed 002's mass grid for --role signal, QCD for "
+        "background) or breit-wigner (theta uniform over the toy's ranges); lhco-signal "
+        "and lhco-qcd name the role too (--generate is an alias)",
+    )
+    train.add_argument("--where", help='row selection of --data, e.g. "label == 0"')
+    train.add_argument(
+        "--events",
+        type=o.positive_int,
+        default=10_000,
+        help="drawn events (per mass point for the LHCO signal)",
+    )
+    train.add_argument(
+        "--observables",
+        help="observable columns, name or name:low:high, comma-separated "
+        "(default: m_jj,m_j1,delta_m,tau21_j1,tau21_j2 with their LHCO bounds)",
+    )
+    train.add_argument(
+        "--context",
+        help="parameter columns to condition on, comma-separated (e.g. m_zprime,m_x,m_y)",
+    )
+    train.add_argument(
+        "--role",
+        choices=["signal", "background"],
+        help="what the model describes, recorded in the file so that a scan refuses "
+        "swapped models (default: from --sampler; none for --data)",
+    )
+    o.add_architecture(train)
+    train.add_argument(
+        "--epochs", type=o.positive_int, default=20, help="training epochs (default 20)"
+    )
+    train.add_argument("--batch-size", type=o.positive_int, default=1024, help="minibatch size")
+    train.add_argument("--lr", type=o.positive, default=3e-3, help="learning rate (default 3e-3)")
+    o.add_device(train)
+    o.add_progress(train)
+    train.set_defaults(func=run)
+
+
+def parse_variables(specs: Sequence[str], context: bool = False) -> list[Variable]:
+    r"""Variables from `name` or `name:low:high` items (either bound may be empty).
+
+    A bare name known to flowscan (the LHCO observables and masses) gets its unit and, for
+    an observable, its bounds; an unknown one is unbounded. Context parameters take their
+    range from the training data unless both bounds are given.
+    """
+    out = []
+    for spec in specs:
+        name, *bounds = spec.split(":")
+        known = _KNOWN.get(name, Variable(name))
+        if not bounds:
+            out.append(Variable(name, known.unit) if context else known)
+            continue
+        if len(bounds) != 2:
+            raise InputError(f"{spec!r}: write name or name:low:high (a bound may be empty)")
+        try:
+            low, high = (float(b) if b else None for b in bounds)
+        except ValueError:
+            raise InputError(f"{spec!r}: bounds must be numbers") from None
+        out.append(Variable(name, known.unit, low, high))
+    return out
+
+
+def _sampled(args: argparse.Namespace) -> tuple:
+    r"""The sampler's name, the role, the observables and parameters it implies, and its
+    training set `(x, theta)`."""
+    name, role = _ROLE_OF.get(args.sampler, (args.sampler, args.role))
+    if role is None:
+        raise InputError(f"--sampler {name} draws the signal or the background: give --role")
+    if args.role not in (None, role):
+        raise InputError(
+            f"--sampler {args.sampler} trains the {role} model, not --role {args.role}"
+        )
+    sampler = samplers(name).get(role)
+    names = [v.name for v in sampler.observables]
+    obs = parse_variables(o.names(args.observables)) if args.observables else sampler.observables
+    if [v.name for v in obs] != names:
+        raise InputError(f"the {name} sampler makes {names}")
+    if args.context and o.names(args.context) != [v.name for v in sampler.theta_vars]:
+        raise InputError(
+            f"the {name} {role} has "
+            + (
+                f"the parameters {[v.name for v in sampler.theta_vars]}"
+                if sampler.theta_vars
+                else "no parameters"
+            )
+            + ": leave out --context"
+        )
+    points = len(lhco.training_grid()) if (name, role) == ("lhco", "signal") else 1
+    check_memory(args.events * points, 2_000, "--events x mass points")
+    x, theta = training_events(sampler, args.events, args.seed)
+    return name, role, list(obs), list(sampler.theta_vars), x, theta
+
+
+def run(args: argparse.Namespace) -> int:
+    r"""Trains a `DensityModel` and writes to `--out`: `model.pt`, `train.json`
+    (settings, seed, versions, per-epoch losses), `training.png` (loss curves) and
+    `marginals.png` (model samples against the training data, one per training
+    event's theta, with ratio panels)."""
+    architecture = o.architecture(args)
+    if args.sampler is not None:
+        sampler, role, obs, ctx, x, theta = _sampled(args)
+        ctx = [Variable(p.name, p.unit) for p in ctx]  # the range is the training set's
+    else:
+        sampler, role = None, args.role
+        obs = parse_variables(o.names(args.observables) or [v.name for v in lhco.OBSERVABLES])
+        ctx = parse_variables(o.names(args.context), context=True)
+        x = o.read_data(args.data, [v.name for v in obs], args.where)
+        theta = o.read_data(args.data, [v.name for v in ctx], args.where) if ctx else None
+    print(
+        f"training on {len(x)} events of {[v.name for v in obs]}"
+        + (f" conditional on {[v.name for v in ctx]}" if ctx else "")
+    )
+    model = DensityModel(obs, ctx, architecture, role=role, seed=args.seed)
+    model = model.to(torch_device(args.device))
+    out = run_folder(args.out, "train")
+    history = train(
+        model,
+        x,
+        theta,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    best = min(h["val_loss"] for h in history)
+    if not math.isfinite(best):
+        raise FitError("training diverged: the validation loss is not finite")
+    model.save(out / "model.pt")
+    config = {
+        "data": None if args.data is None else file_names(args.data),
+        "where": args.where,
+        "sampler": sampler,
+        "events": len(x),
+        "observables": [v.to_dict() for v in obs],
+        "context": [v.to_dict() for v in model.theta_vars],
+        "architecture": architecture.to_dict(),
+        "role": role,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "seed": args.seed,
+    }
+    write_record(out / "train.json", config, history=history)
+    plots.plot_history(history, out / "training.png")
+    shown = torch.randperm(len(x), generator=torch.Generator().manual_seed(args.seed))[:100_000]
+    with torch.no_grad():
+        if theta is None:
+            samples = model().sample((len(shown),))
+        else:
+            samples = model(theta[shown].to(model.theta_range)).sample()
+    plots.plot_marginals(
+        x[shown].numpy(),
+        samples.double().cpu().numpy(),
+        obs,
+        out / "marginals.png",
+        labels=("training data", "model samples"),
+    )
+    print(
+        f"best validation loss {best:.4f} nats/event after {len(history)} epochs; wrote "
+        f"{out}/ (model.pt, train.json, training.png, marginals.png)"
+    )
+    return 0

@@ -1,0 +1,296 @@
+r"""Files in and out: event tables (CSV, Parquet, HDF5, ROOT) in, events, run folders
+and JSON records (configuration, seed, versions) out."""
+
+from __future__ import annotations
+
+__all__ = [
+    "FORMATS",
+    "Derivation",
+    "check_memory",
+    "file_names",
+    "output_file",
+    "read_events",
+    "read_table",
+    "run_folder",
+    "versions",
+    "write_events",
+    "write_json",
+    "write_record",
+]
+
+import json
+import os
+import platform
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from .exceptions import DependencyError, InputError
+
+_PACKAGES = [
+    "flowscan",
+    "torch",
+    "zuko",
+    "numpy",
+    "scipy",
+    "iminuit",
+    "botorch",
+    "pandas",
+    "distributed",
+    "uproot",
+]
+
+
+def versions() -> dict[str, str]:
+    r"""Versions of Python, the platform and the packages a result depends on."""
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for name in _PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def file_names(files: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
+    r"""One file or several as a list of names, for a run's JSON."""
+    return (
+        [os.fspath(files)] if isinstance(files, (str, os.PathLike)) else list(map(os.fspath, files))
+    )
+
+
+def _default(o: object) -> object:
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, os.PathLike):
+        return os.fspath(o)
+    raise TypeError(f"cannot write {type(o).__name__} to JSON")
+
+
+def _finite(o: object) -> object:
+    r"""`o` with every non-finite float replaced by `None` (JSON has no NaN)."""
+    if isinstance(o, float | np.floating):
+        return float(o) if np.isfinite(o) else None
+    if isinstance(o, np.ndarray):
+        return _finite(o.tolist())
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_finite(v) for v in o]
+    return o
+
+
+def write_json(path: str | os.PathLike, data: dict) -> None:
+    r"""Writes `data` as indented JSON (numpy arrays as lists, NaN and inf as null)."""
+    text = json.dumps(_finite(data), indent=2, default=_default, allow_nan=False)
+    Path(path).write_text(text + "\n")
+
+
+def write_record(path: str | os.PathLike, config: Mapping, **results: object) -> None:
+    r"""The JSON a command writes beside its results: `{"config": config, "seed": ...,
+    "versions": versions(), **results}`, the seed taken from `config`."""
+    record = {"config": dict(config), "seed": config.get("seed"), "versions": versions()}
+    write_json(path, record | results)
+
+
+def write_events(frame: pd.DataFrame, path: str | os.PathLike, meta: Mapping) -> None:
+    r"""Writes events as an HDF5 table (key `df`, as the LHCO R&D files) and `meta` with
+    the versions as JSON beside it (`<file>.json`)."""
+    path = Path(path)
+    frame.to_hdf(path, key="df", mode="w")
+    write_json(path.with_suffix(".json"), dict(meta) | {"versions": versions()})
+
+
+def run_folder(out: str | os.PathLike | None, command: str) -> Path:
+    r"""The folder a command writes to, `out` or `runs/<command>-<timestamp>/`, created
+    now: a bad `--out` (an existing file, a folder that cannot be made or written to)
+    fails before the work, not after it."""
+    out = Path(out or f"runs/{command}-{datetime.now():%Y%m%d-%H%M%S}")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is an existing file: name a folder for the results")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"--out {out}: cannot create the folder ({e.strerror})") from None
+    if not os.access(out, os.W_OK):
+        raise InputError(f"--out {out}: the folder is not writable; name another with --out")
+    return out
+
+
+def output_file(out: str | os.PathLike, suffixes: Sequence[str]) -> Path:
+    r"""A file a command will write, checked before the work: one of `suffixes`, not a
+    folder, in a folder that can be made and written to (made now)."""
+    out = Path(out)
+    if out.suffix.lower() not in suffixes:
+        raise InputError(f"--out {out}: name a {' or '.join(suffixes)} file")
+    if out.is_dir():
+        raise InputError(f"--out {out} is a folder: name a file")
+    run_folder(out.parent, "")
+    return out
+
+
+def check_memory(count: float, nbytes: float, what: str) -> None:
+    r"""Raises `InputError` if `count` items of about `nbytes` bytes each would take more
+    than half of this machine's memory: an absurd size fails at once, not by swapping."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if count * nbytes > total / 2:
+        raise InputError(
+            f"{what} = {count:.3g} would need about {count * nbytes / 1e9:.3g} GB of memory; "
+            f"this machine has {total / 1e9:.3g} GB"
+        )
+
+
+class Derivation(Protocol):
+    r"""Columns a file format implies but does not store (the LHCO observables of the
+    R&D schema, `flowscan.samples.lhco.FEATURES`), passed to `read_table` and
+    `read_events`."""
+
+    def derive(self, frame: pd.DataFrame) -> pd.DataFrame:
+        r"""`frame` with the derived columns added where it has what they come from."""
+
+    def check(self, frame: pd.DataFrame, columns: Sequence[str]) -> None:
+        r"""Raises `InputError` naming the rows of `frame` that give no usable value of
+        the derived `columns` asked for."""
+
+
+def _split_tree(path: str | os.PathLike) -> tuple[Path, str | None]:
+    r"""`"events.root:tree"` to the file and the tree's name; other paths unchanged."""
+    text = os.fspath(path)
+    head, sep, tree = text.rpartition(".root:")
+    return (Path(head + ".root"), tree) if sep else (Path(text), None)
+
+
+def _read_root(path: Path, tree: str | None) -> pd.DataFrame:
+    r"""The one-value-per-event branches of a TTree as columns; the names of the jagged
+    (per-object) or multi-valued branches in `frame.attrs["jagged"]`."""
+    try:
+        import uproot
+    except ImportError:
+        raise DependencyError("reading ROOT files needs uproot: pip install uproot") from None
+    try:
+        file = uproot.open(path)
+    except Exception as e:  # uproot raises many types for files that are not ROOT
+        raise InputError(f"{path}: cannot be read as ROOT ({type(e).__name__}: {e})") from None
+    with file:
+        trees = [k.split(";")[0] for k, c in file.classnames().items() if c == "TTree"]
+        trees = list(dict.fromkeys(trees))
+        if tree is None:
+            if len(trees) != 1:
+                raise InputError(
+                    f"{path} holds {len(trees)} trees {trees}: name one, as {path}:TREE"
+                )
+            tree = trees[0]
+        if tree not in trees:
+            raise InputError(f"{path} has no tree {tree!r}; its trees are {trees}")
+        try:
+            arrays = file[tree].arrays(library="np")
+        except Exception as e:
+            raise InputError(f"{path}:{tree}: cannot read its branches ({e})") from None
+    flat = {k: v for k, v in arrays.items() if v.dtype != object and v.ndim == 1}
+    frame = pd.DataFrame(flat)
+    frame.attrs["jagged"] = sorted(set(arrays) - set(flat))
+    return frame
+
+
+_PANDAS: dict[str, Callable[[Path], pd.DataFrame]] = {
+    ".csv": pd.read_csv,
+    ".parquet": pd.read_parquet,
+    ".h5": pd.read_hdf,
+    ".hdf5": pd.read_hdf,
+}
+FORMATS = (*_PANDAS, ".root")
+
+
+def read_table(path: str | os.PathLike, derive: Derivation | None = None) -> pd.DataFrame:
+    r"""A table of events: CSV, Parquet or HDF5 through pandas, or a ROOT TTree through
+    uproot (`file.root` with one tree, or `file.root:tree`; one-value-per-event
+    branches become columns), with the columns of `derive` added. An unknown format or
+    a file that cannot be read raises `InputError`. Event weights are not read."""
+    file, tree = _split_tree(path)
+    suffix = file.suffix.lower()
+    if suffix not in FORMATS:
+        raise InputError(f"{file}: unknown format {file.suffix!r}; use one of {list(FORMATS)}")
+    if not file.exists():
+        raise FileNotFoundError(f"{file}: no such data file")
+    if suffix == ".root":
+        frame = _read_root(file, tree)
+    else:
+        try:
+            frame = _PANDAS[suffix](file)
+        except Exception as e:  # pandas raises many types for unreadable files
+            raise InputError(
+                f"{file}: cannot be read as {file.suffix} ({type(e).__name__}: {e})"
+            ) from None
+    return frame if derive is None else derive.derive(frame)
+
+
+def read_events(
+    path: str | os.PathLike | Sequence[str | os.PathLike],
+    columns: Sequence[str],
+    where: str | None = None,
+    derive: Derivation | None = None,
+) -> Tensor:
+    r"""Events from a table (`read_table`), `columns` in that order.
+
+    Arguments:
+        path: CSV, Parquet, HDF5 or ROOT file (`file.root:tree`), or several read as one
+            (e.g. a signal and a background file, or the files of `flowscan simulate
+            --grid`).
+        columns: Columns to return.
+        where: Optional `pandas.DataFrame.query` selection, e.g. `"label == 0"`.
+        derive: Columns the format implies (`flowscan.samples.lhco.FEATURES`), checked
+            on the selected rows when asked for.
+
+    Returns:
+        float64 tensor of shape `(N, len(columns))`. Missing columns, text in a column, a
+        jagged ROOT branch, a bad selection or one that keeps no event raise `InputError`
+        naming the problem.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        return torch.cat([read_events(p, columns, where, derive) for p in path])
+    frame = read_table(path, derive)
+    if where:
+        try:
+            frame = frame.query(where)
+        except Exception as e:  # pandas raises many types for a bad expression
+            raise InputError(f"{path}: cannot select {where!r} ({type(e).__name__}: {e})") from None
+        if frame.empty:
+            raise InputError(f"{path}: no events pass {where!r}")
+    jagged = [c for c in columns if c in frame.attrs.get("jagged", ())]
+    if jagged:
+        raise InputError(
+            f"{path}: branches {jagged} hold several values per event (jagged or arrays); "
+            "flowscan reads one value per event: write the one you mean (e.g. the leading "
+            "jet's) to a branch of its own"
+        )
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"{path}: missing columns {missing}; it has {list(frame.columns)} "
+            "(name the columns with --columns)"
+        )
+    for column in columns:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        text = values.isna() & frame[column].notna()
+        if text.any() or frame[column].dtype == bool:
+            row = frame.index[text.to_numpy()][0] if text.any() else frame.index[0]
+            raise InputError(
+                f"{path}: column {column} holds {frame[column].loc[row]!r} at row {row}, "
+                "not a number"
+            )
+    if derive is not None:
+        try:
+            derive.check(frame, columns)
+        except InputError as e:
+            raise InputError(f"{path}: {e}") from None
+    return torch.tensor(frame[list(columns)].to_numpy(dtype="float64", copy=True))

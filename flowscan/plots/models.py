@@ -1,0 +1,202 @@
+r"""Figures of density models: training curves, marginals with ratio panels, pair plots
+and the dependence on theta."""
+
+from __future__ import annotations
+
+__all__ = ["plot_history", "plot_marginals", "plot_pairs", "plot_theta_dependence"]
+
+import os
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..variables import Variable
+from ._base import hist_edges, pyplot
+
+
+def plot_history(history: Sequence[dict], path: str | os.PathLike) -> None:
+    r"""Training and validation loss (nats/event) per epoch, and the learning rate.
+
+    Arguments:
+        history: Records with `epoch`, `train_loss`, `val_loss`, `lr` (as `train` returns).
+        path: Output PNG file.
+    """
+    plt = pyplot()
+    epoch = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(epoch, [h["train_loss"] for h in history], "o-", ms=3, label="training")
+    ax.plot(
+        epoch, [h["val_loss"] for h in history], "o-", ms=3, label="validation (averaged weights)"
+    )
+    best = min(range(len(history)), key=lambda i: history[i]["val_loss"])
+    ax.axvline(epoch[best], color="grey", ls=":", label=f"kept: epoch {epoch[best]}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss = mean NLL (nats/event)")
+    lr = ax.twinx()
+    lr.plot(epoch, [h["lr"] for h in history], color="tab:grey", alpha=0.4)
+    lr.set_ylabel("learning rate", color="tab:grey")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _bootstrap_ratio(
+    model: np.ndarray, reference: np.ndarray, edges: np.ndarray, replicas: int, seed: int
+) -> np.ndarray:
+    r"""16th and 84th percentiles `(2, bins)` of the model/reference histogram ratio over
+    `replicas` Poisson bootstraps of both samples (each event weighted Poisson(1))."""
+    rng = np.random.default_rng(seed)
+    scale = len(reference) / len(model)
+    im, ir = np.digitize(model, edges) - 1, np.digitize(reference, edges) - 1
+    bins = len(edges) - 1
+    im, ir = im[(im >= 0) & (im < bins)], ir[(ir >= 0) & (ir < bins)]
+    ratios = []
+    for _ in range(replicas):
+        hm = np.bincount(im, rng.poisson(1.0, len(im)), minlength=bins)
+        hr = np.bincount(ir, rng.poisson(1.0, len(ir)), minlength=bins)
+        ratios.append(np.divide(hm * scale, hr, out=np.full(bins, np.nan), where=hr > 0))
+    with warnings.catch_warnings():  # bins empty in every replica stay NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanpercentile(np.array(ratios), [16, 84], axis=0)
+
+
+def plot_marginals(
+    reference: np.ndarray,
+    model: np.ndarray,
+    observables: Sequence[Variable],
+    path: str | os.PathLike,
+    title: str = "",
+    labels: tuple[str, str] = ("reference", "model"),
+    bins: int = 40,
+    replicas: int = 100,
+    seed: int = 0,
+) -> None:
+    r"""1D marginals of the model's samples `(M, F)` against the reference `(N, F)` (in
+    observable units; bins over the reference's central 99.8%), with a ratio panel whose
+    band holds 68% of `replicas` Poisson bootstraps of the ratio."""
+    plt = pyplot()
+    f = len(observables)
+    fig, axs = plt.subplots(
+        2, f, figsize=(3.6 * f, 4.6), squeeze=False, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    for j, v in enumerate(observables):
+        top, bottom = axs[0, j], axs[1, j]
+        edges = hist_edges(reference[:, j], bins)
+        centres = (edges[1:] + edges[:-1]) / 2
+        hr, _ = np.histogram(reference[:, j], edges)
+        hm, _ = np.histogram(model[:, j], edges)
+        hm = hm * len(reference) / len(model)
+        top.errorbar(centres, hr, np.sqrt(hr), fmt=".", color="k", ms=3, label=labels[0])
+        top.stairs(hm, edges, color="tab:red", label=labels[1])
+        top.set_yscale("log")
+        top.set_ylabel("events / bin")
+        low, high = _bootstrap_ratio(model[:, j], reference[:, j], edges, replicas, seed + j)
+        bottom.fill_between(centres, low, high, step="mid", color="tab:red", alpha=0.3, lw=0)
+        ratio = np.divide(hm, hr, out=np.full(bins, np.nan), where=hr > 0)
+        bottom.step(centres, ratio, where="mid", color="tab:red", lw=1)
+        bottom.axhline(1, color="grey", lw=0.5)
+        bottom.set_ylim(0.7, 1.3)
+        bottom.set_xlabel(v.label)
+        bottom.set_ylabel("model / ref.")
+    axs[0, 0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _levels(h: np.ndarray, fractions: Sequence[float]) -> list[float]:
+    r"""Histogram heights whose highest bins hold each fraction of the total, ascending."""
+    flat = np.sort(h.ravel())[::-1]
+    cumulative = np.cumsum(flat) / flat.sum()
+    return sorted(flat[min(np.searchsorted(cumulative, f), len(flat) - 1)] for f in fractions)
+
+
+def plot_pairs(
+    reference: np.ndarray,
+    model: np.ndarray,
+    observables: Sequence[Variable],
+    path: str | os.PathLike,
+    title: str = "",
+    bins: int = 25,
+) -> None:
+    r"""2D marginals of every pair of observables: the contours holding 68% and 95% of the
+    reference (black) and of the model's samples (red, dashed); 1D marginals on the
+    diagonal."""
+    plt = pyplot()
+    f = len(observables)
+    fig, axs = plt.subplots(f, f, figsize=(2.4 * f, 2.4 * f), squeeze=False)
+    edges = [hist_edges(reference[:, j], bins) for j in range(f)]
+    for i in range(f):
+        for j in range(f):
+            ax = axs[i, j]
+            if j > i:
+                ax.set_axis_off()
+                continue
+            if i == j:
+                ax.hist(reference[:, j], edges[j], density=True, histtype="step", color="k")
+                ax.hist(model[:, j], edges[j], density=True, histtype="step", color="tab:red")
+                ax.set_yticks([])
+            else:
+                for sample, style in ((reference, "-"), (model, "--")):
+                    h, _, _ = np.histogram2d(sample[:, j], sample[:, i], [edges[j], edges[i]])
+                    centres = [(e[1:] + e[:-1]) / 2 for e in (edges[j], edges[i])]
+                    color = "k" if sample is reference else "tab:red"
+                    ax.contour(
+                        *centres, h.T, _levels(h, (0.95, 0.68)), colors=color, linestyles=style
+                    )
+            if i == f - 1:
+                ax.set_xlabel(observables[j].label, fontsize=8)
+            if j == 0 and i > 0:
+                ax.set_ylabel(observables[i].label, fontsize=8)
+            ax.tick_params(labelsize=6)
+    fig.suptitle(title or "68%/95% contours: reference (black), model (red, dashed)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _density(x: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""Fraction of the events `(N,)` in each bin, and its Poisson error."""
+    h, _ = np.histogram(x, edges)
+    return h / len(x), np.sqrt(h) / len(x)
+
+
+def plot_theta_dependence(
+    references: Sequence[np.ndarray],
+    models: Sequence[np.ndarray],
+    labels: Sequence[str],
+    observables: Sequence[Variable],
+    path: str | os.PathLike,
+    bins: int = 30,
+) -> None:
+    r"""How each marginal moves with theta (seed 001, fig. 5): the histogram at each theta
+    divided by the one at the first theta, for the reference (points) and the model
+    (lines); one panel per observable."""
+    plt = pyplot()
+    f = len(observables)
+    fig, axs = plt.subplots(1, f, figsize=(3.8 * f, 3.4), squeeze=False)
+    colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(references)))
+    for j, v in enumerate(observables):
+        ax = axs[0, j]
+        edges = hist_edges(references[0][:, j], bins)
+        centres = (edges[1:] + edges[:-1]) / 2
+        r0, m0 = (_density(s[:, j], edges)[0] for s in (references[0], models[0]))
+        for k in range(1, len(references)):
+            rk, ek = _density(references[k][:, j], edges)
+            mk = _density(models[k][:, j], edges)[0]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ax.errorbar(centres, rk / r0, ek / r0, fmt=".", ms=3, color=colors[k])
+                ax.plot(centres, mk / m0, color=colors[k], label=labels[k])
+        ax.axhline(1, color="grey", lw=0.5)
+        ax.set_yscale("log")
+        ax.set_xlabel(v.label)
+        ax.set_ylabel("ratio to the first point")
+    axs[0, 0].legend(fontsize=7, title="model (lines), reference (points)", title_fontsize=7)
+    fig.suptitle(f"marginals relative to {labels[0]}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,100 @@
+r"""Figures of statistics: CLs limit curves, pulls of pseudo-experiments and the q0
+distribution."""
+
+from __future__ import annotations
+
+__all__ = ["plot_limits", "plot_pulls", "plot_q0"]
+
+import os
+
+import numpy as np
+
+from ..variables import Variable
+from ._base import pyplot
+
+
+def plot_limits(
+    x: np.ndarray,
+    observed: np.ndarray,
+    expected: np.ndarray,
+    parameter: Variable,
+    path: str | os.PathLike,
+    cl: float = 0.95,
+    title: str = "",
+) -> None:
+    r"""The limit curve: observed upper limits on n_sig against a signal parameter, with
+    the expected median and its +-1 and +-2 sigma bands.
+
+    Arguments:
+        x: Values of `parameter`, shape `(K,)`, increasing.
+        observed: Observed limits `(K,)`, in events.
+        expected: Expected limits `(K, 5)` at -2, -1, 0, +1, +2 sigma.
+    """
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.fill_between(x, expected[:, 0], expected[:, 4], color="#ffcc00", label="expected ±2σ")
+    ax.fill_between(x, expected[:, 1], expected[:, 3], color="#00cc00", label="expected ±1σ")
+    ax.plot(x, expected[:, 2], "k--", label="expected (median)")
+    ax.plot(x, observed, "k.-", label="observed")
+    ax.set_xlabel(parameter.label)
+    ax.set_ylabel(f"{cl:.0%} CL upper limit on n_sig [events]")
+    ax.set_ylim(bottom=0)
+    ax.set_title(title or f"CLs upper limits (q̃_μ) against {parameter.name}", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_pulls(pulls: dict[str, np.ndarray], path: str | os.PathLike, bins: int = 20) -> None:
+    r"""Histogram of each parameter's pulls (fit - truth) / error with the unit normal
+    density they follow when fits are unbiased and errors are right."""
+    from scipy import stats
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(pulls), figsize=(3.6 * len(pulls), 3.4), squeeze=False)
+    grid = np.linspace(-4, 4, 200)
+    for ax, (name, p) in zip(axes[0], pulls.items(), strict=True):
+        ax.hist(p, bins=bins, range=(-4, 4), density=True, histtype="step", color="k")
+        ax.plot(grid, stats.norm.pdf(grid), "r-", label="N(0, 1)")
+        sem = p.std(ddof=1) / np.sqrt(len(p))
+        ax.set_title(
+            f"{name}: mean {p.mean():+.2f} ± {sem:.2f}, width {p.std(ddof=1):.2f}", fontsize=9
+        )
+        ax.set_xlabel("(fit - truth) / error")
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_q0(q0: np.ndarray, path: str | os.PathLike) -> None:
+    r"""Survival function of the discovery statistic q0 in background-only
+    pseudo-experiments against the asymptotic 1/2 delta(0) + 1/2 chi2(1) (CCGV eq. 49),
+    with binomial error bars, and the local significance on the top axis."""
+    from scipy import stats
+
+    plt = pyplot()
+    q0 = np.sort(np.asarray(q0))
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    grid = np.linspace(0, max(9.0, q0.max() * 1.05), 200)
+    ax.plot(grid, 0.5 * stats.chi2.sf(grid, 1), "r-", label="asymptotic ½χ²(1)")
+    levels = np.linspace(0, grid[-1], 30)
+    sf = np.array([(q0 > t).mean() for t in levels])
+    err = np.sqrt(sf * (1 - sf) / len(q0))
+    seen = sf > 0
+    ax.errorbar(
+        levels[seen], sf[seen], err[seen], fmt="k.", label=f"{len(q0)} background-only toys"
+    )
+    ax.set_yscale("log")
+    ax.set_xlim(0, grid[-1])
+    ax.set_ylim(0.5 / len(q0), 1)
+    ax.set_xlabel("q0")
+    ax.set_ylabel("P(q0 > x)")
+    top = ax.secondary_xaxis("top", functions=(np.sqrt, np.square))
+    top.set_xticks(np.arange(0, np.sqrt(grid[-1]) + 0.01))
+    top.set_xlabel("local significance √q0 [σ]")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,23 @@
+r"""Where events come from: the Breit-Wigner toy's exact densities, the fast LHCO-style
+generator, Pythia 8 + FastJet simulation, bootstrap resampling, and the registry that
+names them for the commands."""
+
+from . import lhco
+from .bootstrap import Bootstrap
+from .breit_wigner import MASS, BreitWigner, Exponential, pseudo_data, training_set
+from .registry import SAMPLERS, Sampler, Samplers, samplers, training_events
+
+__all__ = [
+    "MASS",
+    "SAMPLERS",
+    "Bootstrap",
+    "BreitWigner",
+    "Exponential",
+    "Sampler",
+    "Samplers",
+    "lhco",
+    "pseudo_data",
+    "samplers",
+    "training_events",
+    "training_set",
+]

@@ -1,0 +1,122 @@
+r"""Named samplers: what draws the events a command trains on (`train`), fits as
+pseudo-data (`toys`) or compares a model with (`validate`)."""
+
+from __future__ import annotations
+
+__all__ = ["SAMPLERS", "Sampler", "Samplers", "samplers", "training_events"]
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from torch import Tensor
+
+from ..exceptions import InputError
+from ..io import read_events
+from ..variables import Variable
+from . import lhco
+from .bootstrap import Bootstrap
+from .breit_wigner import BreitWigner, Exponential
+
+SAMPLERS = ("model", "breit-wigner", "lhco", "bootstrap")
+
+
+class Sampler(Protocol):
+    r"""What draws events at a theta: a `DensityModel`, a closed-form toy density, the
+    LHCO generator or a `Bootstrap` of a sample. Samplers that can also draw over
+    their parameters have `training_set(n, seed) -> (x, theta)`."""
+
+    observables: Sequence[Variable]
+    theta_vars: Sequence[Variable]
+
+    def sample(self, n: int, theta: Tensor | None = None, seed: int | None = None) -> Tensor: ...
+
+
+@dataclass(frozen=True)
+class Samplers:
+    r"""The signal and background samplers of one name in `SAMPLERS`."""
+
+    name: str
+    signal: Sampler
+    background: Sampler
+
+    def get(self, role: str) -> Sampler:
+        r"""The sampler of `role`, `"signal"` or `"background"`."""
+        if role not in ("signal", "background"):
+            raise InputError(f"a sampler is for the signal or the background, not {role!r}")
+        return self.signal if role == "signal" else self.background
+
+    def like(self, model: Sampler) -> Sampler:
+        r"""The sampler of the same observables and parameters as `model` (by name)."""
+        for sampler in (self.signal, self.background):
+            if _names(sampler.observables) == _names(model.observables) and _names(
+                sampler.theta_vars
+            ) == _names(model.theta_vars):
+                return sampler
+        raise InputError(
+            f"{self.name} draws {_describe(self.signal)} (signal) or "
+            f"{_describe(self.background)} (background); this model has {_describe(model)}"
+        )
+
+
+def _names(variables: Sequence[Variable]) -> list[str]:
+    return [v.name for v in variables]
+
+
+def _describe(sampler: Sampler) -> str:
+    theta = _names(sampler.theta_vars)
+    return f"{_names(sampler.observables)}" + (f" given {theta}" if theta else "")
+
+
+def samplers(
+    name: str,
+    *,
+    models: tuple[Sampler, Sampler] | None = None,
+    files: Sequence[str | os.PathLike] = (),
+    columns: Sequence[str] | None = None,
+) -> Samplers:
+    r"""The samplers called `name`, one of `SAMPLERS`.
+
+    Arguments:
+        name: `"model"` (`models`, the fitted signal and background models),
+            `"breit-wigner"` (the toy's exact densities), `"lhco"` (the fast LHCO-style
+            generator: signal at (m_Z', m_X, m_Y), QCD) or `"bootstrap"` (resampling
+            `files`, a signal and a background event file).
+        models: The signal and background models, for `"model"` and to name the
+            observables of the `"bootstrap"` files.
+        columns: Columns of the observables in `files` (default their names).
+
+    Example:
+        >>> import torch
+        >>> samplers("breit-wigner").signal.sample(3, torch.tensor([450.0, 30.0])).shape
+        torch.Size([3, 1])
+    """
+    if name not in SAMPLERS:
+        raise InputError(f"unknown sampler {name!r}; choose from {list(SAMPLERS)}")
+    if (name == "bootstrap") != bool(files):
+        raise InputError("the bootstrap sampler needs --samples SIGNAL_FILE,BACKGROUND_FILE")
+    if name in ("model", "bootstrap") and models is None:
+        raise InputError(f"the {name} sampler needs the signal and background models")
+    if name == "model":
+        return Samplers(name, *models)
+    if name == "breit-wigner":
+        return Samplers(name, BreitWigner(), Exponential())
+    if name == "lhco":
+        return Samplers(name, lhco.Generator("signal"), lhco.Generator("qcd"))
+    files = list(files)
+    if len(files) != 2:
+        raise InputError(f"--samples takes two files (signal, background), got {files}")
+    observables = models[0].observables
+    columns = list(columns or _names(observables))
+    pair = [Bootstrap(read_events(f, columns, derive=lhco.FEATURES), observables) for f in files]
+    return Samplers(name, *pair)
+
+
+def training_events(sampler: Sampler, events: int, seed: int) -> tuple[Tensor, Tensor | None]:
+    r"""A training set `(x, theta)` drawn by `sampler` over its parameters (theta
+    `None` for an unconditional one): `events` per mass point for the LHCO signal,
+    `events` in all otherwise."""
+    if not hasattr(sampler, "training_set"):
+        raise InputError(f"{type(sampler).__name__} cannot draw a training set over theta")
+    return sampler.training_set(events, seed)

@@ -1,0 +1,37 @@
+r"""Statistics on a fitted likelihood: profiles, hypothesis tests, CLs limits (with the
+Asimov dataset) and pseudo-experiments."""
+
+from .asimov import asimov
+from .hypotest import Discovery, discovery
+from .limits import SIGMAS, UpperLimit, cls_asymptotic, cls_expected, upper_limit, upper_limit_toys
+from .profile import ProfileResult, conditional_minimum, profile_likelihood, wilks_threshold
+from .pseudo_experiments import (
+    PseudoExperiments,
+    check_truth,
+    coverage,
+    pseudo_dataset,
+    pseudo_experiments,
+    toy_seed,
+)
+
+__all__ = [
+    "SIGMAS",
+    "Discovery",
+    "ProfileResult",
+    "PseudoExperiments",
+    "UpperLimit",
+    "asimov",
+    "check_truth",
+    "cls_asymptotic",
+    "cls_expected",
+    "conditional_minimum",
+    "coverage",
+    "discovery",
+    "profile_likelihood",
+    "pseudo_dataset",
+    "pseudo_experiments",
+    "toy_seed",
+    "upper_limit",
+    "upper_limit_toys",
+    "wilks_threshold",
+]
