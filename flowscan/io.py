@@ -170,9 +170,13 @@ def _split_tree(path: str | os.PathLike) -> tuple[Path, str | None]:
     return (Path(head + ".root"), tree) if sep else (Path(text), None)
 
 
+_TREES = ("TTree", "ROOT::RNTuple")  # what ROOT files hold events in
+
+
 def _read_root(path: Path, tree: str | None) -> pd.DataFrame:
-    r"""The one-value-per-event branches of a TTree as columns; the names of the jagged
-    (per-object) or multi-valued branches in `frame.attrs["jagged"]`."""
+    r"""The one-value-per-event branches (fields) of a TTree (or RNTuple) as columns;
+    the names of the jagged (per-object) or multi-valued ones in
+    `frame.attrs["jagged"]`."""
     try:
         import uproot
     except ImportError:
@@ -182,7 +186,7 @@ def _read_root(path: Path, tree: str | None) -> pd.DataFrame:
     except Exception as e:  # uproot raises many types for files that are not ROOT
         raise InputError(f"{path}: cannot be read as ROOT ({type(e).__name__}: {e})") from None
     with file:
-        trees = [k.split(";")[0] for k, c in file.classnames().items() if c == "TTree"]
+        trees = [k.split(";")[0] for k, c in file.classnames().items() if c in _TREES]
         trees = list(dict.fromkeys(trees))
         if tree is None:
             if len(trees) != 1:
@@ -212,10 +216,11 @@ FORMATS = (*_PANDAS, ".root")
 
 
 def read_table(path: str | os.PathLike, derive: Derivation | None = None) -> pd.DataFrame:
-    r"""A table of events: CSV, Parquet or HDF5 through pandas, or a ROOT TTree through
-    uproot (`file.root` with one tree, or `file.root:tree`; one-value-per-event
-    branches become columns), with the columns of `derive` added. An unknown format or
-    a file that cannot be read raises `InputError`. Event weights are not read."""
+    r"""A table of events: CSV, Parquet or HDF5 through pandas, or a ROOT TTree (or
+    RNTuple) through uproot (`file.root` with one tree, or `file.root:tree`;
+    one-value-per-event branches become columns), with the columns of `derive` added.
+    An unknown format or a file that cannot be read raises `InputError`. Event weights
+    are not read (every event counts once)."""
     file, tree = _split_tree(path)
     suffix = file.suffix.lower()
     if suffix not in FORMATS:

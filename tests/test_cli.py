@@ -243,3 +243,20 @@ def test_debug_shows_the_traceback_and_an_internal_error_is_one_line(monkeypatch
     assert err.count("\n") == 1 and "internal error (KeyError: 'a bug')" in err
     with pytest.raises(KeyError):
         main(["--debug", "demo"])
+
+
+def test_a_root_file_fits_end_to_end_as_its_csv(quick_demo, tmp_path, capsys):
+    uproot = pytest.importorskip("uproot")
+    m = pd.read_csv(quick_demo / "data.csv")["m"].to_numpy()
+    with uproot.recreate(tmp_path / "events.root") as f:
+        f.mktree("Events", {"m": "float64"})
+        f["Events"].extend({"m": m})
+    fits = {}
+    for name, data in [("csv", quick_demo / "data.csv"), ("root", tmp_path / "events.root")]:
+        args = _scan_args(quick_demo, tmp_path / name, "--method", "minuit")
+        args[args.index("--data") + 1] = str(data)
+        assert main(args) == 0
+        fits[name] = json.loads((tmp_path / name / "scan.json").read_text())["results"]["minuit"]
+    # the same float64 events give the same deterministic fit, to the last digit
+    assert fits["root"]["theta"] == fits["csv"]["theta"]
+    assert fits["root"]["status"] == "valid"

@@ -76,7 +76,7 @@ class MixtureLikelihood:
             against the number of events.
 
     Example:
-        >>> from flowscan.toys import BreitWigner, Exponential, pseudo_data
+        >>> from flowscan.samples import BreitWigner, Exponential, pseudo_data
         >>> x = pseudo_data(torch.tensor([500.0, 40.0]), torch.tensor([200.0]), 100, 1000)
         >>> MixtureLikelihood(BreitWigner(), Exponential(), x, 100, 1000).names
         ['m_pole', 'gamma', 'tau']

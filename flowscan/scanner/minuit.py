@@ -37,8 +37,16 @@ class MinuitCost:
     counted).
 
     Example:
-        >>> cost = MinuitCost(nll, space)  # doctest: +SKIP
-        >>> m = Minuit(cost, *cost.start, grad=cost.grad, hessian=False)  # doctest: +SKIP
+        >>> from flowscan.samples import BreitWigner, Exponential, pseudo_data
+        >>> from flowscan.scanner import MixtureLikelihood, ParameterSpace
+        >>> x = pseudo_data(torch.tensor([500.0, 40.0]), torch.tensor([200.0]), 100, 1000)
+        >>> nll = MixtureLikelihood(BreitWigner(), Exponential(), x, 100, 1000)
+        >>> space = ParameterSpace(nll.theta_vars, [480.0, 50.0, 190.0])
+        >>> cost = MinuitCost(nll, space)
+        >>> m = Minuit(cost, *cost.start, grad=cost.grad, hessian=False, name=cost.names)
+        >>> m.limits = space.bounds.tolist()
+        >>> m.migrad().valid
+        True
     """
 
     errordef = Minuit.LIKELIHOOD

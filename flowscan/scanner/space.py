@@ -26,7 +26,7 @@ class ParameterSpace:
         fixed: Names of parameters held at their start value.
 
     Example:
-        >>> from flowscan.toys import BreitWigner
+        >>> from flowscan.samples import BreitWigner
         >>> space = ParameterSpace(BreitWigner.theta_vars, fixed=["gamma"])
         >>> space.floating_names
         ['m_pole']
