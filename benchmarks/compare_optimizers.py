@@ -63,7 +63,9 @@ def main() -> None:
         background = DensityModel.load(args.models / "background.pt")
     else:
         signal, background, seconds = bump_hunt.train_flows(config, progress=False)
-        print(f"trained flows in {seconds['signal']:.0f} s + {seconds['background']:.0f} s")
+        print(
+            f"trained flows in {seconds['train_signal']:.0f} s + {seconds['train_background']:.0f} s"
+        )
     signal, background = signal.double().eval(), background.double().eval()
     truth = torch.tensor(list(config.truth.values()), dtype=torch.float64)
     budgets = {"bayesopt": args.budget, "random": args.random}

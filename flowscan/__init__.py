@@ -1,7 +1,10 @@
 r"""flowscan: signal-model parameter scans with conditional normalizing flows.
 
-Subpackages: `flowscan.flows` (density models, training), `flowscan.toys` (data
-generators), `flowscan.scanner` (likelihoods and optimizers).
+Subpackages: `flowscan.flows` (density models and their training), `flowscan.samples`
+(where events come from), `flowscan.scanner` (the likelihood and the optimizers),
+`flowscan.stats` (profiles, tests, limits, pseudo-experiments), `flowscan.validation`
+(is a model good enough), `flowscan.plots`, `flowscan.studies`; `flowscan.io` reads
+and writes files; `flowscan.cli` is the `flowscan` command. docs/layout.md has the map.
 """
 
 from importlib.metadata import PackageNotFoundError, version

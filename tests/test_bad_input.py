@@ -118,6 +118,18 @@ def files(tmp_path_factory) -> dict[str, str]:
     tail = frame.copy()
     tail.loc[3, ["pzj1", "pzj2"]] = [9e4, -9e4]  # m_jj far beyond anything trained on
     tail.to_hdf(put("tail.h5"), key="df")
+
+    import uproot  # ROOT files, written as an analysis would (TTrees)
+
+    with uproot.recreate(put("jagged.root")) as f:
+        f.mktree("events", {"m": "float64", "jet_m": "var * float64"})
+        f["events"].extend({"m": m[:3], "jet_m": [[400.0, 100.0], [450.0], []]})
+    with uproot.recreate(put("trees.root")) as f:
+        for tree in ("signal", "background"):
+            f.mktree(tree, {"m": "float64"})
+            f[tree].extend({"m": m})
+    with open(put("fake.root"), "w") as f:
+        f.write("not ROOT")
     return paths
 
 
@@ -283,6 +295,13 @@ CASES = [
     ("scan same model", lambda f: ["scan", "--signal", f["norole.pt"], "--background",
      f["norole.pt"], "--data", f["toy.csv"]], 2, "same model"),
     ("scan model as data", lambda f: _scan(f, data="sig.pt"), 2, "unknown format '.pt'"),
+    ("scan jagged root branch", lambda f: _scan(f, "--columns", "jet_m", data="jagged.root"), 2,
+     "branches ['jet_m'] hold several values per event"),
+    ("scan root with two trees", lambda f: _scan(f, data="trees.root"), 2,
+     "holds 2 trees ['signal', 'background']: name one"),
+    ("scan root tree not there", lambda f: _scan(f) [:-1] + [f["trees.root"] + ":data"], 2,
+     "has no tree 'data'"),
+    ("scan not a root file", lambda f: _scan(f, data="fake.root"), 2, "cannot be read as ROOT"),
     # scan: options
     ("scan unknown method", lambda f: _scan(f, "--method", "newton"), 2,
      "unknown method(s) ['newton']"),

@@ -12,12 +12,11 @@ from .. import plots
 from ..exceptions import FitError, InputError
 from ..flows import DensityModel, torch_device, train
 from ..io import check_memory, file_names, run_folder, write_record
-from ..samples import lhco, samplers, training_events
+from ..samples import GENERATORS, lhco, samplers, training_events
 from ..variables import Variable
 from . import _options as o
 
-# Samplers that draw a training set over theta, and the old --generate values.
-SAMPLERS = ("breit-wigner", "lhco")
+# The old --generate values, which name the role too.
 _ROLE_OF = {"lhco-signal": ("lhco", "signal"), "lhco-qcd": ("lhco", "background")}
 _KNOWN = {v.name: v for v in [*lhco.OBSERVABLES, *lhco.MASSES]}
 
@@ -37,7 +36,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--sampler",
         "--generate",
         dest="sampler",
-        choices=[*SAMPLERS, *_ROLE_OF],
+        choices=[*GENERATORS, *_ROLE_OF],
         help="draw the training set: lhco (seed 002's mass grid for --role signal, QCD for "
         "background) or breit-wigner (theta uniform over the toy's ranges); lhco-signal "
         "and lhco-qcd name the role too (--generate is an alias)",

@@ -16,14 +16,11 @@ from .. import plots
 from ..exceptions import InputError
 from ..flows import DensityModel
 from ..io import check_memory, run_folder, write_record
-from ..samples import lhco, samplers
+from ..samples import GENERATORS, lhco, samplers
 from ..stats import toy_seed
 from ..validation import validation_table
 from ..variables import check_theta
 from . import _options as o
-
-# Samplers a model can be compared with; any other --sampler value is a file.
-SAMPLERS = ("breit-wigner", "lhco")
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -125,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     thetas = [o.parse_start(t) for t in args.theta]
     check_memory(events, 400 * len(lhco.OBSERVABLES), "--events")
     model = DensityModel.load(model_path).eval()
-    generator = samplers(reference).like(model) if reference in SAMPLERS else None
+    generator = samplers(reference).like(model) if reference in GENERATORS else None
     file_x, file_theta = (None, None) if generator else _file_points(reference, model, where)
     points = _theta_points(thetas, model, file_theta)
     for theta in points:

@@ -3,7 +3,7 @@ pseudo-data (`toys`) or compares a model with (`validate`)."""
 
 from __future__ import annotations
 
-__all__ = ["SAMPLERS", "Sampler", "Samplers", "samplers", "training_events"]
+__all__ = ["GENERATORS", "SAMPLERS", "Sampler", "Samplers", "samplers", "training_events"]
 
 import os
 from collections.abc import Sequence
@@ -20,6 +20,9 @@ from .bootstrap import Bootstrap
 from .breit_wigner import BreitWigner, Exponential
 
 SAMPLERS = ("model", "breit-wigner", "lhco", "bootstrap")
+# The samplers that need nothing but their name: they draw training sets over theta and
+# validation references at any theta.
+GENERATORS = ("breit-wigner", "lhco")
 
 
 class Sampler(Protocol):
