@@ -63,9 +63,8 @@ def main() -> None:
         background = DensityModel.load(args.models / "background.pt")
     else:
         signal, background, seconds = bump_hunt.train_flows(config, progress=False)
-        print(
-            f"trained flows in {seconds['train_signal']:.0f} s + {seconds['train_background']:.0f} s"
-        )
+        train_s = [seconds[f"train_{k}"] for k in ("signal", "background")]
+        print(f"trained flows in {train_s[0]:.0f} s + {train_s[1]:.0f} s")
     signal, background = signal.double().eval(), background.double().eval()
     truth = torch.tensor(list(config.truth.values()), dtype=torch.float64)
     budgets = {"bayesopt": args.budget, "random": args.random}
