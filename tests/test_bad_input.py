@@ -269,6 +269,10 @@ CASES = [
      "invalid choice"),
     ("train generator observables", lambda f: _train(f, "--generate", "lhco-qcd",
      "--observables", "m_jj"), 2, "the lhco sampler makes"),
+    ("train sampler without role", lambda f: _train(f, "--sampler", "lhco"), 2,
+     "draws the signal or the background: give --role"),
+    ("train sampler bootstrap", lambda f: _train(f, "--sampler", "bootstrap"), 2,
+     "invalid choice: 'bootstrap'"),
     ("train absurd", lambda f: _train(f, "--generate", "lhco-signal", "--events",
      "100000000000"), 2, "GB of memory"),
     ("train out is a file", lambda f: _train(f, "--data", f["toy.csv"], "--observables",
@@ -390,6 +394,8 @@ CASES = [
     ("toys truth text", lambda f: _toys(f, "n_sig=many"), 2, "is not name=value"),
     ("toys bootstrap without samples", lambda f: _toys(f, "n_sig=20,n_bkg=200,m_pole=450,"
      "gamma=40,tau=170", "--generator", "bootstrap"), 2, "needs --samples"),
+    ("toys lhco sampler for the toy", lambda f: _toys(f, "n_sig=20,n_bkg=200,m_pole=450,"
+     "gamma=40,tau=170", "--sampler", "lhco"), 2, "this model has ['m'] given ['m_pole', 'gamma']"),
     ("toys one sample", lambda f: _toys(f, "n_sig=20,n_bkg=200,m_pole=450,gamma=40,tau=170",
      "--generator", "bootstrap", "--samples", f["toy.csv"]), 2, "takes two files"),
     ("toys breit-wigner for lhco", lambda f: ["toys", "--signal", f["zprime.pt"],
