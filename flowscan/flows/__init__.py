@@ -2,6 +2,7 @@ r"""Density models: conditional normalizing flows and Gaussian mixtures, their
 architecture, preprocessing and training."""
 
 from .architecture import FLOWS, PREPROCESSING, Architecture
+from .fixed import FixedEvents
 from .model import DensityModel, check_trained_range, torch_device
 from .preprocessing import BoundedStandardize
 from .training import train
@@ -11,6 +12,7 @@ __all__ = [
     "PREPROCESSING",
     "Architecture",
     "BoundedStandardize",
+    "FixedEvents",
     "DensityModel",
     "check_trained_range",
     "torch_device",

@@ -2,7 +2,7 @@ r"""Autoregressive Gaussian mixture density (MADE-MoG), the model of seeds 000 a
 
 from __future__ import annotations
 
-__all__ = ["AutoregressiveMixture", "log_normal_mass"]
+__all__ = ["AutoregressiveMixture", "log_normal_mass", "mixture_log_prob", "mixture_terms"]
 
 import math
 from collections.abc import Sequence
@@ -72,6 +72,62 @@ def _truncated_normal(alpha: Tensor, beta: Tensor) -> Tensor:
     return torch.where(flip, -t, t).to(alpha.dtype)
 
 
+def _log_mass(mean: Tensor, width: Tensor, low: float, high: float) -> Tensor | None:
+    r"""Log-mass inside `[low, high]` of Gaussians `(mean, width)` (elementwise), by the
+    kind of edges: one `log_ndtr` for a one-sided support, `log_normal_mass` for a
+    window (its finite branch), `None` (no truncation) for the real line: the values of
+    `log_normal_mass` of the standardized support, without its branches for open ends."""
+    if math.isinf(low) and math.isinf(high):
+        return None
+    if math.isinf(high):
+        return torch.special.log_ndtr((mean - low) / width)
+    if math.isinf(low):
+        return torch.special.log_ndtr((high - mean) / width)
+    lo, hi, _ = _lower_tail((low - mean) / width, (high - mean) / width)
+    log_hi = torch.special.log_ndtr(hi)
+    return log_hi + _log1mexp(torch.special.log_ndtr(lo) - log_hi)
+
+
+def mixture_terms(
+    log_w: Tensor,
+    mean: Tensor,
+    width: Tensor,
+    support: tuple[Tensor, Tensor] | None = None,
+    first_fixed: bool = False,
+) -> tuple[Tensor, Tensor, Tensor]:
+    r"""What the mixture log-density needs of its parameters, apart from the events:
+    `(log_w - log width - log sqrt(2 pi) - log mass, mean, 1 / width)`, `(*, F, G)`
+    each, mass being each Gaussian's inside `support` (1 for the real line). With one
+    observable they depend on theta alone: computed once per theta, not per event.
+    `first_fixed`: the first observable's parameters are the same for every event of
+    the batch dimension -3 (an autoregressive model's first observable sees the context
+    only), so its masses are computed once and broadcast."""
+    inv = width.reciprocal()
+    const = log_w + inv.log() - 0.5 * math.log(2 * math.pi)
+    if support is not None:
+        edges = zip(*(b.tolist() for b in support), strict=True)
+        masses = []
+        for j, (lo, hi) in enumerate(edges):
+            m, w = mean[..., j, :], width[..., j, :]
+            if j == 0 and first_fixed:  # one row stands for every event
+                m, w = m[..., :1, :], w[..., :1, :]
+            masses.append(_log_mass(m, w, lo, hi))
+        if any(m is not None for m in masses):
+            zero = mean.new_zeros(())
+            const = const - torch.stack(
+                torch.broadcast_tensors(*(zero if m is None else m for m in masses)), dim=-2
+            )
+    return const, mean, inv
+
+
+def mixture_log_prob(z: Tensor, const: Tensor, mean: Tensor, inv: Tensor) -> Tensor:
+    r"""log p(z) of independent per-observable Gaussian mixtures, summed over observables:
+    `logsumexp(const - (z - mean)^2 inv^2 / 2)` over the G components, for latent events
+    `z` `(*, F)` and the terms of `mixture_terms` `(*, F, G)`, broadcast against them."""
+    r = torch.addcmul(-mean * inv, z.unsqueeze(-1), inv)  # (z - mean) / width, fused
+    return torch.logsumexp(torch.addcmul(const, r, r, value=-0.5), dim=-1).sum(-1)
+
+
 class _MixtureDistribution(Distribution):
     r"""p(z | c) = prod_i sum_g w_gi N(z_i; mu_gi, sigma_gi) / M_gi, with the mixture
     parameters of observable i computed by `hyper` from z_<i and the context c, and
@@ -99,37 +155,39 @@ class _MixtureDistribution(Distribution):
         c = None if self.c is None else self.c.expand(*batch_shape, self.c.shape[-1])
         return _MixtureDistribution(self.hyper, c, self.features, self.components, self.support)
 
-    def _parameters(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def _parameters(self, z: Tensor, share: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         r"""Log-weights, means and widths of every observable's mixture, `(*, F, G)` each.
 
         With one observable they depend on the context alone (the network's masks cut
         z off), so the network runs once per context, not once per event, and the
-        result has the context's batch shape, to broadcast against the events."""
-        c = z.new_ones(1) if self.c is None else self.c
+        result has the context's batch shape, to broadcast against the events. `share`
+        is the events' part of the first layer (`AutoregressiveMixture.share`), computed
+        once for events that stay fixed: only the context's part is added here."""
+        like = self.hyper[0].weight
+        c = like.new_ones(1) if self.c is None else self.c
         if self.features == 1:
-            z = z.new_zeros(*c.shape[:-1], 1)
-        z = torch.cat([z, c.expand(*z.shape[:-1], c.shape[-1])], dim=-1)
-        phi = self.hyper(z).unflatten(-1, (self.features, 3, self.components))
-        logits, mean, width = phi.unbind(-2)
+            phi = self.hyper(torch.cat([c.new_zeros(*c.shape[:-1], 1), c], dim=-1))
+        elif share is None:
+            phi = self.hyper(torch.cat([z, c.expand(*z.shape[:-1], c.shape[-1])], dim=-1))
+        else:
+            first, *rest = self.hyper
+            weight = (first.mask * first.weight)[:, self.features :]
+            phi = share + F.linear(c, weight, first.bias)
+            for layer in rest:
+                phi = layer(phi)
+        logits, mean, width = phi.unflatten(-1, (self.features, 3, self.components)).unbind(-2)
         return F.log_softmax(logits, dim=-1), mean, F.softplus(width) + MIN_WIDTH
 
-    def _standardized_support(self, mean: Tensor, width: Tensor) -> tuple[Tensor, Tensor]:
-        r"""The support in units of each Gaussian, `(alpha, beta)` shaped like `mean`
-        (+-inf where open: the open ends enter as constants, not through the network)."""
-        low, high = (b.unsqueeze(-1) for b in self.support)
-        alpha = torch.where(torch.isinf(low), low, (low.nan_to_num(0.0, 0.0, 0.0) - mean) / width)
-        beta = torch.where(torch.isinf(high), high, (high.nan_to_num(0.0, 0.0, 0.0) - mean) / width)
-        return alpha, beta
+    def terms(self, z: Tensor | None, share: Tensor | None = None) -> tuple[Tensor, ...]:
+        r"""`mixture_terms` of the parameters for latent events `z` `(*, F)` (`share` as
+        in `_parameters`); with one observable `z` may be `None`: they depend on the
+        context alone."""
+        first_fixed = self.features > 1 and z is not None and z.ndim > 1
+        return mixture_terms(*self._parameters(z, share), self.support, first_fixed)
 
     def log_prob(self, z: Tensor) -> Tensor:
-        batch = torch.broadcast_shapes(z.shape[:-1], self.batch_shape)
-        z = z.expand(*batch, self.features)
-        log_w, mean, width = self._parameters(z)
-        r = (z.unsqueeze(-1) - mean) / width
-        log_n = -0.5 * r**2 - torch.log(width) - 0.5 * math.log(2 * math.pi)
-        if self.support is not None:
-            log_n = log_n - log_normal_mass(*self._standardized_support(mean, width))
-        return torch.logsumexp(log_w + log_n, dim=-1).sum(-1)
+        r"""log p(z | c) `(*,)` for latent events `z` `(*, F)`."""
+        return mixture_log_prob(z, *self.terms(z))
 
     @torch.no_grad()
     def sample(self, shape: Size = ()) -> Tensor:
@@ -202,3 +260,13 @@ class AutoregressiveMixture(LazyDistribution):
     def forward(self, c: Tensor | None = None) -> Distribution:
         support = (self.low, self.high) if self.truncated else None
         return _MixtureDistribution(self.hyper, c, self.features, self.components, support)
+
+    def share(self, z: Tensor) -> Tensor | None:
+        r"""The events' part of the network's first layer for latent events `z` `(N, F)`,
+        `(N, H)`: for events that stay fixed while the context changes (a fit), computed
+        once and passed to `log_prob(z, share)`; `None` with one observable, whose
+        mixture depends on the context alone."""
+        if self.features == 1:
+            return None
+        first = self.hyper[0]
+        return F.linear(z, (first.mask * first.weight)[:, : self.features])

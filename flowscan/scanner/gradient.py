@@ -130,10 +130,10 @@ def _descend(objective: Callable[[Tensor], Tensor], u: Tensor, tol: float, max_i
     )
 
     def closure() -> Tensor:
-        opt.zero_grad()
         value = objective(u)
-        value.backward()
-        return value
+        # the gradient with respect to u only: no weight gradients of the models
+        (u.grad,) = torch.autograd.grad(value, u)
+        return value.detach()
 
     opt.step(closure)
     return opt.state[u]["n_iter"]

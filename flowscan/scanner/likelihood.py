@@ -6,6 +6,7 @@ __all__ = ["Density", "MixtureLikelihood", "check_model_pair"]
 
 import math
 import warnings
+from collections.abc import Callable
 from typing import Protocol
 
 import torch
@@ -13,6 +14,7 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
 from ..exceptions import FitError, FlowscanWarning, InputError, ModelFileError
+from ..flows.fixed import FixedEvents
 from ..flows.model import DensityModel, check_trained_range
 from ..variables import Variable, check_events
 
@@ -84,9 +86,14 @@ class MixtureLikelihood:
         ['n_sig', 'n_bkg', 'm_pole', 'gamma', 'tau']
     """
 
-    # Theta-event pairs evaluated at a time (see `nll_split`): a gradient through a
-    # 5-observable NSF of 5 x 128 x 128 holds ~60 kB per pair, so ~4 GB at 2**16.
-    max_elements: int = 2**16
+    # Chunks of events are sized so that the widest intermediate of a chunk (all thetas
+    # of a batch, every event of the chunk) takes about `chunk_bytes`: a few MB stay in
+    # the cache and in the allocator's pool (larger ones are page-faulted in at every
+    # call). A gradient keeps the graph of every chunk, unless that would take more than
+    # `max_graph_bytes`: then each chunk is recomputed in the backward pass instead.
+    # Both are fixed numbers, so results do not depend on the machine's free memory.
+    chunk_bytes: int = 2**22
+    max_graph_bytes: int = 2**31
 
     def __init__(
         self,
@@ -150,6 +157,7 @@ class MixtureLikelihood:
         self.theta_vars = [*yields, *signal.theta_vars, *background.theta_vars]
         self._n_yields = len(yields)
         self._n_sig_theta = len(signal.theta_vars)
+        self._events = {"signal": _fixed(signal, x), "background": _fixed(background, x)}
         self._cache: dict[str, tuple[Tensor, Tensor]] = {}
 
     @property
@@ -183,15 +191,15 @@ class MixtureLikelihood:
         r"""NLL with `theta_sig` `(*, D_s)`, `theta_bkg` `(*, D_b)` and, for the extended
         form, `yields` `(*, 2)` = (n_sig, n_bkg) given apart, batch shapes `()` or `(K,)`.
 
-        Memory is bounded by evaluating at most `max_elements` theta-event pairs at a
-        time: a batch is split into groups of thetas, and each group's events into
-        chunks. When there is more than one chunk and a gradient is wanted, each chunk is
-        recomputed in the backward pass (`torch.utils.checkpoint`) instead of kept, so the
-        gradient of 1e6 events costs one extra forward pass, not 1e6 events' activations.
-        A `theta_sig` or `theta_bkg` that needs no gradient and is one value for the
-        whole batch (or is empty: an unconditional density) has its per-event density
-        computed once and cached: a fit of the yields at fixed masses, as in a limit,
-        then costs no flow evaluation at all."""
+        The densities are evaluated on the fixed events (`FixedEvents`: the events'
+        share of the work was done once, at construction), in chunks of events sized by
+        `chunk_bytes`, each theta's share once per theta. A gradient keeps every chunk's
+        graph, or recomputes each chunk in the backward pass (`torch.utils.checkpoint`)
+        where they would exceed `max_graph_bytes`. A `theta_sig` or `theta_bkg` that
+        needs no gradient and is one value for the whole batch (or is empty: an
+        unconditional density) has its per-event density computed once and cached: a
+        fit of the yields at fixed masses, as in a limit, then costs no model
+        evaluation at all."""
         if (yields is None) == self.extended:
             raise InputError("yields (n_sig, n_bkg) are needed exactly for the extended form")
         batched = theta_sig.ndim == 2
@@ -200,52 +208,52 @@ class MixtureLikelihood:
             yields = None if yields is None else yields[None]
         lp_s = self._cached_log_prob("signal", theta_sig)
         lp_b = self._cached_log_prob("background", theta_bkg)
-        group = max(1, self.max_elements // len(self.x))
-        out = []
-        for start in range(0, len(theta_sig), group):
-            ts, tb = theta_sig[start : start + group, None], theta_bkg[start : start + group, None]
-            ys = None if yields is None else yields[start : start + group]
-            step = max(1, self.max_elements // len(ts))
-            chunks = [
-                (
-                    self.x[i : i + step],
-                    *(None if t is None else t[i : i + step] for t in (self.weights, lp_s, lp_b)),
+        live = [e for e, lp in zip(self._events.values(), (lp_s, lp_b), strict=True) if lp is None]
+        width = max((e.bytes_per_pair for e in live), default=8) * len(theta_sig)
+        step = max(1, self.chunk_bytes // width)
+        n = len(self.x)
+        keep = (
+            not torch.is_grad_enabled()
+            or step >= n
+            or _GRAPH_COPIES * width * n <= self.max_graph_bytes
+        )
+        at_s = None if lp_s is not None else self._events["signal"].at(theta_sig)
+        at_b = None if lp_b is not None else self._events["background"].at(theta_bkg)
+        nll = 0.0
+        for i in range(0, n, step):
+            rows = slice(i, i + step)
+            w, s, b = (None if t is None else t[rows] for t in (self.weights, lp_s, lp_b))
+            s = at_s if s is None else s
+            b = at_b if b is None else b
+            if keep:
+                nll = nll + self._nll(rows, w, s, b, yields, len(theta_sig))
+            else:
+                nll = nll + checkpoint(
+                    self._nll, rows, w, s, b, yields, len(theta_sig), use_reentrant=False
                 )
-                for i in range(0, len(self.x), step)
-            ]
-            keep = len(chunks) == 1 or not torch.is_grad_enabled()
-            nll = sum(
-                self._nll(*chunk, ts, tb, ys)
-                if keep
-                else checkpoint(self._nll, *chunk, ts, tb, ys, use_reentrant=False)
-                for chunk in chunks
-            )
-            out.append(nll if ys is None else nll + ys.sum(dim=-1))
-        nll = torch.cat(out)
+        if yields is not None:
+            nll = nll + yields.sum(dim=-1)
         return nll if batched else nll[0]
 
     def _nll(
         self,
-        x: Tensor,
+        rows: slice,
         weights: Tensor | None,
-        lp_s: Tensor | None,
-        lp_b: Tensor | None,
-        theta_sig: Tensor,
-        theta_bkg: Tensor,
+        lp_s: Tensor | Callable[[slice], Tensor],
+        lp_b: Tensor | Callable[[slice], Tensor],
         yields: Tensor | None,
+        k: int,
     ) -> Tensor:
-        r"""Sum over events `x` `(M, F)` of -log of the mixture density (times `weights`
-        `(M,)` if given), `(K,)` for thetas `(K, 1, D)` and yields `(K, 2)` or `None` (fixed
+        r"""Sum over the events `rows` of -log of the mixture density (times `weights`
+        `(M,)` if given), `(K,)` for K thetas and yields `(K, 2)` or `None` (fixed
         fraction); `lp_s`, `lp_b` are the cached log-densities of these events `(M,)`, or
-        `None` to compute them."""
-        if lp_s is None:
-            lp_s = self.signal.log_prob(x, theta_sig).double()
-        if lp_b is None:
-            lp_b = self.background.log_prob(x, theta_bkg).double()
+        the density at the thetas as a function of the rows (`FixedEvents.at`)."""
+        lp_s = lp_s(rows) if callable(lp_s) else lp_s
+        lp_b = lp_b(rows) if callable(lp_b) else lp_b
         if yields is None:
             if self.f_sig == 0:
                 lp_b = lp_b if weights is None else weights * lp_b
-                return -lp_b.sum(dim=-1).expand(theta_sig.shape[:1])
+                return -lp_b.sum(dim=-1).expand(k)
             w_s, w_b = lp_s.new_tensor(self.f_sig), lp_s.new_tensor(1 - self.f_sig)
         else:
             w_s, w_b = yields[:, :1], yields[:, 1:]
@@ -269,7 +277,7 @@ class MixtureLikelihood:
             )
         log_total = total.log() + top
         nll = -(log_total if weights is None else weights * log_total).sum(dim=-1)
-        return nll.expand(theta_sig.shape[:1])  # (K,) also where both densities are cached
+        return nll.expand(k)  # (K,) also where both densities are cached
 
     __call__ = nll
 
@@ -283,11 +291,40 @@ class MixtureLikelihood:
             return None
         cached = self._cache.get(which)
         if cached is None or not torch.equal(cached[0], first):
-            density = self.signal if which == "signal" else self.background
+            events = self._events[which]
+            step = max(1, self.chunk_bytes // events.bytes_per_pair)
             with torch.no_grad():
-                lp = [density.log_prob(x, first).double() for x in self.x.split(self.max_elements)]
+                lp = [
+                    events.log_prob(first[None], slice(i, i + step)).reshape(-1)
+                    for i in range(0, len(self.x), step)
+                ]
             cached = self._cache[which] = (first.clone(), torch.cat(lp))
         return cached[1]
+
+
+# Intermediates of the widest size a gradient's graph keeps per chunk (the mixture's
+# arithmetic): what `max_graph_bytes` is compared with.
+_GRAPH_COPIES = 6
+
+
+class _Direct:
+    r"""Any `Density` on fixed events, as `FixedEvents` gives a `DensityModel`: its
+    `log_prob` on the events `rows` for thetas `(K, D)`, `(K, M)`."""
+
+    bytes_per_pair = 64
+
+    def __init__(self, density: Density, x: Tensor) -> None:
+        self.density, self.x = density, x
+
+    def at(self, theta: Tensor) -> Callable[[slice], Tensor]:
+        return lambda rows: self.density.log_prob(self.x[rows], theta[:, None, :]).double()
+
+    def log_prob(self, theta: Tensor, rows: slice = slice(None)) -> Tensor:
+        return self.at(theta)(rows)
+
+
+def _fixed(density: Density, x: Tensor) -> FixedEvents | _Direct:
+    return FixedEvents(density, x) if isinstance(density, DensityModel) else _Direct(density, x)
 
 
 def check_model_pair(signal: Density, background: Density) -> None:
