@@ -1,154 +1,194 @@
-r"""Time per NLL and per NLL + gradient against a bare zuko `log_prob` + backward.
+r"""Seconds per NLL and per NLL + gradient of the likelihood, against the exact densities,
+a bare use of the same models, and the mixture's arithmetic alone.
 
-For 1e4, 1e5 and 1e6 events and batches of 1, 16 and 256 thetas, times
-`MixtureLikelihood` (event checks, trained-range checks, chunking, float64 mixture sum)
-and the bare zuko flows on the same events and contexts (`flow(context).log_prob(x)` of
-signal and background, summed, and `backward`); the ratio bare / flowscan is flowscan's
-overhead (1 = none). Two model pairs, untrained (the time does not depend on the weights):
-the toy's (1 observable, NSF of the demo's size; signal on (m_pole, gamma), background
-on tau; masses uniform in the window) and an LHCO-sized one (5 observables, NSF with 5
-transforms of 128x128, signal on three masses, unconditional background; LHCO-style
-QCD events). Also the toy's cached-background NLL
-(tau fixed: the background density is computed once). Flows run in float64, as in fits.
-Cells with more than `--max-pairs` theta-event pairs (a tenth of that for the
-LHCO-sized flows) are skipped: time grows linearly beyond them, and the bare zuko
-gradient, which keeps ~60 kB per pair for the LHCO-sized flow, does not fit in 24 GB at
-1e6 LHCO events (flowscan's chunked one does).
+Workloads (models of the default family, the Gaussian mixture, in float64 as fits use
+them; 1 epoch of training only sets their preprocessing, the time does not depend on the
+weights):
+- toy: the demo's 1k signal + 100k background events; signal p(m | m_pole, gamma),
+  background p(m | tau), all three floating. Rows: the exact Breit-Wigner + exponential;
+  the models in `MixtureLikelihood` (the fit path); the bare models (`log_prob` of each
+  on all events at theta, mixed and summed by hand, gradient with respect to theta
+  only: what a user of the models without flowscan would write); the floor (the
+  mixtures' arithmetic on the events alone, every per-theta term precomputed); and the
+  demo's spline flows (`--flow nsf`) in the likelihood.
+- lhco: 100k QCD + 10k signal events of the fast generator at (3500, 500, 100) GeV; the
+  signal model on the three masses, the QCD model unconditional (its density is
+  computed once per dataset). Rows: the likelihood and the bare models.
 
-Run: `python benchmarks/nll_throughput.py [--max-pairs 3e6]`.
+Each cell is the best of `--repeat` calls at thetas that change from call to call (no
+cached value is reused), with wall, user and system seconds (`resource.getrusage`) and
+the ratio to the exact densities (toy) or to the bare models (lhco) measured in the same
+run. Run once per thread count: `python benchmarks/nll_throughput.py --threads 1` and
+`--threads 2`.
 """
 
 from __future__ import annotations
 
 import argparse
-import timeit
+import resource
+import time
+import warnings
 from collections.abc import Callable
 
 import torch
 
-from flowscan import Variable
-from flowscan.flows import Architecture, DensityModel
-from flowscan.samples import MASS, BreitWigner, Exponential, lhco
+from flowscan.flows import Architecture, DensityModel, train
+from flowscan.flows.mixture import mixture_log_prob
+from flowscan.samples import MASS, BreitWigner, Exponential, lhco, pseudo_data, training_set
 from flowscan.scanner import MixtureLikelihood
 
-
-def _models(name: str) -> tuple[DensityModel, DensityModel]:
-    if name == "toy":
-        return (
-            DensityModel([MASS], BreitWigner.theta_vars, Architecture(flow="nsf")),
-            DensityModel([MASS], Exponential.theta_vars, Architecture(flow="nsf")),
-        )
-    size = {"flow": "nsf", "transforms": 5, "hidden_features": (128, 128)}
-    return DensityModel(lhco.OBSERVABLES, lhco.MASSES, Architecture(**size)), DensityModel(
-        lhco.OBSERVABLES, (), Architecture(**size)
-    )
+Clock = tuple[float, float, float]
 
 
-def _events(name: str, n: int, seed: int) -> torch.Tensor:
-    r"""Toy masses uniform in the window, or LHCO-style QCD events."""
-    if name == "toy":
-        generator = torch.Generator().manual_seed(seed)
-        return MASS.low + (MASS.high - MASS.low) * torch.rand(
-            n, 1, generator=generator, dtype=torch.float64
-        )
-    names = [v.name for v in lhco.OBSERVABLES]
-    return torch.tensor(lhco.features(lhco.generate(n, seed=seed))[names].to_numpy())
+def _clock(fn: Callable[[int], object], repeat: int) -> Clock:
+    r"""Best (wall, user, system) seconds of `repeat` calls `fn(i)`, after a warm-up."""
+    fn(repeat)
+    best = None
+    for i in range(repeat):
+        r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        fn(i)
+        wall, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
+        row = (wall, r1.ru_utime - r0.ru_utime, r1.ru_stime - r0.ru_stime)
+        best = row if best is None or row[0] < best[0] else best
+    return best
 
 
-def _thetas(variables: list[Variable], k: int, generator: torch.Generator) -> torch.Tensor:
-    low = torch.tensor([v.low for v in variables], dtype=torch.float64)
-    high = torch.tensor([v.high for v in variables], dtype=torch.float64)
-    return low + (high - low) * torch.rand(k, len(low), generator=generator, dtype=torch.float64)
+def _value_and_grad(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor, repeat: int):
+    r"""Clocks of `f` alone (no gradient) and of `f` with its gradient in theta."""
+    step = 1e-3 * theta.abs().clamp_min(1.0)
 
-
-def _seconds(fn: Callable[[], object], repeat: int = 3) -> float:
-    r"""Best of `repeat` calls after a warm-up call (the first call of a size is slower)."""
-    fn()
-    return min(timeit.repeat(fn, repeat=repeat, number=1))
-
-
-def _ours(nll: MixtureLikelihood, theta: torch.Tensor, grad: bool) -> Callable[[], None]:
-    def run() -> None:
-        t = theta.clone().requires_grad_(grad)
-        value = nll(t)
-        if grad:
-            value.sum().backward()
-
-    return run
-
-
-def _bare(
-    signal: DensityModel, background: DensityModel, x: torch.Tensor, theta: torch.Tensor, grad: bool
-) -> Callable[[], None]:
-    r"""The same work in bare zuko: contexts scaled, log_prob of both flows summed, and
-    backward. Like `MixtureLikelihood`, the background density is computed once, outside
-    the timing, where it cannot change: an unconditional background, or one theta and no
-    gradient."""
-    d, k = len(signal.theta_vars), len(theta)
-
-    def context(model: DensityModel, t: torch.Tensor) -> torch.Tensor:
-        lo, hi = model.theta_range[:, 0], model.theta_range[:, 1]
-        return (2 * (t - lo) / (hi - lo) - 1)[:, None, :]
-
-    xk = x.expand(k, *x.shape)
-    if not background.conditional:
+    def value(i: int) -> None:
         with torch.no_grad():
-            lp_b = background.flow().log_prob(x)
-    elif k == 1 and not grad:
-        lp_b = background.flow(context(background, theta[:, d:])).log_prob(xk)
+            f(theta + i * step)
 
-    def run() -> None:
-        t = theta.clone().requires_grad_(grad)
-        lp = signal.flow(context(signal, t[:, :d])).log_prob(xk)
-        if background.conditional and (k > 1 or grad):
-            lp = lp + background.flow(context(background, t[:, d:])).log_prob(xk)
-        else:
-            lp = lp + lp_b
-        if grad:
-            lp.sum().backward()
+    def grad(i: int) -> None:
+        t = (theta + i * step).requires_grad_()
+        torch.autograd.grad(f(t), t)
 
-    return run
+    return _clock(value, repeat), _clock(grad, repeat)
+
+
+def _bare(signal: DensityModel, background: DensityModel, x, f_sig: float, d: int):
+    r"""The NLL from each model's own `log_prob` on all events, mixed by hand."""
+
+    def nll(theta: torch.Tensor) -> torch.Tensor:
+        lp_s = signal.log_prob(x, theta[:d]).double()
+        lp_b = background.log_prob(x, theta[d:] if background.conditional else None).double()
+        total = torch.logaddexp(
+            lp_s + torch.log(torch.tensor(f_sig)), lp_b + torch.log1p(-torch.tensor(f_sig))
+        )
+        return -total.sum()
+
+    return nll
+
+
+def _floor(signal: DensityModel, background: DensityModel, x, theta: torch.Tensor, rows: int):
+    r"""The one-observable mixtures' arithmetic alone, in the likelihood's chunks of
+    `rows` events: latent events and the per-theta terms (weights, means, widths,
+    masses) precomputed, as leaves the gradient flows to."""
+    terms, latent = [], []
+    for model, t in ((signal, theta[:2]), (background, theta[2:])):
+        z, _ = model.preprocessing[0]().call_and_ladj(x)
+        with torch.no_grad():
+            parts = model.flow.base(model.context(t)).terms(None)
+        terms.append([p.clone().requires_grad_() for p in parts])
+        latent.append(z)
+    f_sig = torch.tensor(1000 / 101_000, dtype=torch.float64)
+
+    def nll() -> torch.Tensor:
+        out = 0.0
+        for i in range(0, len(x), rows):
+            lp_s = mixture_log_prob(latent[0][i : i + rows], *terms[0])
+            lp_b = mixture_log_prob(latent[1][i : i + rows], *terms[1])
+            out = out - torch.logaddexp(lp_s + f_sig.log(), lp_b + (-f_sig).log1p()).sum()
+        return out
+
+    def value(i: int) -> None:
+        with torch.no_grad():
+            nll()
+
+    def grad(i: int) -> None:
+        torch.autograd.grad(nll(), [*terms[0], *terms[1]])
+
+    return value, grad
+
+
+def _toy_models(flow: str) -> tuple[DensityModel, DensityModel]:
+    models = []
+    for i, exact in enumerate((BreitWigner(), Exponential())):
+        x, t = training_set(exact, 20_000, seed=i)
+        model = DensityModel([MASS], exact.theta_vars, Architecture(flow), seed=i)
+        train(model, x, t, epochs=1, progress=False)
+        models.append(model.for_fit())
+    return models[0], models[1]
+
+
+def _lhco_models() -> tuple[DensityModel, DensityModel]:
+    names = [v.name for v in lhco.OBSERVABLES]
+    x, m = lhco.training_set(1000, seed=1)
+    signal = DensityModel(lhco.OBSERVABLES, lhco.MASSES, role="signal")
+    train(signal, torch.tensor(x), torch.tensor(m), epochs=1, progress=False)
+    qcd = torch.tensor(lhco.features(lhco.generate(50_000, seed=2))[names].to_numpy())
+    background = DensityModel(lhco.OBSERVABLES, role="background", seed=1)
+    train(background, qcd, epochs=1, progress=False)
+    return signal.for_fit(), background.for_fit()
+
+
+def _row(label: str, clocks: tuple[Clock, Clock], reference: tuple[Clock, Clock] | None):
+    (v, g) = clocks
+    ratio = (
+        "" if reference is None else f"{v[0] / reference[0][0]:>8.1f}{g[0] / reference[1][0]:>8.1f}"
+    )
+    print(
+        f"  {label:<34}{v[0]:>9.4f}{v[1]:>7.3f}{v[2]:>7.3f}"
+        f"{g[0]:>11.4f}{g[1]:>7.3f}{g[2]:>7.3f}{ratio}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-pairs", type=float, default=3e6, help="skip bigger cells")
-    parser.add_argument("--repeat", type=int, default=3, help="best of this many calls")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--repeat", type=int, default=10, help="best of this many calls")
     args = parser.parse_args()
-    generator = torch.Generator().manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float64 flows")
-    print(
-        f"{'models':<7}{'events':>9}{'thetas':>7}{'NLL s':>10}{'bare s':>10}{'ratio':>7}"
-        f"{'NLL+grad s':>12}{'bare s':>10}{'ratio':>7}{'cached bkg s':>14}"
+    torch.set_num_threads(args.threads)
+    warnings.simplefilter("ignore")  # the models' extrapolation warnings
+    print(f"torch {torch.__version__}, {args.threads} thread(s), float64 models")
+    head = (
+        f"  {'likelihood':<34}{'NLL s':>9}{'user':>7}{'sys':>7}"
+        f"{'NLL+grad s':>11}{'user':>7}{'sys':>7}  ratio NLL, +grad"
     )
-    for name in ["toy", "lhco"]:
-        signal, background = (m.double().eval() for m in _models(name))
-        for n in [10_000, 100_000, 1_000_000]:
-            x = _events(name, n, seed=n)
-            for model in (signal, background):
-                model.preprocessing.adapt(x)  # standardized inputs, as after training
-            nll = MixtureLikelihood(signal, background, x, 0.01 * n, n)
-            for k in [1, 16, 256]:
-                if k * n > args.max_pairs / (1 if name == "toy" else 10):
-                    continue
-                theta = _thetas(nll.theta_vars, k, generator)
-                repeat = args.repeat if k * n < 1e6 else 1
-                with torch.no_grad():
-                    t_nll = _seconds(_ours(nll, theta, False), repeat)
-                    t_bare = _seconds(_bare(signal, background, x, theta, False), repeat)
-                t_grad = _seconds(_ours(nll, theta, True), repeat)
-                t_bare_grad = _seconds(_bare(signal, background, x, theta, True), repeat)
-                cached = ""
-                if name == "toy":
-                    fixed = theta.clone()
-                    fixed[:, 2:] = theta[0, 2:]
-                    with torch.no_grad():
-                        nll(fixed)  # fills the cache
-                        cached = f"{_seconds(_ours(nll, fixed, False), repeat):.3g}"
-                print(
-                    f"{name:<7}{n:>9}{k:>7}{t_nll:>10.3g}{t_bare:>10.3g}{t_bare / t_nll:>7.2f}"
-                    f"{t_grad:>12.3g}{t_bare_grad:>10.3g}{t_bare_grad / t_grad:>7.2f}{cached:>14}"
-                )
+
+    truth = torch.tensor([455.0, 33.0, 170.0], dtype=torch.float64)
+    x = pseudo_data(truth[:2], truth[2:], 1_000, 100_000, seed=3)
+    print(f"toy: {len(x)} events, theta = (m_pole, gamma, tau); ratios to the exact densities")
+    print(head)
+    exact = _value_and_grad(
+        MixtureLikelihood(BreitWigner(), Exponential(), x, 1000, 100_000), truth, args.repeat
+    )
+    _row("exact Breit-Wigner + exponential", exact, None)
+    signal, background = _toy_models("mog")
+    nll = MixtureLikelihood(signal, background, x, 1000, 100_000)
+    _row("mixture models, fit path", _value_and_grad(nll, truth, args.repeat), exact)
+    bare = _bare(signal, background, x, 1000 / 101_000, 2)
+    _row("mixture models, bare", _value_and_grad(bare, truth, args.repeat), exact)
+    rows = nll._events["signal"].chunk_pairs
+    value, grad = _floor(signal, background, x, truth, rows)
+    floor = (_clock(value, args.repeat), _clock(grad, args.repeat))
+    _row("mixture arithmetic alone (floor)", floor, exact)
+    nsf = MixtureLikelihood(*_toy_models("nsf"), x, 1000, 100_000)
+    _row("spline flows (nsf), fit path", _value_and_grad(nsf, truth, args.repeat), exact)
+
+    frame = lhco.pseudo_data(100_000, 10_000, (3500.0, 500.0, 100.0), seed=2000)
+    names = [v.name for v in lhco.OBSERVABLES]
+    x = torch.tensor(lhco.features(frame)[names].to_numpy())
+    masses = torch.tensor([3500.0, 500.0, 100.0], dtype=torch.float64)
+    print(f"lhco: {len(x)} events, theta = (m_zprime, m_x, m_y); ratios to the bare models")
+    print(head)
+    signal, background = _lhco_models()
+    bare = _value_and_grad(_bare(signal, background, x, 10 / 110, 3), masses, args.repeat)
+    _row("mixture models, bare", bare, None)
+    nll = MixtureLikelihood(signal, background, x, 10_000, 100_000)
+    _row("mixture models, fit path", _value_and_grad(nll, masses, args.repeat), bare)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,10 @@ class FixedEvents:
     broadcast over the events. Gradients flow to theta only: the events' share is a
     constant, and no weight gradient is asked for (the model is not modified).
 
+    `chunk_pairs` is how many theta-event pairs to evaluate at a time, `graph_bytes` the
+    memory a gradient's graph keeps per pair (both estimates, by family and size, fixed
+    so that results do not depend on the machine).
+
     Arguments:
         model: The model, in the dtype fits evaluate it in (`DensityModel.for_fit`).
         x: Events `(N, F)` in observable units, inside the observables' bounds.
@@ -57,13 +61,21 @@ class FixedEvents:
             self.mixture = isinstance(base, AutoregressiveMixture)
             self.share = base.share(z) if self.mixture else None
         self.layers = steps[n_pre:]
-        a, f = model.architecture, len(self.observables)
-        if self.mixture:  # with one observable the network runs per theta, not per pair
+        a, f, size = model.architecture, len(self.observables), z.element_size()
+        if self.mixture:
+            # The widest intermediate per theta-event pair: the network's output, or with
+            # one observable (the network runs per theta) the components. Chunks of about
+            # 4 MB of it ran fastest (2**21-2**23 B, toy and LHCO, 1 and 2 threads).
             width = f * a.components if f == 1 else max(3 * f * a.components, *a.hidden_features)
+            self.chunk_pairs = max(1, 2**22 // (size * width))
+            # measured: 13.6 kB per pair kept for the 5-observable mixture (width 300)
+            self.graph_bytes = 6 * size * width
         else:
-            width = max(f * (3 * a.bins + 1), *a.hidden_features)
-        # The widest intermediate per theta-event pair, in bytes: what chunks are sized by.
-        self.bytes_per_pair = z.element_size() * width
+            # zuko's layers run many small operations per chunk: 2**16 pairs ran 2.4x
+            # faster than 2**13 (the toy's spline flows, NLL alone)
+            self.chunk_pairs = 2**16
+            # ~60 kB per pair kept by a 5-observable NSF of 5 x 128 x 128
+            self.graph_bytes = 8 * size * (a.transforms + 1) * max(a.hidden_features)
 
     def __len__(self) -> int:
         return len(self.z)

@@ -86,13 +86,12 @@ class MixtureLikelihood:
         ['n_sig', 'n_bkg', 'm_pole', 'gamma', 'tau']
     """
 
-    # Chunks of events are sized so that the widest intermediate of a chunk (all thetas
-    # of a batch, every event of the chunk) takes about `chunk_bytes`: a few MB stay in
-    # the cache and in the allocator's pool (larger ones are page-faulted in at every
-    # call). A gradient keeps the graph of every chunk, unless that would take more than
-    # `max_graph_bytes`: then each chunk is recomputed in the backward pass instead.
-    # Both are fixed numbers, so results do not depend on the machine's free memory.
-    chunk_bytes: int = 2**22
+    # Events are evaluated in chunks of each density's `chunk_pairs` theta-event pairs
+    # (`FixedEvents`; `chunk_pairs` here overrides it). A gradient keeps the graph of
+    # every chunk, unless that would take more than `max_graph_bytes`: then each chunk is
+    # recomputed in the backward pass instead. Both are fixed numbers, so results do not
+    # depend on the machine's free memory.
+    chunk_pairs: int | None = None
     max_graph_bytes: int = 2**31
 
     def __init__(
@@ -192,14 +191,14 @@ class MixtureLikelihood:
         form, `yields` `(*, 2)` = (n_sig, n_bkg) given apart, batch shapes `()` or `(K,)`.
 
         The densities are evaluated on the fixed events (`FixedEvents`: the events'
-        share of the work was done once, at construction), in chunks of events sized by
-        `chunk_bytes`, each theta's share once per theta. A gradient keeps every chunk's
-        graph, or recomputes each chunk in the backward pass (`torch.utils.checkpoint`)
-        where they would exceed `max_graph_bytes`. A `theta_sig` or `theta_bkg` that
-        needs no gradient and is one value for the whole batch (or is empty: an
-        unconditional density) has its per-event density computed once and cached: a
-        fit of the yields at fixed masses, as in a limit, then costs no model
-        evaluation at all."""
+        share of the work was done once, at construction), in chunks of events (each
+        density's `chunk_pairs` theta-event pairs), each theta's share once per theta.
+        A gradient keeps every chunk's graph, or recomputes each chunk in the backward
+        pass (`torch.utils.checkpoint`) where they would exceed `max_graph_bytes`. A
+        `theta_sig` or `theta_bkg` that needs no gradient and is one value for the whole
+        batch (or is empty: an unconditional density) has its per-event density
+        computed once and cached: a fit of the yields at fixed masses, as in a limit,
+        then costs no model evaluation at all."""
         if (yields is None) == self.extended:
             raise InputError("yields (n_sig, n_bkg) are needed exactly for the extended form")
         batched = theta_sig.ndim == 2
@@ -209,13 +208,12 @@ class MixtureLikelihood:
         lp_s = self._cached_log_prob("signal", theta_sig)
         lp_b = self._cached_log_prob("background", theta_bkg)
         live = [e for e, lp in zip(self._events.values(), (lp_s, lp_b), strict=True) if lp is None]
-        width = max((e.bytes_per_pair for e in live), default=8) * len(theta_sig)
-        step = max(1, self.chunk_bytes // width)
-        n = len(self.x)
+        pairs = self.chunk_pairs or min((e.chunk_pairs for e in live), default=2**16)
+        step, n, k = max(1, pairs // len(theta_sig)), len(self.x), len(theta_sig)
         keep = (
             not torch.is_grad_enabled()
             or step >= n
-            or _GRAPH_COPIES * width * n <= self.max_graph_bytes
+            or sum(e.graph_bytes for e in live) * k * n <= self.max_graph_bytes
         )
         at_s = None if lp_s is not None else self._events["signal"].at(theta_sig)
         at_b = None if lp_b is not None else self._events["background"].at(theta_bkg)
@@ -292,7 +290,7 @@ class MixtureLikelihood:
         cached = self._cache.get(which)
         if cached is None or not torch.equal(cached[0], first):
             events = self._events[which]
-            step = max(1, self.chunk_bytes // events.bytes_per_pair)
+            step = self.chunk_pairs or events.chunk_pairs
             with torch.no_grad():
                 lp = [
                     events.log_prob(first[None], slice(i, i + step)).reshape(-1)
@@ -302,16 +300,12 @@ class MixtureLikelihood:
         return cached[1]
 
 
-# Intermediates of the widest size a gradient's graph keeps per chunk (the mixture's
-# arithmetic): what `max_graph_bytes` is compared with.
-_GRAPH_COPIES = 6
-
-
 class _Direct:
     r"""Any `Density` on fixed events, as `FixedEvents` gives a `DensityModel`: its
     `log_prob` on the events `rows` for thetas `(K, D)`, `(K, M)`."""
 
-    bytes_per_pair = 64
+    chunk_pairs = 2**16
+    graph_bytes = 256
 
     def __init__(self, density: Density, x: Tensor) -> None:
         self.density, self.x = density, x

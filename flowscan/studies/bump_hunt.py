@@ -111,17 +111,18 @@ def landscape(
     r"""NLL and its autograd gradient over (m_pole, gamma) on a `size` x `size` grid over
     `ranges` (GeV), tau fixed at `theta[2]` (its background term is computed once).
     Returns the axes, NLL `(size, size)` and gradient `(size, size, 2)` in 1/GeV, rows
-    along gamma. One theta per call: batching thetas is slower on CPU here, as the spline
-    backward pass is memory-bound."""
+    along gamma. A row of the grid is one batch of thetas: each NLL depends on its own
+    theta only, so the gradient of their sum is each one's gradient."""
     a, b = (np.linspace(lo, hi, size) for lo, hi in ranges)
-    fixed = torch.as_tensor(theta[2:], device=nll.x.device, dtype=torch.float64)
+    device = nll.x.device
+    fixed = torch.as_tensor(theta[2:], device=device, dtype=torch.float64).expand(size, -1)
     values, grads = np.empty((size, size)), np.empty((size, size, 2))
-    for i, j in np.ndindex(size, size):
-        point = torch.tensor([a[j], b[i]], device=nll.x.device, dtype=torch.float64)
-        point.requires_grad_()
-        value = nll.nll_split(point, fixed)
-        (grad,) = torch.autograd.grad(value, point)
-        values[i, j], grads[i, j] = value.item(), grad.cpu().numpy()
+    for i in range(size):
+        points = torch.tensor([[a_j, b[i]] for a_j in a], device=device, dtype=torch.float64)
+        points.requires_grad_()
+        value = nll.nll_split(points, fixed)
+        (grad,) = torch.autograd.grad(value.sum(), points)
+        values[i], grads[i] = value.detach().cpu().numpy(), grad.cpu().numpy()
     return (a, b), values, grads
 
 
