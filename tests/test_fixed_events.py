@@ -150,3 +150,18 @@ def test_no_weight_gradient_accumulates_during_a_fit():
     gradient_scan(nll, space)
     minuit_scan(nll, space)
     assert all(p.requires_grad and p.grad is None for p in signal.parameters())
+
+
+def test_value_and_grad_in_groups_of_thetas_equals_the_batch():
+    signal = _model("mog", None, conditional=True)
+    background = _model("mog", None, conditional=False)
+    x, _ = _events(300, seed=8)
+    nll = MixtureLikelihood(signal, background, x, 30, 270, check_models=False, check_data=False)
+    theta = torch.tensor([[1.2], [1.9], [2.6]], dtype=torch.float64)
+    t = theta.clone().requires_grad_()
+    value = nll(t)
+    (grad,) = torch.autograd.grad(value.sum(), t)
+    nll.max_graph_bytes = 1  # one theta per group
+    values, grads = nll.value_and_grad(theta)
+    torch.testing.assert_close(values, value.detach(), rtol=1e-13, atol=0)
+    torch.testing.assert_close(grads, grad, rtol=1e-12, atol=0)

@@ -9,7 +9,6 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from scipy.stats import qmc
 from torch import Tensor
 
 from ..exceptions import FitError, InputError
@@ -68,9 +67,7 @@ def gradient_scan(
         trace.append((len(values), time.perf_counter() - t0, min(values)))
 
     if starts > 0:
-        sobol = qmc.Sobol(start.shape[1], scramble=True, seed=seed)
-        unit = sobol.random_base2(int(np.ceil(np.log2(starts))))[:starts]
-        candidates = torch.cat([start, space.from_unit(torch.from_numpy(unit))])
+        candidates = torch.cat([start, space.sobol(starts, seed)])
         with torch.no_grad():
             batch = nll(space.full(candidates)).tolist()
         record(space.full(candidates), batch)

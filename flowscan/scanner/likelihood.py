@@ -279,6 +279,24 @@ class MixtureLikelihood:
 
     __call__ = nll
 
+    def value_and_grad(self, theta: Tensor) -> tuple[Tensor, Tensor]:
+        r"""NLL `(K,)` and its gradient `(K, P)` at a batch of thetas `(K, P)`, computed
+        in groups of as many thetas as keep their graphs within `max_graph_bytes`
+        together: each NLL depends on its own theta only, and a group whose graphs do
+        not fit would be recomputed in the backward pass (on the LHCO mixture a batch
+        of 6 took 13.5 s that way, 6 single thetas 6.9 s)."""
+        theta = torch.as_tensor(theta, dtype=torch.float64)
+        per_theta = sum(e.graph_bytes for e in self._events.values()) * len(self.x)
+        group = max(1, self.max_graph_bytes // per_theta)
+        values, grads = [], []
+        for part in theta.split(group):
+            part = part.detach().clone().requires_grad_()
+            value = self.nll(part)
+            (grad,) = torch.autograd.grad(value.sum(), part)
+            values.append(value.detach())
+            grads.append(grad)
+        return torch.cat(values), torch.cat(grads)
+
     def _cached_log_prob(self, which: str, theta: Tensor) -> Tensor | None:
         r"""The cached per-event log-density `(N,)` of the `which` ("signal" or
         "background") density where `nll_split` allows it, else `None` (computed chunk

@@ -29,8 +29,9 @@ def optimizer(
 ) -> Callable[[MixtureLikelihood, ParameterSpace], ScanResult]:
     r"""The optimizer `method` (one of `METHODS`) as a function of the likelihood and
     the parameter space. `budget`: evaluations of `bayesopt` and `random`; `grid`:
-    points per parameter; `minos`, `profiles`: for `minuit`; `seed`: of the Sobol
-    starts of `gradient`, of `bayesopt` and of `random`.
+    points per parameter; `minos`, `profiles`: for `minuit`, which starts MIGRAD from the
+    best of 16 Sobol points and the start; `seed`: of the Sobol points of `minuit` and
+    `gradient`, of `bayesopt` and of `random`.
 
     Example:
         >>> optimizer("grid", grid=5).__name__
@@ -41,7 +42,7 @@ def optimizer(
 
     def fit(nll: MixtureLikelihood, space: ParameterSpace) -> ScanResult:
         if method == "minuit":
-            return minuit_scan(nll, space, minos=minos, profiles=profiles)
+            return minuit_scan(nll, space, minos=minos, profiles=profiles, prescan=16, seed=seed)
         if method == "gradient":
             return gradient_scan(nll, space, starts=15, seed=seed)
         if method == "bayesopt":

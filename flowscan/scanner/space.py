@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from scipy.stats import qmc
 from torch import Tensor
 
 from ..exceptions import InputError
@@ -95,6 +96,13 @@ class ParameterSpace:
         r"""Unit-box points `(*, Q)` to floating parameter values `(*, Q)`."""
         b = torch.as_tensor(self.floating_bounds, dtype=u.dtype, device=u.device)
         return b[:, 0] + u * (b[:, 1] - b[:, 0])
+
+    def sobol(self, n: int, seed: int = 0) -> Tensor:
+        r"""`n` scrambled Sobol points of the floating parameters' box, `(n, Q)` float64:
+        the first `n` of a seeded sequence of 2^ceil(log2 n), as starting points."""
+        sequence = qmc.Sobol(int(self.floating.sum()), scramble=True, seed=seed)
+        unit = sequence.random_base2(int(np.ceil(np.log2(n))))[:n]
+        return self.from_unit(torch.from_numpy(unit))
 
     def to_unit(self, theta: Tensor) -> Tensor:
         r"""Floating parameter values `(*, Q)` to the unit box `(*, Q)`."""
