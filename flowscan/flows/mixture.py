@@ -72,20 +72,43 @@ def _truncated_normal(alpha: Tensor, beta: Tensor) -> Tensor:
     return torch.where(flip, -t, t).to(alpha.dtype)
 
 
+# Beyond this many standard deviations `erfc` nears the dtype's underflow (erfc(30 /
+# sqrt 2) = 5e-198, erfc(10 / sqrt 2) = 2e-23): `log_ndtr` takes over below it, and
+# above it log Phi(t) is 0 to within the dtype's precision.
+_ERFC_RANGE = {torch.float64: 30.0, torch.float32: 10.0}
+
+
+def _log_ndtr(t: Tensor) -> Tensor:
+    r"""`log Phi(t)` elementwise from one `erfc` of the upper tail, `e = erfc(|t| / sqrt 2)`:
+    `log(e / 2)` below 0, `log1p(-e / 2)` above (to ~4e-13 relative against torch's
+    `log_ndtr`, which is ~6x slower on the CPU); `log_ndtr` itself on the elements
+    below -`_ERFC_RANGE` of the dtype, usually none."""
+    bound = _ERFC_RANGE.get(t.dtype, 10.0)
+    upper = t > 0
+    u = torch.where(upper, t, -t).clamp_max(bound)  # |t| with the right derivative at 0
+    e = torch.special.erfc(u / math.sqrt(2))
+    out = torch.where(upper, torch.log1p(-0.5 * e), torch.log(0.5 * e))
+    far = t < -bound
+    if far.any():
+        out = out.masked_scatter(far, torch.special.log_ndtr(t[far]))
+    return out
+
+
 def _log_mass(mean: Tensor, width: Tensor, low: float, high: float) -> Tensor | None:
     r"""Log-mass inside `[low, high]` of Gaussians `(mean, width)` (elementwise), by the
     kind of edges: one `log_ndtr` for a one-sided support, `log_normal_mass` for a
     window (its finite branch), `None` (no truncation) for the real line: the values of
-    `log_normal_mass` of the standardized support, without its branches for open ends."""
+    `log_normal_mass` of the standardized support (to ~4e-13 relative), without its
+    branches for open ends and with the faster `_log_ndtr`."""
     if math.isinf(low) and math.isinf(high):
         return None
     if math.isinf(high):
-        return torch.special.log_ndtr((mean - low) / width)
+        return _log_ndtr((mean - low) / width)
     if math.isinf(low):
-        return torch.special.log_ndtr((high - mean) / width)
+        return _log_ndtr((high - mean) / width)
     lo, hi, _ = _lower_tail((low - mean) / width, (high - mean) / width)
-    log_hi = torch.special.log_ndtr(hi)
-    return log_hi + _log1mexp(torch.special.log_ndtr(lo) - log_hi)
+    log_hi = _log_ndtr(hi)
+    return log_hi + _log1mexp(_log_ndtr(lo) - log_hi)
 
 
 def mixture_terms(
