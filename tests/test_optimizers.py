@@ -388,3 +388,15 @@ def test_minuit_prescan_starts_from_the_best_sobol_point_and_finds_the_same_mini
     # each MIGRAD minimum has EDM < 1e-4, ~0.014 sigma from the true one: 0.05 sigma apart
     assert (np.abs(fit.theta - reference.theta) <= 0.05 * reference.errors).all()
     assert fit.nll_evals >= 17 and fit.status == "valid"
+
+
+def test_minuit_prescan_passes_over_points_where_the_nll_is_not_finite():
+    # NaN in the upper half of the box: those Sobol points are skipped, not started from
+    def nll(theta: torch.Tensor) -> torch.Tensor:
+        a = theta[..., 0]
+        return torch.where(a < 0.5, (a - 0.3) ** 2 * 1e4, torch.full_like(a, float("nan")))
+
+    space = ParameterSpace([Variable("a", "", 0.0, 1.0)], [0.1])
+    fit = minuit_scan(nll, space, prescan=8)
+    assert fit.status == "valid" and fit.path[0][0] < 0.5
+    assert fit.theta[0] == pytest.approx(0.3, abs=1e-3)

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = ["MinuitCost", "minuit_scan"]
 
 import itertools
+import math
 import time
 from collections.abc import Callable
 
@@ -176,8 +177,10 @@ def minuit_scan(
         start = torch.from_numpy(space.start[space.floating])[None]
         candidates = torch.cat([start, space.sobol(prescan, seed)])
         with torch.no_grad():
-            values = nll(space.full(candidates))
-        best = space.full(candidates[int(values.argmin())]).numpy()
+            values = nll(space.full(candidates)).nan_to_num(nan=math.inf)
+        # a point where the NLL is not finite is never the start; the start is the fallback
+        best = int(values.argmin()) if torch.isfinite(values).any() else 0
+        best = space.full(candidates[best]).numpy()
         space = ParameterSpace(space.theta_vars, best, space.fixed_names)
     cost = MinuitCost(nll, space)
     limits = [tuple(b) for b in space.floating_bounds]
