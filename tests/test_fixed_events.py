@@ -152,6 +152,21 @@ def test_no_weight_gradient_accumulates_during_a_fit():
     assert all(p.requires_grad and p.grad is None for p in signal.parameters())
 
 
+def test_for_fit_is_a_float64_copy_that_leaves_the_model_as_it_was():
+    model = DensityModel([MASS], BreitWigner.theta_vars, Architecture(hidden_features=(8,)))
+    fit = model.for_fit()
+    assert all(p.dtype == torch.float32 and p.requires_grad for p in model.parameters())
+    assert all(p.dtype == torch.float64 and not p.requires_grad for p in fit.parameters())
+    x, theta = torch.tensor([[300.0], [520.0]]), torch.tensor([500.0, 40.0])
+    # the float32 model against its float64 copy: float32 rounding of a small network
+    torch.testing.assert_close(
+        fit.log_prob(x.double(), theta.double()),
+        model.log_prob(x, theta).double(),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
 def test_value_and_grad_in_groups_of_thetas_equals_the_batch():
     signal = _model("mog", None, conditional=True)
     background = _model("mog", None, conditional=False)

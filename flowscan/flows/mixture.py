@@ -47,11 +47,8 @@ def log_normal_mass(alpha: Tensor, beta: Tensor) -> Tensor:
     # finite stand-ins for open ends, so that no branch of the `where`s below is NaN
     a = torch.where(low_open, torch.minimum(beta, torch.zeros_like(beta)) - 1, alpha)
     b = torch.where(high_open, torch.maximum(a, torch.zeros_like(a)) + 1, beta)
-    lo, hi, _ = _lower_tail(a, b)
-    log_lo, log_hi = torch.special.log_ndtr(lo), torch.special.log_ndtr(hi)
-    inside = log_hi + _log1mexp(log_lo - log_hi)
-    out = torch.where(low_open, torch.special.log_ndtr(b), inside)
-    out = torch.where(high_open, torch.special.log_ndtr(-a), out)
+    out = torch.where(low_open, _log_ndtr(b), _log_window(a, b))
+    out = torch.where(high_open, _log_ndtr(-a), out)
     return torch.where(low_open & high_open, torch.zeros_like(out), out).to(dtype)
 
 
@@ -73,8 +70,7 @@ def _truncated_normal(alpha: Tensor, beta: Tensor) -> Tensor:
 
 
 # Beyond this many standard deviations `erfc` nears the dtype's underflow (erfc(30 /
-# sqrt 2) = 5e-198, erfc(10 / sqrt 2) = 2e-23): `log_ndtr` takes over below it, and
-# above it log Phi(t) is 0 to within the dtype's precision.
+# sqrt 2) = 5e-198, erfc(10 / sqrt 2) = 2e-23): `log_ndtr` takes over below -bound.
 _ERFC_RANGE = {torch.float64: 30.0, torch.float32: 10.0}
 
 
@@ -85,7 +81,10 @@ def _log_ndtr(t: Tensor) -> Tensor:
     below -`_ERFC_RANGE` of the dtype, usually none."""
     bound = _ERFC_RANGE.get(t.dtype, 10.0)
     upper = t > 0
-    u = torch.where(upper, t, -t).clamp_max(bound)  # |t| with the right derivative at 0
+    # |t| with the right derivative at 0, at most the bound: both branches are finite
+    # everywhere (their gradients too), and above it log Phi is log Phi(bound), -5e-198
+    # (float64), 0 to within any sum it enters
+    u = torch.where(upper, t, -t).clamp_max(bound)
     e = torch.special.erfc(u / math.sqrt(2))
     out = torch.where(upper, torch.log1p(-0.5 * e), torch.log(0.5 * e))
     far = t < -bound
@@ -94,41 +93,46 @@ def _log_ndtr(t: Tensor) -> Tensor:
     return out
 
 
+def _log_window(alpha: Tensor, beta: Tensor) -> Tensor:
+    r"""`log(Phi(beta) - Phi(alpha))` for finite `alpha < beta`, elementwise, the
+    interval mirrored into the lower tail where needed (no cancellation)."""
+    lo, hi, _ = _lower_tail(alpha, beta)
+    log_hi = _log_ndtr(hi)
+    return log_hi + _log1mexp(_log_ndtr(lo) - log_hi)
+
+
 def _log_mass(mean: Tensor, width: Tensor, low: float, high: float) -> Tensor | None:
     r"""Log-mass inside `[low, high]` of Gaussians `(mean, width)` (elementwise), by the
-    kind of edges: one `log_ndtr` for a one-sided support, `log_normal_mass` for a
-    window (its finite branch), `None` (no truncation) for the real line: the values of
-    `log_normal_mass` of the standardized support (to ~4e-13 relative), without its
-    branches for open ends and with the faster `_log_ndtr`."""
+    kind of edges: one `_log_ndtr` for a one-sided support, `_log_window` for a window,
+    `None` (no truncation) for the real line; `log_normal_mass` of the standardized
+    support without its branches for open ends."""
     if math.isinf(low) and math.isinf(high):
         return None
     if math.isinf(high):
         return _log_ndtr((mean - low) / width)
     if math.isinf(low):
         return _log_ndtr((high - mean) / width)
-    lo, hi, _ = _lower_tail((low - mean) / width, (high - mean) / width)
-    log_hi = _log_ndtr(hi)
-    return log_hi + _log1mexp(_log_ndtr(lo) - log_hi)
+    return _log_window((low - mean) / width, (high - mean) / width)
 
 
 def mixture_terms(
     log_w: Tensor,
     mean: Tensor,
     width: Tensor,
-    support: tuple[Tensor, Tensor] | None = None,
+    edges: Sequence[tuple[float, float]] | None = None,
     first_fixed: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor]:
     r"""What the mixture log-density needs of its parameters, apart from the events:
     `(log_w - log width - log sqrt(2 pi) - log mass, mean, 1 / width)`, `(*, F, G)`
-    each, mass being each Gaussian's inside `support` (1 for the real line). With one
+    each, mass being each Gaussian's inside its observable's `edges` (low, high) (1 for
+    the real line, and for every observable where `edges` is `None`). With one
     observable they depend on theta alone: computed once per theta, not per event.
     `first_fixed`: the first observable's parameters are the same for every event of
     the batch dimension -3 (an autoregressive model's first observable sees the context
     only), so its masses are computed once and broadcast."""
     inv = width.reciprocal()
     const = log_w + inv.log() - 0.5 * math.log(2 * math.pi)
-    if support is not None:
-        edges = zip(*(b.tolist() for b in support), strict=True)
+    if edges is not None:
         masses = []
         for j, (lo, hi) in enumerate(edges):
             m, w = mean[..., j, :], width[..., j, :]
@@ -154,8 +158,8 @@ def mixture_log_prob(z: Tensor, const: Tensor, mean: Tensor, inv: Tensor) -> Ten
 class _MixtureDistribution(Distribution):
     r"""p(z | c) = prod_i sum_g w_gi N(z_i; mu_gi, sigma_gi) / M_gi, with the mixture
     parameters of observable i computed by `hyper` from z_<i and the context c, and
-    M_gi the mass of the Gaussian inside the support `[low_i, high_i]` of z_i (1 where
-    the support is the real line)."""
+    M_gi the mass of the Gaussian inside the edges `[low_i, high_i]` of z_i (1 where
+    they are the real line, or `edges` is `None`)."""
 
     arg_constraints = {}
     support = constraints.real_vector
@@ -167,16 +171,16 @@ class _MixtureDistribution(Distribution):
         c: Tensor | None,
         features: int,
         components: int,
-        support: tuple[Tensor, Tensor] | None = None,
+        edges: Sequence[tuple[float, float]] | None = None,
     ) -> None:
-        self.hyper, self.c, self.support = hyper, c, support
+        self.hyper, self.c, self.edges = hyper, c, edges
         self.features, self.components = features, components
         batch = Size() if c is None else c.shape[:-1]
         super().__init__(batch, Size((features,)), validate_args=False)
 
     def expand(self, batch_shape: Size, _instance=None) -> _MixtureDistribution:
         c = None if self.c is None else self.c.expand(*batch_shape, self.c.shape[-1])
-        return _MixtureDistribution(self.hyper, c, self.features, self.components, self.support)
+        return _MixtureDistribution(self.hyper, c, self.features, self.components, self.edges)
 
     def _parameters(self, z: Tensor, share: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         r"""Log-weights, means and widths of every observable's mixture, `(*, F, G)` each.
@@ -206,7 +210,7 @@ class _MixtureDistribution(Distribution):
         in `_parameters`); with one observable `z` may be `None`: they depend on the
         context alone."""
         first_fixed = self.features > 1 and z is not None and z.ndim > 1
-        return mixture_terms(*self._parameters(z, share), self.support, first_fixed)
+        return mixture_terms(*self._parameters(z, share), self.edges, first_fixed)
 
     def log_prob(self, z: Tensor) -> Tensor:
         r"""log p(z | c) `(*,)` for latent events `z` `(*, F)`."""
@@ -222,10 +226,10 @@ class _MixtureDistribution(Distribution):
             log_w, mean, width = (p[..., i, :].expand(shape) for p in self._parameters(z))
             g = torch.distributions.Categorical(logits=log_w).sample().unsqueeze(-1)
             mean, width = (p.gather(-1, g).squeeze(-1) for p in (mean, width))
-            if self.support is None:
+            if self.edges is None:
                 z[..., i] = mean + width * torch.randn_like(mean)
             else:
-                low, high = (b[i] for b in self.support)
+                low, high = self.edges[i]
                 t = _truncated_normal((low - mean) / width, (high - mean) / width)
                 z[..., i] = (mean + width * t).clamp(low, high)
         return z
@@ -281,8 +285,11 @@ class AutoregressiveMixture(LazyDistribution):
         self.hyper = MaskedMLP(adjacency, tuple(hidden_features), activation)
 
     def forward(self, c: Tensor | None = None) -> Distribution:
-        support = (self.low, self.high) if self.truncated else None
-        return _MixtureDistribution(self.hyper, c, self.features, self.components, support)
+        # the edges as numbers once per context, not per chunk of events (a device sync)
+        edges = None
+        if self.truncated:
+            edges = list(zip(self.low.tolist(), self.high.tolist(), strict=True))
+        return _MixtureDistribution(self.hyper, c, self.features, self.components, edges)
 
     def share(self, z: Tensor) -> Tensor | None:
         r"""The events' part of the network's first layer for latent events `z` `(N, F)`,

@@ -8,9 +8,11 @@ __all__ = [
     "SPLINE_BOUND",
     "DensityModel",
     "check_trained_range",
+    "read_model_file",
     "torch_device",
 ]
 
+import copy
 import math
 import os
 import warnings
@@ -80,6 +82,7 @@ def _layers(
 
 
 _FORMAT = "flowscan.DensityModel"
+ENSEMBLE_FORMAT = "flowscan.DensityEnsemble"
 # 2: the preprocessing is kept only inside the flow (no duplicate weights); 3: the
 # training data's quantiles (`support`) and the model's role; 4: the architecture as
 # one entry (`Architecture.to_dict`). Versions 2 and 3 still load.
@@ -259,10 +262,10 @@ class DensityModel(nn.Module):
         return self(theta).log_prob(x)
 
     def for_fit(self) -> DensityModel:
-        r"""The model as fits use it, in place: float64 (the README's "Precision of fits")
+        r"""A copy of the model as fits use it: float64 (the README's "Precision of fits")
         and without weight gradients (a fit differentiates with respect to theta only).
-        Returns the model."""
-        return self.double().requires_grad_(False)
+        The model itself is left as it is, for its other users (training, sampling)."""
+        return copy.deepcopy(self).double().requires_grad_(False)
 
     @torch.no_grad()
     def sample(self, n: int, theta: Tensor | None = None, seed: int | None = None) -> Tensor:
@@ -275,32 +278,36 @@ class DensityModel(nn.Module):
     def save(self, path: str | os.PathLike) -> None:
         r"""Writes weights, architecture, preprocessing, trained ranges and training
         history to one file."""
-        torch.save(
-            {
-                "format": _FORMAT,
-                "version": _VERSION,
-                "config": self.config,
-                "state_dict": {k: v.cpu() for k, v in self.state_dict().items()},
-                "history": self.history,
-            },
-            path,
-        )
+        torch.save(self.to_record(), path)
+
+    def to_record(self) -> dict:
+        r"""What `save` writes: format, version, config, weights (on the CPU), history."""
+        return {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "config": self.config,
+            "state_dict": {k: v.cpu() for k, v in self.state_dict().items()},
+            "history": self.history,
+        }
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> DensityModel:
         r"""Rebuilds a model written by `save` (file versions 2 to 4; version 2 has no
         `support` and no role, versions 2 and 3 keep the architecture's fields flat).
         Raises `ModelFileError` for a file that is not a model, is corrupt, or holds
-        weights that are not finite."""
-        try:
-            blob = torch.load(path, map_location=device, weights_only=True)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{path}: no such model file") from None
-        except Exception as e:
+        weights that are not finite (`flowscan.flows.load_model` reads ensembles too)."""
+        blob = read_model_file(path, device)
+        if blob.get("format") == ENSEMBLE_FORMAT:
             raise ModelFileError(
-                f"{path} is not a readable flowscan model file ({type(e).__name__}: "
-                f"{first_line(e)}); it may be truncated or corrupt: retrain or copy it again"
-            ) from None
+                f"{path} holds an ensemble of {len(blob.get('members', []))} models: read it "
+                "with flowscan.flows.load_model"
+            )
+        return cls.from_record(blob, str(path)).to(device)
+
+    @classmethod
+    def from_record(cls, blob: dict, path: str) -> DensityModel:
+        r"""The model of a `to_record` dictionary read from `path` (checked as `load`
+        says)."""
         if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
             raise ModelFileError(f"{path} is not a flowscan model file (no '{_FORMAT}' header)")
         if blob.get("version") not in _READS:
@@ -346,7 +353,23 @@ class DensityModel(nn.Module):
                 "training diverged or the file is damaged; retrain the model"
             )
         model.history = blob.get("history", [])
-        return model.to(device)
+        return model
+
+
+def read_model_file(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
+    r"""The dictionary in a model file, with `ModelFileError` for one torch cannot read."""
+    try:
+        blob = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such model file") from None
+    except Exception as e:
+        raise ModelFileError(
+            f"{path} is not a readable flowscan model file ({type(e).__name__}: "
+            f"{first_line(e)}); it may be truncated or corrupt: retrain or copy it again"
+        ) from None
+    if not isinstance(blob, dict):
+        raise ModelFileError(f"{path} is not a flowscan model file (no '{_FORMAT}' header)")
+    return blob
 
 
 def _known_support(density: object) -> Tensor | None:

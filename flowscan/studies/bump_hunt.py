@@ -6,7 +6,6 @@ from __future__ import annotations
 
 __all__ = ["BumpHuntConfig", "fit", "landscape", "spectrum", "train_flows"]
 
-import copy
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -95,10 +94,9 @@ def fit(
     config: BumpHuntConfig,
 ) -> tuple[MixtureLikelihood, ScanResult]:
     r"""Gradient scan of (m_pole, gamma, tau) on events `x`. Flows are evaluated in a
-    float64 copy (see the README on precision); parameter bounds are the toy's ranges."""
+    float64 copy (`DensityModel.for_fit`); parameter bounds are the toy's ranges."""
     signal, background = (
-        copy.deepcopy(d).for_fit() if isinstance(d, DensityModel) else d
-        for d in (signal, background)
+        d.for_fit() if isinstance(d, DensityModel) else d for d in (signal, background)
     )
     nll = MixtureLikelihood(signal, background, x.to(config.device), config.n_sig, config.n_bkg)
     space = ParameterSpace([*BreitWigner.theta_vars, *Exponential.theta_vars])
