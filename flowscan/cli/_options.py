@@ -12,7 +12,7 @@ import numpy as np
 from torch import Tensor
 
 from ..exceptions import InputError
-from ..flows import Architecture, DensityModel
+from ..flows import Architecture, DensityEnsemble, DensityModel, load_model
 from ..io import FORMATS, read_events
 from ..samples import lhco
 
@@ -124,8 +124,10 @@ def add_dask(parser: argparse.ArgumentParser) -> None:
 
 
 def add_models(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--signal", required=True, help="signal model file (DensityModel.save)")
-    parser.add_argument("--background", required=True, help="background model file")
+    parser.add_argument(
+        "--signal", required=True, help="signal model or ensemble file (flowscan train)"
+    )
+    parser.add_argument("--background", required=True, help="background model or ensemble file")
 
 
 def add_data(parser: argparse.ArgumentParser, several: bool = True) -> None:
@@ -247,9 +249,11 @@ def read_data(
     return read_events(files, columns, where, derive=lhco.FEATURES)
 
 
-def load_models(signal: str | os.PathLike, background: str | os.PathLike) -> list[DensityModel]:
-    r"""The signal and background models as fits use them (`DensityModel.for_fit`)."""
-    return [DensityModel.load(p).for_fit() for p in (signal, background)]
+def load_models(
+    signal: str | os.PathLike, background: str | os.PathLike
+) -> list[DensityModel | DensityEnsemble]:
+    r"""The signal and background models or ensembles as fits use them (`for_fit`)."""
+    return [load_model(p).for_fit() for p in (signal, background)]
 
 
 def exit_code(statuses: Sequence[str]) -> int:

@@ -8,7 +8,14 @@ import time
 from .. import plots
 from ..exceptions import FitError, InputError
 from ..io import check_memory, file_names, run_folder, write_record
-from ..scanner import METHODS, MixtureLikelihood, ParameterSpace, ScanResult, optimizer
+from ..scanner import (
+    METHODS,
+    MixtureLikelihood,
+    ParameterSpace,
+    ScanResult,
+    model_errors,
+    optimizer,
+)
 from . import _options as o
 
 
@@ -58,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     r"""Fits the data with each method and writes to `--out`: `scan.json` (settings,
     seed, versions, every result), `convergence.png`, and with `--profiles`
     `profiles.png` and `contours.png`. A method whose NLL was not finite gives a
-    `"failed"` result (`ScanResult.failed`). Returns the exit code."""
+    `"failed"` result (`ScanResult.failed`). Where a model is an ensemble, every fit
+    gets its model error (`model_errors`). Returns the exit code."""
     methods = list(METHODS) if args.method == "all" else o.names(args.method)
     unknown = sorted(set(methods) - set(METHODS))
     if unknown or not methods:
@@ -110,6 +118,10 @@ def run(args: argparse.Namespace) -> int:
             results[method] = fit(nll, space)
         except FitError as e:
             results[method] = ScanResult.failed(method, space, str(e), time.perf_counter() - t0)
+        try:
+            model_errors(nll, results[method], space)
+        except FitError as e:
+            results[method].message += f"; {e}"
         print(results[method].table(nll.theta_vars))
     config = {
         "signal": str(args.signal),

@@ -10,8 +10,9 @@ import torch
 
 from .. import plots
 from ..exceptions import FitError, InputError
-from ..flows import DensityModel, torch_device, train
+from ..flows import DensityModel, torch_device, train, train_ensemble
 from ..io import check_memory, file_names, run_folder, write_record
+from ..parallel import dask_client
 from ..samples import GENERATORS, lhco, samplers, training_events
 from ..variables import Variable
 from . import _options as o
@@ -69,6 +70,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--batch-size", type=o.positive_int, default=1024, help="minibatch size")
     train.add_argument("--lr", type=o.positive, default=3e-3, help="learning rate (default 3e-3)")
+    train.add_argument(
+        "--ensemble",
+        type=o.positive_int,
+        default=1,
+        metavar="K",
+        help="train K models, each on its own bootstrap replica of the training events, "
+        "and write them as one ensemble (its spread gives fits their model error; "
+        "default 1: one model)",
+    )
+    o.add_dask(train)
     o.add_device(train)
     o.add_progress(train)
     train.set_defaults(func=run)
@@ -130,8 +141,9 @@ def _sampled(args: argparse.Namespace) -> tuple:
 
 
 def run(args: argparse.Namespace) -> int:
-    r"""Trains a `DensityModel` and writes to `--out`: `model.pt`, `train.json`
-    (settings, seed, versions, per-epoch losses), `training.png` (loss curves) and
+    r"""Trains a `DensityModel` (with `--ensemble K`, a `DensityEnsemble` of K, as K
+    Dask tasks) and writes to `--out`: `model.pt`, `train.json` (settings, seed,
+    versions, per-epoch losses, per member), `training.png` (loss curves) and
     `marginals.png` (model samples against the training data, one per training
     event's theta, with ratio panels)."""
     architecture = o.architecture(args)
@@ -148,22 +160,36 @@ def run(args: argparse.Namespace) -> int:
         f"training on {len(x)} events of {[v.name for v in obs]}"
         + (f" conditional on {[v.name for v in ctx]}" if ctx else "")
     )
-    model = DensityModel(obs, ctx, architecture, role=role, seed=args.seed)
-    model = model.to(torch_device(args.device))
+    device = torch_device(args.device)
     out = run_folder(args.out, "train")
-    history = train(
-        model,
-        x,
-        theta,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        progress=not args.no_progress,
-    )
-    best = min(h["val_loss"] for h in history)
-    if not math.isfinite(best):
+    options = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}
+    if args.ensemble == 1:
+        model = DensityModel(obs, ctx, architecture, role=role, seed=args.seed).to(device)
+        train(model, x, theta, seed=args.seed, progress=not args.no_progress, **options)
+        histories = [model.history]
+    else:
+        print(f"{args.ensemble} ensemble members, each on a bootstrap replica")
+        with dask_client(min(args.jobs or args.ensemble, args.ensemble), args.scheduler) as client:
+            model = train_ensemble(
+                obs,
+                ctx,
+                x,
+                theta,
+                members=args.ensemble,
+                architecture=architecture,
+                role=role,
+                seed=args.seed,
+                device=device,
+                client=client,
+                progress=not args.no_progress,
+                **options,
+            )
+        histories = model.history
+    losses = [min(h["val_loss"] for h in history) for history in histories]
+    if not all(map(math.isfinite, losses)):
         raise FitError("training diverged: the validation loss is not finite")
+    best = min(losses)
+    history = histories[0] if args.ensemble == 1 else histories
     model.save(out / "model.pt")
     config = {
         "data": None if args.data is None else file_names(args.data),
@@ -177,10 +203,11 @@ def run(args: argparse.Namespace) -> int:
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "lr": args.lr,
+        "ensemble": args.ensemble,
         "seed": args.seed,
     }
     write_record(out / "train.json", config, history=history)
-    plots.plot_history(history, out / "training.png")
+    plots.plot_history(histories, out / "training.png")
     shown = torch.randperm(len(x), generator=torch.Generator().manual_seed(args.seed))[:100_000]
     with torch.no_grad():
         if theta is None:
@@ -195,7 +222,8 @@ def run(args: argparse.Namespace) -> int:
         labels=("training data", "model samples"),
     )
     print(
-        f"best validation loss {best:.4f} nats/event after {len(history)} epochs; wrote "
+        f"best validation loss {best:.4f} nats/event after "
+        f"{'/'.join(str(len(h)) for h in histories)} epochs; wrote "
         f"{out}/ (model.pt, train.json, training.png, marginals.png)"
     )
     return 0

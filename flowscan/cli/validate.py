@@ -14,7 +14,7 @@ from torch import Tensor
 
 from .. import plots
 from ..exceptions import InputError
-from ..flows import DensityModel
+from ..flows import DensityEnsemble, DensityModel, load_model
 from ..io import check_memory, run_folder, write_record
 from ..samples import GENERATORS, lhco, samplers
 from ..stats import toy_seed
@@ -65,7 +65,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _file_points(
-    path: str | os.PathLike, model: DensityModel, where: str | None
+    path: str | os.PathLike, model: DensityModel | DensityEnsemble, where: str | None
 ) -> tuple[Tensor, Tensor]:
     r"""The file's events `(N, F)` and their parameters `(N, D)`."""
     obs, pars = [v.name for v in model.observables], [p.name for p in model.theta_vars]
@@ -74,7 +74,9 @@ def _file_points(
 
 
 def _theta_points(
-    thetas: Sequence[Mapping[str, float]], model: DensityModel, file_theta: Tensor | None
+    thetas: Sequence[Mapping[str, float]],
+    model: DensityModel | DensityEnsemble,
+    file_theta: Tensor | None,
 ) -> list[Tensor]:
     names = [p.name for p in model.theta_vars]
     if not model.conditional:
@@ -98,7 +100,7 @@ def _theta_points(
     return points
 
 
-def _label(model: DensityModel, theta: Tensor) -> str:
+def _label(model: DensityModel | DensityEnsemble, theta: Tensor) -> str:
     return ", ".join(
         f"{p.name} = {t:g} {p.unit}".strip()
         for p, t in zip(model.theta_vars, theta.tolist(), strict=True)
@@ -121,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     seed, classifier = args.seed, not args.no_classifier
     thetas = [o.parse_start(t) for t in args.theta]
     check_memory(events, 400 * len(lhco.OBSERVABLES), "--events")
-    model = DensityModel.load(model_path).eval()
+    model = load_model(model_path).eval()
     generator = samplers(reference).like(model) if reference in GENERATORS else None
     file_x, file_theta = (None, None) if generator else _file_points(reference, model, where)
     points = _theta_points(thetas, model, file_theta)

@@ -1,8 +1,9 @@
 r"""Density models: conditional normalizing flows and Gaussian mixtures, their
-architecture, preprocessing and training."""
+architecture, preprocessing and training, and ensembles of them."""
 
 from .architecture import FLOWS, PREPROCESSING, Architecture
-from .fixed import FixedEvents
+from .ensemble import DensityEnsemble, load_model, train_ensemble
+from .fixed import FixedEnsemble, FixedEvents
 from .model import DensityModel, check_trained_range, torch_device
 from .preprocessing import BoundedStandardize
 from .training import train
@@ -12,9 +13,13 @@ __all__ = [
     "PREPROCESSING",
     "Architecture",
     "BoundedStandardize",
+    "DensityEnsemble",
+    "FixedEnsemble",
     "FixedEvents",
     "DensityModel",
     "check_trained_range",
     "torch_device",
+    "load_model",
     "train",
+    "train_ensemble",
 ]

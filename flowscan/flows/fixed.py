@@ -2,8 +2,9 @@ r"""A model's log-density on events that stay fixed for a whole fit."""
 
 from __future__ import annotations
 
-__all__ = ["FixedEvents"]
+__all__ = ["FixedEnsemble", "FixedEvents"]
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -11,6 +12,7 @@ from torch import Tensor
 from zuko.transforms import ComposedTransform
 
 from ..variables import check_events
+from .ensemble import DensityEnsemble
 from .mixture import AutoregressiveMixture, mixture_log_prob
 from .model import DensityModel
 
@@ -113,4 +115,30 @@ class FixedEvents:
 
     def log_prob(self, theta: Tensor | None = None, rows: slice = slice(None)) -> Tensor:
         r"""`at(theta)(rows)`: log p(x_i | theta) `(K, M)` (`(M,)` unconditional)."""
+        return self.at(theta)(rows)
+
+
+class FixedEnsemble:
+    r"""`FixedEvents` of each member of a `DensityEnsemble`: the log of the members' mean
+    density, `logsumexp_k log p_k(x_i | theta) - log K`, with the same interface.
+
+    `chunk_pairs` is the members' (each member's chunk is evaluated in turn), and
+    `graph_bytes` the sum of theirs (a gradient keeps every member's graph)."""
+
+    def __init__(self, ensemble: DensityEnsemble, x: Tensor) -> None:
+        self.members = [FixedEvents(m, x) for m in ensemble.members]
+        self.chunk_pairs = min(m.chunk_pairs for m in self.members)
+        self.graph_bytes = sum(m.graph_bytes for m in self.members)
+
+    def __len__(self) -> int:
+        return len(self.members[0])
+
+    def at(self, theta: Tensor | None = None) -> Callable[[slice], Tensor]:
+        r"""As `FixedEvents.at`, for the mean density."""
+        members = [m.at(theta) for m in self.members]
+        log_k = math.log(len(members))
+        return lambda rows: torch.stack([f(rows) for f in members]).logsumexp(0) - log_k
+
+    def log_prob(self, theta: Tensor | None = None, rows: slice = slice(None)) -> Tensor:
+        r"""`at(theta)(rows)`."""
         return self.at(theta)(rows)

@@ -373,9 +373,9 @@ def read_model_file(path: str | os.PathLike, device: str | torch.device = "cpu")
 
 
 def _known_support(density: object) -> Tensor | None:
-    r"""The training quantiles of a `DensityModel` that has them (file version 3)."""
-    q = getattr(density, "support", None) if isinstance(density, DensityModel) else None
-    return q if q is not None and torch.isfinite(q).all() else None
+    r"""The training quantiles of a model or ensemble that has them (file version 3)."""
+    q = getattr(density, "support", None)  # a model or an ensemble
+    return q if isinstance(q, Tensor) and torch.isfinite(q).all() else None
 
 
 def check_trained_range(x: Tensor, signal: object | None, background: object) -> None:

@@ -15,26 +15,58 @@ from ..variables import Variable
 from ._base import hist_edges, pyplot
 
 
-def plot_history(history: Sequence[dict], path: str | os.PathLike) -> None:
-    r"""Training and validation loss (nats/event) per epoch, and the learning rate.
+def plot_history(histories: Sequence[Sequence[dict]], path: str | os.PathLike) -> None:
+    r"""Training and validation loss (nats/event) per epoch, and the learning rate, of a
+    model or of each member of an ensemble.
 
     Arguments:
-        history: Records with `epoch`, `train_loss`, `val_loss`, `lr` (as `train` returns).
+        histories: One list of records per model (member), each record with `epoch`,
+            `train_loss`, `val_loss`, `lr` (as `train` returns).
         path: Output PNG file.
     """
     plt = pyplot()
-    epoch = [h["epoch"] for h in history]
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(epoch, [h["train_loss"] for h in history], "o-", ms=3, label="training")
-    ax.plot(
-        epoch, [h["val_loss"] for h in history], "o-", ms=3, label="validation (averaged weights)"
-    )
-    best = min(range(len(history)), key=lambda i: history[i]["val_loss"])
-    ax.axvline(epoch[best], color="grey", ls=":", label=f"kept: epoch {epoch[best]}")
+    several = len(histories) > 1
+    for k, history in enumerate(histories):
+        epoch = [h["epoch"] for h in history]
+        member = f"member {k}: " if several else ""
+        first = k == 0 or not several
+        style = {"ms": 3, "lw": 1 if several else 1.5, "alpha": 0.7 if several else 1}
+        ax.plot(
+            epoch,
+            [h["train_loss"] for h in history],
+            "o-",
+            color="tab:blue",
+            label="training" if first else None,
+            **style,
+        )
+        ax.plot(
+            epoch,
+            [h["val_loss"] for h in history],
+            "o-",
+            color="tab:orange",
+            label="validation (averaged weights)" if first else None,
+            **style,
+        )
+        best = min(range(len(history)), key=lambda i: history[i]["val_loss"])
+        ax.axvline(
+            epoch[best],
+            color="grey",
+            ls=":",
+            alpha=0.6,
+            label=f"{member}kept epoch {epoch[best]}" if first else None,
+        )
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss = mean NLL (nats/event)")
+    if several:
+        ax.set_title(f"{len(histories)} ensemble members", fontsize=9)
     lr = ax.twinx()
-    lr.plot(epoch, [h["lr"] for h in history], color="tab:grey", alpha=0.4)
+    lr.plot(
+        [h["epoch"] for h in histories[0]],
+        [h["lr"] for h in histories[0]],
+        color="tab:grey",
+        alpha=0.4,
+    )
     lr.set_ylabel("learning rate", color="tab:grey")
     ax.legend(fontsize=8)
     fig.tight_layout()

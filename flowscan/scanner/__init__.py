@@ -6,6 +6,7 @@ from .gradient import gradient_scan
 from .likelihood import Density, MixtureLikelihood, check_model_pair
 from .methods import METHODS, optimizer
 from .minuit import MinuitCost, minuit_scan
+from .model_error import model_errors
 from .result import STATUSES, ScanResult, fit_status
 from .sampling import grid_scan, random_scan
 from .space import ParameterSpace
@@ -27,6 +28,7 @@ __all__ = [
     "gradient_scan",
     "grid_scan",
     "minuit_scan",
+    "model_errors",
     "optimizer",
     "random_scan",
 ]

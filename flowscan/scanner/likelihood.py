@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = ["Density", "MixtureLikelihood", "check_model_pair"]
 
+import copy
 import math
 import warnings
 from collections.abc import Callable
@@ -14,7 +15,8 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
 from ..exceptions import FitError, FlowscanWarning, InputError, ModelFileError
-from ..flows.fixed import FixedEvents
+from ..flows.ensemble import DensityEnsemble
+from ..flows.fixed import FixedEnsemble, FixedEvents
 from ..flows.model import DensityModel, check_trained_range
 from ..variables import Variable, check_events
 
@@ -297,6 +299,16 @@ class MixtureLikelihood:
             grads.append(grad)
         return torch.cat(values), torch.cat(grads)
 
+    def with_density(self, which: str, density: Density) -> MixtureLikelihood:
+        r"""This likelihood with the `which` ("signal" or "background") density replaced by
+        `density` (of the same observables and parameters, e.g. one member of an
+        ensemble), unchecked: the other density's work on the events is shared."""
+        other = copy.copy(self)
+        setattr(other, which, density)
+        other._events = {**self._events, which: _fixed(density, self.x)}
+        other._cache = {k: v for k, v in self._cache.items() if k != which}
+        return other
+
     def _cached_log_prob(self, which: str, theta: Tensor) -> Tensor | None:
         r"""The cached per-event log-density `(N,)` of the `which` ("signal" or
         "background") density where `nll_split` allows it, else `None` (computed chunk
@@ -335,7 +347,9 @@ class _Direct:
         return self.at(theta)(rows)
 
 
-def _fixed(density: Density, x: Tensor) -> FixedEvents | _Direct:
+def _fixed(density: Density, x: Tensor) -> FixedEvents | FixedEnsemble | _Direct:
+    if isinstance(density, DensityEnsemble):
+        return FixedEnsemble(density, x)
     return FixedEvents(density, x) if isinstance(density, DensityModel) else _Direct(density, x)
 
 
@@ -351,7 +365,8 @@ def check_model_pair(signal: Density, background: Density) -> None:
                 "use it so anyway)"
             )
     same = signal is background
-    if isinstance(signal, DensityModel) and isinstance(background, DensityModel):
+    learned = (DensityModel, DensityEnsemble)
+    if isinstance(signal, learned) and isinstance(background, learned):
         a, b = signal.state_dict(), background.state_dict()
         same = same or (
             signal.config == background.config

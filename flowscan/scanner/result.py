@@ -71,6 +71,12 @@ class ScanResult:
         trace: Rows `(nll_evals, seconds, best nll so far)` after each evaluation.
         errors: Standard errors `(P,)` where the method has them (0 for fixed ones).
         covariance: Covariance `(P, P)` where the method has it.
+        errors_model: Model errors `(P,)` where the densities are ensembles
+            (`model_errors`): the spread of the fit over their members.
+        covariance_model: Model covariance `(P, P)` (rank at most K - 1).
+        errors_model_by: The signal's and the background's shares of `errors_model`,
+            "signal"/"background" -> `(P,)` (their quadrature sum is `errors_model`).
+        theta_members: Each member's minimum, "signal"/"background" -> `(K, P)`.
         minos: MINOS intervals, name -> (lower, upper) offsets, where asked for.
         profiles: 1D profiles, name -> rows `(value, NLL - minimum)`, where asked for.
         contours: 2D confidence contours, "x,y" -> coverage ("0.68", "0.95") -> points
@@ -93,6 +99,10 @@ class ScanResult:
     fixed: list[str] = field(default_factory=list)
     errors: np.ndarray | None = None
     covariance: np.ndarray | None = field(default=None, repr=False)
+    errors_model: np.ndarray | None = None
+    covariance_model: np.ndarray | None = field(default=None, repr=False)
+    errors_model_by: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    theta_members: dict[str, np.ndarray] | None = field(default=None, repr=False)
     minos: dict[str, tuple[float, float]] | None = None
     profiles: dict[str, np.ndarray] | None = field(default=None, repr=False)
     contours: dict[str, dict[str, np.ndarray]] | None = field(default=None, repr=False)
@@ -101,6 +111,18 @@ class ScanResult:
     def valid(self) -> bool:
         r"""Whether the fit found a minimum inside the parameter box."""
         return self.status == "valid"
+
+    @property
+    def model_limited(self) -> list[str]:
+        r"""The floating parameters whose model error exceeds their statistical error:
+        the density models, not the data, limit them."""
+        if self.errors_model is None or self.errors is None:
+            return []
+        return [
+            n
+            for n, stat, model in zip(self.names, self.errors, self.errors_model, strict=True)
+            if n not in self.fixed and model > stat
+        ]
 
     @property
     def values(self) -> dict[str, float]:
@@ -175,8 +197,9 @@ class ScanResult:
     def table(self, theta_vars: Sequence[Variable]) -> str:
         r"""The fit as text: a status line (NLL, evaluations, seconds, what the method
         said), then a row per parameter of `theta_vars` with its value, error (two
-        significant digits) and unit, `(fixed)` for fixed ones and a flag where a
-        parameter sits at a bound."""
+        significant digits; `value +- stat +- model` where the fit has a model error)
+        and unit, `(fixed)` for fixed ones, a flag where a parameter sits at a bound,
+        and a warning where the model error exceeds the statistical error."""
         units = {v.name: v.unit for v in theta_vars}
         head = f"  {self.method}: {self.status.upper()}"
         if self.status == "failed":
@@ -193,22 +216,37 @@ class ScanResult:
         for i, name in enumerate(self.names):
             value = self.theta[i]
             error = None if self.errors is None else self.errors[i]
+            model = None if self.errors_model is None else self.errors_model[i]
             # Decimals that give the error two significant digits (6 significant digits without).
             digits = 5 - math.floor(math.log10(abs(value))) if value else 5
-            if error is not None and np.isfinite(error) and error > 0:
-                digits = 1 - math.floor(math.log10(error))
+            shown = [e for e in (error, model) if e is not None and np.isfinite(e) and e > 0]
+            if shown:  # the statistical error's, or the model error's without one
+                digits = 1 - math.floor(math.log10(shown[0]))
             digits = max(digits, 0)
             text = f"{value:>12.{digits}f}"
             if name in self.fixed:
                 text += " (fixed)"
-            elif error is not None:
-                has_error = np.isfinite(error) and error > 0
-                text += (
-                    f" +- {error:.{digits}f}" if has_error else " (no error: curvature unusable)"
-                )
+            else:
+                if error is not None:
+                    has_error = np.isfinite(error) and error > 0
+                    text += (
+                        f" +- {error:.{digits}f}"
+                        if has_error
+                        else " (no error: curvature unusable)"
+                    )
+                if model is not None:
+                    stat = " (stat)" if error is not None and has_error else ""
+                    text += f"{stat} +- {model:.{digits}f} (model)"
             if self.minos is not None and name in self.minos:
                 lo, hi = self.minos[name]
                 text += f" (MINOS {lo:+.{digits}f} / {hi:+.{digits}f})"
             flag = "  AT BOUND" if name in self.at_bound else ""
             lines.append(f"    {name:<10}{text} {units[name]}{flag}")
+        if self.model_limited:
+            lines.append(
+                f"    WARNING: the model error exceeds the statistical error for "
+                f"{', '.join(self.model_limited)}: the density models, not the data, limit "
+                "the fit there; train on more events, on a denser theta grid, or with more "
+                "ensemble members"
+            )
         return "\n".join(lines)

@@ -1,0 +1,104 @@
+r"""The model error of a fit: how far its parameters move between the members of the
+density ensembles it was fitted with."""
+
+from __future__ import annotations
+
+__all__ = ["MODEL_STEPS", "model_errors"]
+
+import numpy as np
+import torch
+
+from ..exceptions import FitError
+from .likelihood import MixtureLikelihood
+from .result import ScanResult
+from .space import ParameterSpace
+from .uncertainties import error_scale_hessian
+
+# Newton steps per member at most; they stop earlier once a step is below 1e-4 of the
+# statistical error of every parameter.
+MODEL_STEPS = 8
+
+
+def model_errors(
+    nll: MixtureLikelihood,
+    result: ScanResult,
+    space: ParameterSpace,
+    steps: int = MODEL_STEPS,
+) -> ScanResult:
+    r"""`result` with the model error of its fit filled in (`errors_model`,
+    `covariance_model`, `errors_model_by`, `theta_members`), where the signal or
+    background density of `nll` is an ensemble (has `members`: a `DensityEnsemble`).
+
+    Each member's likelihood (the member in place of its ensemble, the other density at
+    its ensemble) is minimized from the ensemble's minimum `result.theta` by Newton
+    steps with the ensemble fit's curvature (its HESSE covariance, or
+    `error_scale_hessian` for methods without one) and the member's exact gradient: a
+    few gradient evaluations per member, not a full fit. The model covariance is the
+    covariance (ddof 1) of the members' minima, summed over the signal's and the
+    background's ensembles (their shares apart in `errors_model_by`); it has rank at
+    most K - 1. Fixed parameters have model error 0. A failed fit, or one without an
+    ensemble of at least two members, is returned as it is.
+    """
+    ensembles = {
+        which: density.members
+        for which, density in (("signal", nll.signal), ("background", nll.background))
+        if len(getattr(density, "members", ())) > 1
+    }
+    if not ensembles or result.status == "failed":
+        return result
+    floating, bounds = space.floating, space.bounds
+    theta = np.asarray(result.theta, dtype=np.float64)
+    inverse = _inverse_curvature(nll, result, space)
+    sigma = np.sqrt(np.diag(inverse))
+    low, high = bounds[floating, 0], bounds[floating, 1]
+    covariance = np.zeros((len(theta),) * 2)
+    by, members = {}, {}
+    for which, densities in ensembles.items():
+        minima = []
+        for density in densities:
+            likelihood, t = nll.with_density(which, density), theta.copy()
+            for _ in range(steps):
+                _, grad = likelihood.value_and_grad(torch.as_tensor(t[None]))
+                step = inverse @ grad[0].numpy()[floating]
+                t[floating] = np.clip(t[floating] - step, low, high)
+                if (np.abs(step) < 1e-4 * sigma).all():
+                    break
+            minima.append(t)
+        minima = np.array(minima)
+        members[which] = minima
+        share = np.cov(minima.T, ddof=1).reshape(len(theta), len(theta))
+        by[which] = np.sqrt(np.diag(share))
+        covariance += share
+    result.covariance_model = covariance
+    result.errors_model = np.sqrt(np.diag(covariance))
+    result.errors_model_by = by
+    result.theta_members = members
+    return result
+
+
+def _inverse_curvature(
+    nll: MixtureLikelihood, result: ScanResult, space: ParameterSpace
+) -> np.ndarray:
+    r"""The inverse NLL curvature `(Q, Q)` over the floating parameters at the fit:
+    the fit's covariance where it has a positive-definite one, else from one pass of
+    `error_scale_hessian` with 1% steps."""
+    floating = space.floating
+    if result.covariance is not None:
+        c = np.asarray(result.covariance)[np.ix_(floating, floating)]
+        if np.isfinite(c).all() and (np.linalg.eigvalsh(c) > 0).all():
+            return c
+    theta = np.asarray(result.theta, dtype=np.float64)
+
+    def gradients(points: np.ndarray) -> np.ndarray:
+        full = np.repeat(theta[None], len(points), axis=0)
+        full[:, floating] = points
+        _, grad = nll.value_and_grad(torch.as_tensor(full))
+        return grad.numpy()[:, floating]
+
+    hessian, _ = error_scale_hessian(gradients, theta[floating], space.bounds[floating], passes=1)
+    if not (np.linalg.eigvalsh(hessian) > 0).all():
+        raise FitError(
+            "no model error: the NLL curvature at the fit is not positive definite (a "
+            "parameter at a bound, or a flat direction)"
+        )
+    return np.linalg.inv(hessian)
