@@ -6,7 +6,7 @@ from __future__ import annotations
 __all__ = ["SCHEDULER_TIMEOUT", "dask_client", "map_tasks"]
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
@@ -92,22 +92,27 @@ def map_tasks(
     progress: bool = True,
     desc: str = "tasks",
     sizes: Sequence[int] | None = None,
+    shared: Mapping[str, object] | None = None,
 ) -> list[R]:
-    r"""`[func(item) for item in items]`, on the client's workers if given, else here one
-    after the other, with a progress bar over tasks, or over `sizes[i]` units per task
-    (events, say) if given. A task that fails raises its error here."""
+    r"""`[func(item, **shared) for item in items]`, on the client's workers if given, else
+    here one after the other, with a progress bar over tasks, or over `sizes[i]` units
+    per task (events, say) if given. `shared` (keyword arguments every task takes, such
+    as a training set) is sent to the workers once, not once per task. A task that
+    fails raises its error here."""
+    shared = dict(shared or {})
     sizes = [1] * len(items) if sizes is None else list(sizes)
     bar = tqdm(total=sum(sizes), desc=desc, disable=not progress, leave=False)
     if client is None:
         out = []
         for item, size in zip(items, sizes, strict=True):
-            out.append(func(item))
+            out.append(func(item, **shared))
             bar.update(size)
         bar.close()
         return out
     from distributed import as_completed
 
-    futures = client.map(func, items, pure=False)
+    shared = {k: client.scatter(v, broadcast=True) for k, v in shared.items()}
+    futures = client.map(func, items, pure=False, **shared)
     size_of = {f.key: size for f, size in zip(futures, sizes, strict=True)}
     for future in as_completed(futures):
         bar.update(size_of[future.key])

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from flowscan.cli import main
-from flowscan.flows import DensityModel
+from flowscan.flows import DensityModel, load_model
 from flowscan.io import read_events
 from flowscan.samples import lhco
 from flowscan.scanner import MixtureLikelihood, ParameterSpace
@@ -31,13 +31,16 @@ def test_demo_quick_writes_a_well_formed_result(tmp_path, capsys):
         pull = (result["fit_exact"][name] - result["truth"][name]) / result["errors_exact"][name]
         assert abs(pull) < 5
     assert result["nll_evals"]["flow"] > 0 and result["nll_evals"]["exact"] > 0
+    # the spread over 2 members of each model: positive for the parameters not at a bound
+    assert all(result["errors_model"][n] > 0 for n in ("m_pole", "tau"))
     assert result["seconds"]["total"] > 0
 
     config = json.loads((out / "config.json").read_text())
     assert config["seed"] == 0 and "torch" in config["versions"]
     for name in ["fit.png", "landscape.png", "data.csv"]:
         assert (out / name).stat().st_size > 0
-    assert DensityModel.load(out / "signal.pt").theta_vars[0].name == "m_pole"
+    signal = load_model(out / "signal.pt")  # an ensemble of 2 (--quick)
+    assert len(signal) == 2 and signal.theta_vars[0].name == "m_pole"
 
 
 def _scan_args(demo, out, *extra: str) -> list[str]:
@@ -109,7 +112,7 @@ def test_limits_on_the_demo_models_equal_the_python_api(quick_demo, tmp_path, ca
     assert "95% CL upper limits on n_sig" in capsys.readouterr().out
     table = pd.read_csv(tmp_path / "limits.csv")
     assert list(table["m_pole"]) == [420, 520] and (tmp_path / "limits.png").stat().st_size > 0
-    sig, bkg = (DensityModel.load(quick_demo / f).double() for f in ("signal.pt", "background.pt"))
+    sig, bkg = (load_model(quick_demo / f).for_fit() for f in ("signal.pt", "background.pt"))
     nll = MixtureLikelihood(sig, bkg, read_events(quick_demo / "data.csv", ["m"]))
     space = ParameterSpace(nll.theta_vars, [0, 5_500, 520, 40, 170], ["m_pole", "gamma", "tau"])
     limit = upper_limit(nll, space, asimov_events=4_000)
@@ -139,7 +142,7 @@ def test_toys_on_the_demo_models(quick_demo, tmp_path, capsys):
     for name in ["pulls.png", "q0.png"]:
         assert (tmp_path / name).stat().st_size > 0
     # Toy 1 again, alone and in-process: the same events and fit.
-    sig, bkg = (DensityModel.load(quick_demo / f).double() for f in ("signal.pt", "background.pt"))
+    sig, bkg = (load_model(quick_demo / f).for_fit() for f in ("signal.pt", "background.pt"))
     again = pseudo_experiments(
         sig,
         bkg,

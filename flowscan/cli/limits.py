@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -119,7 +120,35 @@ class _LimitAt:
                 nll, space, grid, self.toys, cl=self.cl, seed=self.seed, progress=False
             )
         expected = {f"expected_{n:+g}": v for n, v in zip(SIGMAS, limit.expected, strict=True)}
-        return {"n_sig_hat": limit.n_sig_hat, "observed": limit.observed} | expected
+        members = self._member_limits(nll, space)  # first its spread, beside `observed`
+        head = {"n_sig_hat": limit.n_sig_hat, "observed": limit.observed}
+        return (
+            head
+            | {k: v for k, v in members.items() if k == "observed_model_sd"}
+            | expected
+            | members
+        )
+
+    def _member_limits(self, nll: MixtureLikelihood, space: ParameterSpace) -> dict[str, float]:
+        r"""Where a model is an ensemble: the asymptotic observed limit with each of its
+        members in its place (`observed_<signal|background>_<k>`), and their spread
+        `observed_model_sd`, the quadrature sum over the ensembles of the members'
+        standard deviation (ddof 1)."""
+        out, variances = {}, []
+        for which in ("signal", "background"):
+            members = getattr(getattr(nll, which), "members", ())
+            if len(members) < 2:
+                continue
+            limits = [
+                upper_limit(
+                    nll.with_density(which, m), space, cl=self.cl,
+                    asimov_events=self.asimov_events, seed=self.seed,
+                ).observed
+                for m in members
+            ]  # fmt: skip
+            out |= {f"observed_{which}_{k}": v for k, v in enumerate(limits)}
+            variances.append(np.var(limits, ddof=1))
+        return {"observed_model_sd": math.sqrt(sum(variances))} | out if variances else {}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -127,11 +156,13 @@ def run(args: argparse.Namespace) -> int:
     point of the grid `--at` of signal parameters, with the expected band, the other
     background parameters profiled. Writes to `--out`: `limits.csv` (a row per point:
     the signal parameters, `n_sig_hat`, `observed`, the expected limits, `status` and
-    `message`), `limits.json` (settings, seed, versions) and the limit curve
-    `limits.png` against the first parameter with several values (one file per
-    combination of any others). `--method toys` runs `upper_limit_toys` on 10 n_sig
-    values spanning the asymptotic limits and band. The points run on Dask once every
-    input has been checked. Returns 1 if every point failed."""
+    `message`; where a model is an ensemble also each member's observed limit and
+    their spread `observed_model_sd`, printed beside `observed`), `limits.json`
+    (settings, seed, versions) and the limit curve `limits.png` against the first
+    parameter with several values (one file per combination of any others).
+    `--method toys` runs `upper_limit_toys` on 10 n_sig values spanning the asymptotic
+    limits and band. The points run on Dask once every input has been checked.
+    Returns 1 if every point failed."""
     at = {}
     for text in args.at:
         name, values = o.parse_values(text)
@@ -182,7 +213,9 @@ def run(args: argparse.Namespace) -> int:
     table = pd.DataFrame(rows)
     failed = table[table["status"] == "failed"]
     units = {v.name: v.unit for v in sig.theta_vars}
-    shown = table.drop(columns="message")
+    shown = table.drop(
+        columns=[c for c in table if c == "message" or "_signal_" in c or "_background_" in c]
+    )
     print(
         f"  {cl:.0%} CL upper limits on n_sig [events]\n"
         + shown.to_string(index=False, float_format=lambda v: f"{v:.4g}")

@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     seed, versions, every result), `convergence.png`, and with `--profiles`
     `profiles.png` and `contours.png`. A method whose NLL was not finite gives a
     `"failed"` result (`ScanResult.failed`). Where a model is an ensemble, every fit
-    gets its model error (`model_errors`). Returns the exit code."""
+    gets its model error (`model_errors`), and a best fit in a gap of a model's training
+    grid a warning (`MixtureLikelihood.coverage`). Returns the exit code."""
     methods = list(METHODS) if args.method == "all" else o.names(args.method)
     unknown = sorted(set(methods) - set(METHODS))
     if unknown or not methods:
@@ -122,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
             model_errors(nll, results[method], space)
         except FitError as e:
             results[method].message += f"; {e}"
+        if results[method].status != "failed":
+            results[method].warnings += nll.coverage(results[method].theta)
         print(results[method].table(nll.theta_vars))
     config = {
         "signal": str(args.signal),

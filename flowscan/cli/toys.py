@@ -9,9 +9,12 @@ import numpy as np
 from scipy import stats
 
 from .. import plots
+from ..exceptions import InputError
+from ..flows import DensityEnsemble
 from ..io import check_memory, run_folder, write_record
 from ..parallel import dask_client
 from ..samples import SAMPLERS, samplers
+from ..scanner import Density
 from ..stats import PseudoExperiments, check_truth, pseudo_experiments
 from . import _options as o
 
@@ -53,10 +56,36 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     toys.add_argument("--samples", help="signal,background event files for --sampler bootstrap")
     toys.add_argument("--columns", help="columns of the observables in --samples")
+    toys.add_argument(
+        "--member",
+        type=o.count,
+        metavar="K",
+        help="draw the toys from member K of each ensemble model and fit them with the "
+        "ensemble of the other members: whether the model error covers the difference",
+    )
     toys.add_argument("--minos", action="store_true", help="MINOS intervals and their coverage")
     o.add_progress(toys)
     o.add_dask(toys)
     toys.set_defaults(func=run)
+
+
+def _member_and_the_others(k: int, *models: Density) -> tuple[list, list]:
+    r"""Member `k` of each ensemble among `models` (a single model stays itself), and
+    the ensembles of their other members."""
+    if not any(len(getattr(m, "members", ())) > 1 for m in models):
+        raise InputError("--member needs a model that is an ensemble (flowscan train --ensemble)")
+    draw, fit = [], []
+    for m in models:
+        members = list(getattr(m, "members", ()))
+        if len(members) < 2:
+            draw.append(m)
+            fit.append(m)
+            continue
+        if k >= len(members):
+            raise InputError(f"--member {k}: the ensemble has members 0 to {len(members) - 1}")
+        draw.append(members[k])
+        fit.append(DensityEnsemble(members[:k] + members[k + 1 :]))
+    return draw, fit
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,17 +96,23 @@ def run(args: argparse.Namespace) -> int:
     asymptotic 1/2 delta(0) + 1/2 chi2(1). Writes to `--out`: `toys.csv`,
     `null_toys.csv` (a row per toy), `toys.json` (settings, seed, versions, summary),
     `pulls.png` and `q0.png`. Toy i of either ensemble can be redrawn alone from the
-    seed. Returns 1 if no fit of an ensemble is valid (some failures are part of a toy
-    study: they are counted)."""
+    seed. With `--member K` the toys are drawn from member K of each ensemble model and
+    fitted with the ensemble of the others. Returns 1 if no fit of an ensemble is valid
+    (some failures are part of a toy study: they are counted)."""
     truth, toys, fixed, minos = o.parse_start(args.truth), args.toys, o.names(args.fix), args.minos
     samples = o.names(args.samples)
     sig, bkg = o.load_models(args.signal, args.background)
     columns = o.names(args.columns) or [v.name for v in sig.observables]
-    draw = samplers(args.sampler, models=(sig, bkg), files=samples, columns=columns)
-    if args.sampler in ("breit-wigner", "lhco"):  # what it draws must be what is fitted
-        draw = (draw.like(sig), draw.like(bkg))
+    if args.member is not None:
+        if args.sampler != "model":
+            raise InputError("--member draws from the models: leave out --sampler")
+        draw, (sig, bkg) = _member_and_the_others(args.member, sig, bkg)
     else:
-        draw = (draw.signal, draw.background)
+        draw = samplers(args.sampler, models=(sig, bkg), files=samples, columns=columns)
+        if args.sampler in ("breit-wigner", "lhco"):  # what it draws must be what is fitted
+            draw = (draw.like(sig), draw.like(bkg))
+        else:
+            draw = (draw.signal, draw.background)
     null_toys = toys if args.null_toys is None else args.null_toys
     held = sorted({*fixed, *(v.name for v in sig.theta_vars)} - {"n_sig"})
     runs = [("truth", truth, toys, fixed, minos)]
@@ -136,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
         "null_toys": null_toys,
         "fixed": list(fixed),
         "sampler": args.sampler,
+        "member": args.member,
         "samples": samples,
         "columns": columns,
         "minos": minos,

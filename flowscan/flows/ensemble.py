@@ -142,6 +142,14 @@ class DensityEnsemble(nn.Module):
         out[:, 0], out[:, -1] = q[..., 0].min(0).values, q[..., -1].max(0).values
         return out
 
+    @property
+    def training_points(self) -> Tensor | None:
+        r"""The members' training parameter points together (`None` if continuous)."""
+        points = [m.training_points for m in self.members]
+        if any(p is None for p in points):
+            return None
+        return torch.unique(torch.cat(points), dim=0)
+
     def context(self, theta: Tensor | None) -> Tensor | None:
         r"""The members' (common) flow context for theta `(*, D)`, checked."""
         return self.members[0].context(theta)
@@ -224,7 +232,8 @@ def train_ensemble(
     the whole training set first, so that every member has the same trained range.
     Members are independent tasks (`map_tasks`, on `client`'s workers if given), each
     on `threads` torch threads: the ensemble is the same for a seed whatever the number
-    of workers. The replicas and weight seeds come from `numpy.random.SeedSequence(seed)`.
+    of workers. The split and the replicas are drawn from
+    `numpy.random.SeedSequence(seed)`; member k's weights and minibatches from seed + k.
     """
     x = torch.as_tensor(x)
     check_events(x, observables)
@@ -245,32 +254,27 @@ def train_ensemble(
     if n_val >= len(x):
         raise InputError(f"too few events ({len(x)}) to split off a validation set")
     val, trn = split[:n_val], split[n_val:]
-    validation = (x[val], None if theta is None else theta[val])
-    tasks = []
-    for k in range(members):
-        replica = trn[
-            torch.randint(
-                len(trn), (len(trn),), generator=torch.Generator().manual_seed(int(states[k]))
-            )
-        ]
-        tasks.append(
-            {
-                "model": (list(observables), list(theta_vars), architecture, role, seed + k),
-                "x": x[replica],
-                "theta": None if theta is None else theta[replica],
-                "validation": validation,
-                "options": {
-                    "epochs": epochs,
-                    "batch_size": batch_size,
-                    "lr": lr,
-                    "patience": patience,
-                },
-                "seed": seed + k,
-                "threads": threads,
-                "device": str(device),
-            }
-        )
-    records = map_tasks(_train_member, tasks, client, progress=progress, desc="ensemble members")
+    data = {
+        "x": x[trn],
+        "theta": None if theta is None else theta[trn],
+        "validation": (x[val], None if theta is None else theta[val]),
+    }
+    model = (list(observables), list(theta_vars), architecture, role)
+    options = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience}
+    tasks = [
+        {
+            "model": model,
+            "replica_seed": int(states[k]),
+            "seed": seed + k,
+            "options": options,
+            "threads": threads,
+            "device": str(device),
+        }
+        for k in range(members)
+    ]
+    records = map_tasks(
+        _train_member, tasks, client, progress=progress, desc="ensemble members", shared=data
+    )
     training = {
         "members": members,
         "seed": seed,
@@ -279,26 +283,31 @@ def train_ensemble(
         "events": len(x),
         "validation_events": n_val,
         "threads": threads,
-        **tasks[0]["options"],
+        **options,
     }
     models = [DensityModel.from_record(r, f"member {k}") for k, r in enumerate(records)]
     return DensityEnsemble(models, training).to(device)
 
 
-def _train_member(task: dict) -> dict:
-    r"""One member of `train_ensemble`, on `task["threads"]` torch threads; returns its
-    `DensityModel.to_record`."""
-    observables, theta_vars, architecture, role, weight_seed = task["model"]
+def _train_member(
+    task: dict, x: Tensor, theta: Tensor | None, validation: tuple[Tensor, Tensor | None]
+) -> dict:
+    r"""One member of `train_ensemble`: its bootstrap replica of the training part `x`,
+    `theta` (as many events, drawn with replacement), trained on `task["threads"]`
+    torch threads; returns its `DensityModel.to_record`."""
+    observables, theta_vars, architecture, role = task["model"]
+    generator = torch.Generator().manual_seed(task["replica_seed"])
+    replica = torch.randint(len(x), (len(x),), generator=generator)
     threads = torch.get_num_threads()
     torch.set_num_threads(task["threads"])
     try:
-        model = DensityModel(observables, theta_vars, architecture, role=role, seed=weight_seed)
+        model = DensityModel(observables, theta_vars, architecture, role=role, seed=task["seed"])
         model = model.to(task["device"])
         train(
             model,
-            task["x"],
-            task["theta"],
-            validation=task["validation"],
+            x[replica],
+            None if theta is None else theta[replica],
+            validation=validation,
             seed=task["seed"],
             progress=False,
             **task["options"],

@@ -31,6 +31,7 @@ from zuko.transforms import MonotonicRQSTransform
 from ..exceptions import FlowscanWarning, InputError, ModelFileError, first_line
 from ..variables import Variable, bounds_tensor, check_events, check_theta
 from .architecture import Architecture
+from .coverage import grid_points
 from .logistic import Logistic
 from .mixture import AutoregressiveMixture
 from .preprocessing import BoundedStandardize, ResponseCurve
@@ -85,9 +86,10 @@ _FORMAT = "flowscan.DensityModel"
 ENSEMBLE_FORMAT = "flowscan.DensityEnsemble"
 # 2: the preprocessing is kept only inside the flow (no duplicate weights); 3: the
 # training data's quantiles (`support`) and the model's role; 4: the architecture as
-# one entry (`Architecture.to_dict`). Versions 2 and 3 still load.
-_VERSION = 4
-_READS = (2, 3, 4)
+# one entry (`Architecture.to_dict`); 5: the training parameter points of a grid
+# (`training_points`). Versions 2 to 4 still load.
+_VERSION = 5
+_READS = (2, 3, 4, 5)
 
 
 def _logistic(loc: Tensor, scale: Tensor) -> Distribution:
@@ -122,7 +124,9 @@ class DensityModel(nn.Module):
         seed: Seed of the weight initialization.
 
     After training, `support` `(F, len(QUANTILES))` holds the training data's quantiles
-    of each observable, which `check_trained_range` compares data with.
+    of each observable, which `check_trained_range` compares data with, and
+    `training_points` `(K, D)` the distinct training parameter points of a grid (`None`
+    for continuously drawn theta), which fits are checked against (`coverage_gap`).
 
     Example:
         >>> m = DensityModel([Variable("m", "GeV", 100.0, 1000.0)])
@@ -159,6 +163,7 @@ class DensityModel(nn.Module):
         }
         self.allow_extrapolation = False
         self.history: list[dict] = []
+        self.training_points: Tensor | None = None
 
         with torch.random.fork_rng():
             torch.manual_seed(seed)
@@ -196,8 +201,9 @@ class DensityModel(nn.Module):
 
     @torch.no_grad()
     def adapt(self, x: Tensor, theta: Tensor | None = None) -> None:
-        r"""Sets the preprocessing and `support` from training events `x` `(N, F)` and
-        any open parameter range from the training parameters `theta` `(N, D)`."""
+        r"""Sets the preprocessing and `support` from training events `x` `(N, F)`, and
+        any open parameter range and the `training_points` (`grid_points`) from the
+        training parameters `theta` `(N, D)`."""
         levels = torch.tensor(QUANTILES, dtype=torch.float64, device=x.device)
         every = len(x) // 2**24 + 1  # torch.quantile takes at most 2**24 values
         self.support.copy_(torch.quantile(x.double()[::every].T, levels, dim=1).T)
@@ -209,6 +215,7 @@ class DensityModel(nn.Module):
             self.flow.base.low.copy_(low)
             self.flow.base.high.copy_(high)
         if self.conditional:
+            self.training_points = grid_points(theta)
             lo, hi = theta.min(dim=0).values, theta.max(dim=0).values
             r = self.theta_range
             r[:, 0] = torch.where(torch.isfinite(r[:, 0]), r[:, 0], lo.to(r))
@@ -288,6 +295,7 @@ class DensityModel(nn.Module):
             "config": self.config,
             "state_dict": {k: v.cpu() for k, v in self.state_dict().items()},
             "history": self.history,
+            "training_points": self.training_points,
         }
 
     @classmethod
@@ -353,6 +361,7 @@ class DensityModel(nn.Module):
                 "training diverged or the file is damaged; retrain the model"
             )
         model.history = blob.get("history", [])
+        model.training_points = blob.get("training_points")  # versions 2-4: not known
         return model
 
 

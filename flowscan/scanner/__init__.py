@@ -7,7 +7,7 @@ from .likelihood import Density, MixtureLikelihood, check_model_pair
 from .methods import METHODS, optimizer
 from .minuit import MinuitCost, minuit_scan
 from .model_error import model_errors
-from .result import STATUSES, ScanResult, fit_status
+from .result import STATUSES, ScanResult, fit_status, model_warning
 from .sampling import grid_scan, random_scan
 from .space import ParameterSpace
 from .uncertainties import covariance, error_scale_hessian
@@ -29,6 +29,7 @@ __all__ = [
     "grid_scan",
     "minuit_scan",
     "model_errors",
+    "model_warning",
     "optimizer",
     "random_scan",
 ]

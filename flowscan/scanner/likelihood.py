@@ -7,7 +7,7 @@ __all__ = ["Density", "MixtureLikelihood", "check_model_pair"]
 import copy
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import torch
@@ -15,6 +15,7 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
 from ..exceptions import FitError, FlowscanWarning, InputError, ModelFileError
+from ..flows.coverage import coverage_gap
 from ..flows.ensemble import DensityEnsemble
 from ..flows.fixed import FixedEnsemble, FixedEvents
 from ..flows.model import DensityModel, check_trained_range
@@ -172,6 +173,13 @@ class MixtureLikelihood:
     def nll(self, theta: Tensor) -> Tensor:
         r"""NLL at `theta` of shape `(P,)` (a float64 scalar) or a batch `(K, P)` (shape `(K,)`)."""
         theta = torch.as_tensor(theta, dtype=torch.float64)
+        self._check(theta)
+        y, d = self._n_yields, self._n_yields + self._n_sig_theta
+        yields = theta[..., :y] if self.extended else None
+        return self.nll_split(theta[..., y:d], theta[..., d:], yields)
+
+    def _check(self, theta: Tensor) -> None:
+        r"""Refuses a theta of the wrong shape, or not finite."""
         if theta.shape[-1:] != (len(self.theta_vars),) or theta.ndim > 2:
             raise InputError(
                 f"theta must have shape (P,) or (K, P) with P = {len(self.theta_vars)} "
@@ -182,9 +190,6 @@ class MixtureLikelihood:
                 f"the NLL was asked for at a theta that is not finite, {self._named(theta)}: "
                 "the optimizer diverged (try another start, or fix a parameter)"
             )
-        y, d = self._n_yields, self._n_yields + self._n_sig_theta
-        yields = theta[..., :y] if self.extended else None
-        return self.nll_split(theta[..., y:d], theta[..., d:], yields)
 
     def nll_split(
         self, theta_sig: Tensor, theta_bkg: Tensor, yields: Tensor | None = None
@@ -281,23 +286,56 @@ class MixtureLikelihood:
 
     __call__ = nll
 
-    def value_and_grad(self, theta: Tensor) -> tuple[Tensor, Tensor]:
-        r"""NLL `(K,)` and its gradient `(K, P)` at a batch of thetas `(K, P)`, computed
-        in groups of as many thetas as keep their graphs within `max_graph_bytes`
-        together: each NLL depends on its own theta only, and a group whose graphs do
-        not fit would be recomputed in the backward pass (on the LHCO mixture a batch
-        of 6 took 13.5 s that way, 6 single thetas 6.9 s)."""
-        theta = torch.as_tensor(theta, dtype=torch.float64)
-        per_theta = sum(e.graph_bytes for e in self._events.values()) * len(self.x)
-        group = max(1, self.max_graph_bytes // per_theta)
+    def value_and_grad(
+        self, theta: Tensor, floating: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        r"""NLL `(K,)` and its gradient `(K, P)` at a batch of thetas `(K, P)`, with
+        respect to the `floating` parameters (a boolean mask `(P,)`, all if `None`; the
+        others get 0, and a density none of whose parameters float is computed once and
+        cached, as in `nll_split`). Computed in groups of as many thetas as keep their
+        graphs within `max_graph_bytes` together: each NLL depends on its own theta
+        only, and a group whose graphs do not fit would be recomputed in the backward
+        pass (on the LHCO mixture a batch of 6 took 13.5 s that way, 6 single thetas
+        6.9 s)."""
+        theta = torch.as_tensor(theta, dtype=torch.float64, device=self.x.device)
+        self._check(theta)
+        y, d = self._n_yields, self._n_yields + self._n_sig_theta
+        floating = torch.ones(theta.shape[-1], dtype=torch.bool) if floating is None else floating
+        floating = torch.as_tensor(floating, dtype=torch.bool, device=theta.device)
+        pieces = [slice(0, y), slice(y, d), slice(d, theta.shape[-1])]
+        live = [bool(floating[p].any()) for p in pieces]
+        events = (self._events["signal"], self._events["background"])
+        per_theta = sum(e.graph_bytes for e, on in zip(events, live[1:], strict=True) if on)
+        group = max(1, self.max_graph_bytes // max(1, per_theta * len(self.x)))
         values, grads = [], []
-        for part in theta.split(group):
-            part = part.detach().clone().requires_grad_()
-            value = self.nll(part)
-            (grad,) = torch.autograd.grad(value.sum(), part)
+        for part in theta.detach().split(group):
+            leaves = [
+                part[:, p].clone().requires_grad_(on) for p, on in zip(pieces, live, strict=True)
+            ]
+            value = self.nll_split(leaves[1], leaves[2], leaves[0] if self.extended else None)
+            wanted = [leaf for leaf in leaves if leaf.requires_grad]
+            found = iter(torch.autograd.grad(value.sum(), wanted) if wanted else ())
+            grad = [
+                next(found) if leaf.requires_grad else torch.zeros_like(leaf) for leaf in leaves
+            ]
+            grads.append(torch.cat(grad, dim=-1) * floating)
             values.append(value.detach())
-            grads.append(grad)
         return torch.cat(values), torch.cat(grads)
+
+    def coverage(self, theta: Sequence[float]) -> list[str]:
+        r"""Why the densities' parameters at theta `(P,)` lie outside the training grid
+        of a model that has one (`coverage_gap`), one sentence per density; empty where
+        they lie inside, or the models were trained on continuous theta."""
+        y, d = self._n_yields, self._n_yields + self._n_sig_theta
+        out = []
+        for which, part in (("signal", slice(y, d)), ("background", slice(d, None))):
+            density = getattr(self, which)
+            gap = coverage_gap(
+                getattr(density, "training_points", None), list(theta)[part], density.theta_vars
+            )
+            if gap is not None:
+                out.append(f"the {which} model: {gap}")
+        return out
 
     def with_density(self, which: str, density: Density) -> MixtureLikelihood:
         r"""This likelihood with the `which` ("signal" or "background") density replaced by

@@ -94,16 +94,17 @@ class MinuitCost:
         theta = self._theta(values)
         batched = getattr(self.nll, "value_and_grad", None)
         if batched is not None:
-            value, g = batched(self.space.full(theta))
-            g = g[:, torch.from_numpy(self.space.floating)]
+            floating = torch.from_numpy(self.space.floating)
+            value, g = batched(self.space.full(theta), floating)
+            g = g[:, floating.to(g.device)]
         else:
             theta.requires_grad_()
             value = self.nll(self.space.full(theta))
             (g,) = torch.autograd.grad(value.sum(), theta)
         self.grad_evals += len(values)
-        value = value.detach().numpy()
+        value = value.detach().cpu().numpy()
         self._record(value.min())
-        return value, g.numpy()
+        return value, g.cpu().numpy()
 
     def grad(self, *values: float) -> np.ndarray:
         x = np.asarray(values, dtype=np.float64)

@@ -47,6 +47,7 @@ def model_errors(
     if not ensembles or result.status == "failed":
         return result
     floating, bounds = space.floating, space.bounds
+    mask = torch.from_numpy(floating)
     theta = np.asarray(result.theta, dtype=np.float64)
     inverse = _inverse_curvature(nll, result, space)
     sigma = np.sqrt(np.diag(inverse))
@@ -58,8 +59,8 @@ def model_errors(
         for density in densities:
             likelihood, t = nll.with_density(which, density), theta.copy()
             for _ in range(steps):
-                _, grad = likelihood.value_and_grad(torch.as_tensor(t[None]))
-                step = inverse @ grad[0].numpy()[floating]
+                _, grad = likelihood.value_and_grad(torch.as_tensor(t[None]), mask)
+                step = inverse @ grad[0].cpu().numpy()[floating]
                 t[floating] = np.clip(t[floating] - step, low, high)
                 if (np.abs(step) < 1e-4 * sigma).all():
                     break
@@ -92,8 +93,8 @@ def _inverse_curvature(
     def gradients(points: np.ndarray) -> np.ndarray:
         full = np.repeat(theta[None], len(points), axis=0)
         full[:, floating] = points
-        _, grad = nll.value_and_grad(torch.as_tensor(full))
-        return grad.numpy()[:, floating]
+        _, grad = nll.value_and_grad(torch.as_tensor(full), torch.from_numpy(floating))
+        return grad.cpu().numpy()[:, floating]
 
     hessian, _ = error_scale_hessian(gradients, theta[floating], space.bounds[floating], passes=1)
     if not (np.linalg.eigvalsh(hessian) > 0).all():

@@ -2,7 +2,7 @@ r"""The result every optimizer returns."""
 
 from __future__ import annotations
 
-__all__ = ["STATUSES", "ScanResult", "fit_status"]
+__all__ = ["STATUSES", "ScanResult", "fit_status", "model_warning"]
 
 import math
 from collections.abc import Sequence
@@ -49,6 +49,16 @@ def fit_status(converged: bool, theta: np.ndarray, space: ParameterSpace) -> tup
     return ("valid" if converged else "invalid"), []
 
 
+def model_warning(names: Sequence[str]) -> str:
+    r"""What tables print for parameters `names` whose model error exceeds their
+    statistical error."""
+    return (
+        f"WARNING: the model error exceeds the statistical error for {', '.join(names)}: "
+        "the density models, not the data, limit the fit there; train on more events, on "
+        "a denser theta grid, or with more ensemble members"
+    )
+
+
 @dataclass
 class ScanResult:
     r"""Outcome of a parameter scan.
@@ -77,6 +87,8 @@ class ScanResult:
         errors_model_by: The signal's and the background's shares of `errors_model`,
             "signal"/"background" -> `(P,)` (their quadrature sum is `errors_model`).
         theta_members: Each member's minimum, "signal"/"background" -> `(K, P)`.
+        warnings: What makes the fit less trustworthy than its errors say (a best fit
+            in a gap of a model's training grid: `MixtureLikelihood.coverage`).
         minos: MINOS intervals, name -> (lower, upper) offsets, where asked for.
         profiles: 1D profiles, name -> rows `(value, NLL - minimum)`, where asked for.
         contours: 2D confidence contours, "x,y" -> coverage ("0.68", "0.95") -> points
@@ -103,6 +115,7 @@ class ScanResult:
     covariance_model: np.ndarray | None = field(default=None, repr=False)
     errors_model_by: dict[str, np.ndarray] | None = field(default=None, repr=False)
     theta_members: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    warnings: list[str] = field(default_factory=list)
     minos: dict[str, tuple[float, float]] | None = None
     profiles: dict[str, np.ndarray] | None = field(default=None, repr=False)
     contours: dict[str, dict[str, np.ndarray]] | None = field(default=None, repr=False)
@@ -243,10 +256,6 @@ class ScanResult:
             flag = "  AT BOUND" if name in self.at_bound else ""
             lines.append(f"    {name:<10}{text} {units[name]}{flag}")
         if self.model_limited:
-            lines.append(
-                f"    WARNING: the model error exceeds the statistical error for "
-                f"{', '.join(self.model_limited)}: the density models, not the data, limit "
-                "the fit there; train on more events, on a denser theta grid, or with more "
-                "ensemble members"
-            )
+            lines.append(f"    {model_warning(self.model_limited)}")
+        lines.extend(f"    WARNING: {w}" for w in self.warnings)
         return "\n".join(lines)

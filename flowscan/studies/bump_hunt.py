@@ -6,6 +6,7 @@ from __future__ import annotations
 
 __all__ = ["BumpHuntConfig", "fit", "landscape", "spectrum", "train_flows"]
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,9 +15,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..flows import Architecture, DensityModel, torch_device, train
+from ..flows import (
+    Architecture,
+    DensityEnsemble,
+    DensityModel,
+    torch_device,
+    train,
+    train_ensemble,
+)
+from ..parallel import dask_client
 from ..samples import BreitWigner, Exponential, training_set
-from ..scanner import MixtureLikelihood, ParameterSpace, ScanResult, gradient_scan
+from ..scanner import MixtureLikelihood, ParameterSpace, ScanResult, gradient_scan, model_errors
 
 
 @dataclass
@@ -34,6 +43,7 @@ class BumpHuntConfig:
     n_sig: int = 1_000
     n_bkg: int = 100_000
     grid: int = 16
+    members: int = 1
     seed: int = 0
     device: str = "cpu"
 
@@ -54,14 +64,37 @@ class BumpHuntConfig:
         return cls(**(base | changes))
 
 
-def train_flows(
-    config: BumpHuntConfig, progress: bool = True
-) -> tuple[DensityModel, DensityModel, dict[str, float]]:
+Model = DensityModel | DensityEnsemble
+
+
+def train_flows(config: BumpHuntConfig, progress: bool = True) -> tuple[Model, Model, dict]:
     r"""Trains the signal flow p(m | m_pole, gamma) and background flow p(m | tau) on
-    training sets drawn as in seed 002. Returns both models and training seconds."""
+    training sets drawn as in seed 002, each an ensemble (`train_ensemble`, members on a
+    local Dask cluster) if `config.members` > 1. Returns both and the training seconds."""
+    if config.members == 1:
+        return _train_flows(config, progress, None)
+    with dask_client(min(config.members, os.cpu_count() or 1)) as client:
+        return _train_flows(config, progress, client)
+
+
+def _train_flows(config: BumpHuntConfig, progress: bool, client) -> tuple[Model, Model, dict]:
     models, seconds = [], {}
     for i, (name, exact) in enumerate([("signal", BreitWigner()), ("background", Exponential())]):
         x, theta = training_set(exact, config.n_train, seed=config.seed + 1 + i)
+        if config.members > 1:
+            t0 = time.perf_counter()
+            if progress:
+                print(f"training {config.members} {name} flows on replicas of {len(x)} events")
+            models.append(
+                train_ensemble(
+                    exact.observables, exact.theta_vars, x, theta, members=config.members,
+                    architecture=config.architecture, role=name, seed=config.seed + 10 * i,
+                    epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
+                    device=config.device, client=client, progress=progress,
+                ).eval()
+            )  # fmt: skip
+            seconds[f"train_{name}"] = time.perf_counter() - t0
+            continue
         model = DensityModel(
             exact.observables,
             exact.theta_vars,
@@ -88,19 +121,18 @@ def train_flows(
 
 
 def fit(
-    signal: DensityModel | BreitWigner,
-    background: DensityModel | Exponential,
+    signal: Model | BreitWigner,
+    background: Model | Exponential,
     x: Tensor,
     config: BumpHuntConfig,
 ) -> tuple[MixtureLikelihood, ScanResult]:
-    r"""Gradient scan of (m_pole, gamma, tau) on events `x`. Flows are evaluated in a
-    float64 copy (`DensityModel.for_fit`); parameter bounds are the toy's ranges."""
-    signal, background = (
-        d.for_fit() if isinstance(d, DensityModel) else d for d in (signal, background)
-    )
+    r"""Gradient scan of (m_pole, gamma, tau) on events `x`, with the model error where
+    a model is an ensemble (`model_errors`). Flows are evaluated in a float64 copy
+    (`for_fit`); parameter bounds are the toy's ranges."""
+    signal, background = (d.for_fit() if isinstance(d, Model) else d for d in (signal, background))
     nll = MixtureLikelihood(signal, background, x.to(config.device), config.n_sig, config.n_bkg)
     space = ParameterSpace([*BreitWigner.theta_vars, *Exponential.theta_vars])
-    return nll, gradient_scan(nll, space)
+    return nll, model_errors(nll, gradient_scan(nll, space), space)
 
 
 def landscape(
@@ -109,18 +141,15 @@ def landscape(
     r"""NLL and its autograd gradient over (m_pole, gamma) on a `size` x `size` grid over
     `ranges` (GeV), tau fixed at `theta[2]` (its background term is computed once).
     Returns the axes, NLL `(size, size)` and gradient `(size, size, 2)` in 1/GeV, rows
-    along gamma. A row of the grid is one batch of thetas: each NLL depends on its own
-    theta only, so the gradient of their sum is each one's gradient."""
+    along gamma; the grid is one batch of `MixtureLikelihood.value_and_grad`."""
     a, b = (np.linspace(lo, hi, size) for lo, hi in ranges)
-    device = nll.x.device
-    fixed = torch.as_tensor(theta[2:], device=device, dtype=torch.float64).expand(size, -1)
-    values, grads = np.empty((size, size)), np.empty((size, size, 2))
-    for i in range(size):
-        points = torch.tensor([[a_j, b[i]] for a_j in a], device=device, dtype=torch.float64)
-        points.requires_grad_()
-        value = nll.nll_split(points, fixed)
-        (grad,) = torch.autograd.grad(value.sum(), points)
-        values[i], grads[i] = value.detach().cpu().numpy(), grad.cpu().numpy()
+    mass, width = np.meshgrid(a, b)  # rows along gamma
+    points = np.repeat(np.asarray(theta, dtype=np.float64)[None], size * size, axis=0)
+    points[:, 0], points[:, 1] = mass.ravel(), width.ravel()
+    floating = torch.tensor([True, True] + [False] * (len(theta) - 2))
+    values, grads = nll.value_and_grad(torch.as_tensor(points), floating)
+    values = values.cpu().numpy().reshape(size, size)
+    grads = grads[:, :2].cpu().numpy().reshape(size, size, 2)
     return (a, b), values, grads
 
 
