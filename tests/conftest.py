@@ -28,6 +28,16 @@ def tiny_background_flow() -> DensityModel:
     return model.eval()
 
 
+@pytest.fixture(scope="session")
+def quick_demo(tmp_path_factory):
+    r"""The output folder of `flowscan demo --quick`: ensembles of 2 members per model."""
+    from flowscan.cli import main
+
+    out = tmp_path_factory.mktemp("demo")
+    assert main(["demo", "--quick", "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
 @pytest.fixture(autouse=True)
 def _threads() -> None:
     # CI's 2 cores; OMP_NUM_THREADS=1 runs the suite single-threaded (reductions then

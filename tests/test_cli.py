@@ -1,6 +1,7 @@
 import json
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -49,13 +50,6 @@ def _scan_args(demo, out, *extra: str) -> list[str]:
         "--data", str(demo / "data.csv"), "--n-sig", "500", "--n-bkg", "5000", "--out", str(out),
         *extra,
     ]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def quick_demo(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    assert main(["demo", "--quick", "--out", str(out), "--no-progress"]) == 0
-    return out
 
 
 def test_scan_runs_every_method_on_the_demo_output(quick_demo, tmp_path, capsys):
@@ -120,6 +114,38 @@ def test_limits_on_the_demo_models_equal_the_python_api(quick_demo, tmp_path, ca
     assert row["observed"] == pytest.approx(limit.observed, rel=1e-6)
     assert row["expected_+0"] == pytest.approx(limit.expected[2], rel=1e-6)
     assert row["expected_-2"] < row["expected_+0"] < row["expected_+2"]
+    # the demo's models are ensembles of 2: each member's observed limit, with that
+    # member in place of its ensemble, and their spread in quadrature
+    members = {w: [row[f"observed_{w}_{k}"] for k in range(2)] for w in ("signal", "background")}
+    member = upper_limit(nll.with_density("signal", sig.members[1]), space, asimov_events=4_000)
+    assert members["signal"][1] == pytest.approx(member.observed, rel=1e-6)
+    spread = np.sqrt(sum(np.var(v, ddof=1) for v in members.values()))
+    assert row["observed_model_sd"] == pytest.approx(spread, rel=1e-12)
+
+
+def test_toys_drawn_from_one_member_are_fitted_with_the_others(quick_demo, tmp_path):
+    args = [
+        "toys", "--signal", str(quick_demo / "signal.pt"),
+        "--background", str(quick_demo / "background.pt"),
+        "--truth", "n_sig=300,n_bkg=2000,m_pole=455,gamma=33,tau=170", "--fix", "gamma,tau",
+        "--toys", "2", "--null-toys", "0", "--member", "1", "--jobs", "1",
+        "--out", str(tmp_path), "--no-progress",
+    ]  # fmt: skip
+    assert main(args) == 0
+    assert json.loads((tmp_path / "toys.json").read_text())["config"]["member"] == 1
+    table = pd.read_csv(tmp_path / "toys.csv")
+    # the same toys as drawn from member 1 alone and fitted with member 0 alone
+    sig, bkg = (load_model(quick_demo / f).for_fit() for f in ("signal.pt", "background.pt"))
+    again = pseudo_experiments(
+        sig.members[0], bkg.members[0],
+        {"n_sig": 300.0, "n_bkg": 2000.0, "m_pole": 455.0, "gamma": 33.0, "tau": 170.0}, 2,
+        fixed=["gamma", "tau"], generator=(sig.members[1], bkg.members[1]), seed=0,
+        progress=False,
+    )  # fmt: skip
+    for name in ("n_sig", "n_bkg", "m_pole"):
+        np.testing.assert_allclose(table[name], again.table[name], rtol=1e-9)
+    bad = [a if a != "1" or args[i - 1] != "--member" else "5" for i, a in enumerate(args)]
+    assert main(bad) == 2  # members 0 to 1: a one-line error
 
 
 def test_toys_on_the_demo_models(quick_demo, tmp_path, capsys):

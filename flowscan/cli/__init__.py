@@ -19,10 +19,21 @@ import warnings
 from collections.abc import Sequence
 
 from ..exceptions import FlowscanError, FlowscanWarning
-from . import _options, demo, generate, limits, scan, simulate, toys, train, validate
+from . import (
+    _options,
+    closure,
+    demo,
+    generate,
+    limits,
+    scan,
+    simulate,
+    toys,
+    train,
+    validate,
+)
 
 # In the order `flowscan --help` lists them.
-COMMANDS = (demo, generate, simulate, train, scan, limits, toys, validate)
+COMMANDS = (demo, generate, simulate, train, scan, limits, toys, validate, closure)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -154,9 +154,13 @@ def run(args: argparse.Namespace) -> int:
     fit = results.get("minuit")
     if fit is not None and fit.profiles is not None:
         errors = dict(zip(names, fit.errors.tolist(), strict=True))
+        model = None
+        if fit.errors_model is not None:
+            model = dict(zip(names, fit.errors_model.tolist(), strict=True))
         plots.plot_profiles(
-            fit.profiles, nll.theta_vars, fit.values, errors, out / "profiles.png", fit.minos
-        )
+            fit.profiles, nll.theta_vars, fit.values, errors, out / "profiles.png", fit.minos,
+            model,
+        )  # fmt: skip
         files.append("profiles.png")
         if fit.contours:
             plots.plot_contours(fit.contours, nll.theta_vars, fit.values, out / "contours.png")

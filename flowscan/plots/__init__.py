@@ -2,9 +2,10 @@ r"""Figures (matplotlib, Agg backend): fits, density models and statistics."""
 
 from .fits import plot_contours, plot_convergence, plot_fit, plot_landscape, plot_profiles
 from .models import plot_history, plot_marginals, plot_pairs, plot_theta_dependence
-from .stats import plot_limits, plot_pulls, plot_q0
+from .stats import plot_closure, plot_limits, plot_pulls, plot_q0
 
 __all__ = [
+    "plot_closure",
     "plot_contours",
     "plot_convergence",
     "plot_fit",

@@ -180,8 +180,11 @@ def plot_profiles(
     errors: dict[str, float],
     path: str | os.PathLike,
     minos: dict[str, tuple[float, float]] | None = None,
+    errors_model: dict[str, float] | None = None,
 ) -> None:
-    r"""Profile NLL of each parameter with the HESSE parabola and MINOS interval.
+    r"""Profile NLL of each parameter with the HESSE parabola, the MINOS interval and,
+    for ensembles, the model error (a band of +-1 model error around the best fit, and
+    the parabola of the statistical and model errors in quadrature).
 
     Arguments:
         profiles: Per parameter, rows `(value, NLL - minimum)`, shape `(S, 2)`.
@@ -189,6 +192,7 @@ def plot_profiles(
         best, errors: Best fit and HESSE error by name.
         path: Output PNG file.
         minos: MINOS (lower, upper) offsets by name.
+        errors_model: The model error by name (`ScanResult.errors_model`).
     """
     plt = pyplot()
     labels = {v.name: v.label for v in theta_vars}
@@ -210,6 +214,13 @@ def plot_profiles(
                 alpha=0.15,
                 label=f"MINOS {lo:+.3g} / {hi:+.3g}",
             )
+        if errors_model is not None and name in errors_model:
+            model = errors_model[name]
+            total = np.hypot(errors[name], model)
+            ax.axvspan(best[name] - model, best[name] + model, color="tab:orange", alpha=0.15,
+                       label=f"model error +- {model:.3g}")  # fmt: skip
+            ax.plot(rows[:, 0], 0.5 * ((rows[:, 0] - best[name]) / total) ** 2, ":",
+                    color="tab:red", label=f"stat (+) model, +- {total:.3g}")  # fmt: skip
         for level in (0.5, 2.0):
             ax.axhline(level, color="grey", lw=0.5, ls=":")
         ax.set_xlabel(labels[name])

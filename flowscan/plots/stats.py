@@ -1,13 +1,16 @@
-r"""Figures of statistics: CLs limit curves, pulls of pseudo-experiments and the q0
-distribution."""
+r"""Figures of statistics: CLs limit curves, pulls of pseudo-experiments, the q0
+distribution and closure maps."""
 
 from __future__ import annotations
 
-__all__ = ["plot_limits", "plot_pulls", "plot_q0"]
+__all__ = ["plot_closure", "plot_limits", "plot_pulls", "plot_q0"]
 
+import itertools
 import os
+from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
 from ..variables import Variable
 from ._base import pyplot
@@ -96,5 +99,44 @@ def plot_q0(q0: np.ndarray, path: str | os.PathLike) -> None:
     top.set_xlabel("local significance √q0 [σ]")
     ax.legend(fontsize=8)
     fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_closure(
+    table: pd.DataFrame,
+    theta_vars: Sequence[Variable],
+    path: str | os.PathLike,
+    training_points: np.ndarray | None = None,
+) -> None:
+    r"""Closure maps: for each pair of parameters (or the one parameter) a panel per
+    fitted parameter, each tested point coloured by its mean pull (fit - truth) / total
+    error (`flowscan.validation.closure`), the training grid's points in grey."""
+    plt = pyplot()
+    names = [v.name for v in theta_vars]
+    pairs = list(itertools.combinations(range(len(names)), 2)) or [(0, 0)]
+    fig, axes = plt.subplots(
+        len(pairs),
+        len(names),
+        figsize=(3.6 * len(names), 3.2 * len(pairs)),
+        squeeze=False,
+        constrained_layout=True,
+    )
+    for row, (i, j) in zip(axes, pairs, strict=True):
+        for ax, name in zip(row, names, strict=True):
+            part = table[table["parameter"] == name]
+            y = part[names[j]] if i != j else np.zeros(len(part))
+            if training_points is not None:
+                ty = training_points[:, j] if i != j else np.zeros(len(training_points))
+                ax.scatter(training_points[:, i], ty, s=6, c="lightgrey", label="training")
+            dots = ax.scatter(
+                part[names[i]], y, c=part["pull_total"], cmap="coolwarm", vmin=-3, vmax=3,
+                s=60, edgecolors="k",
+            )  # fmt: skip
+            ax.set_xlabel(theta_vars[i].label)
+            if i != j:
+                ax.set_ylabel(theta_vars[j].label)
+            ax.set_title(f"pull of {name}", fontsize=9)
+    fig.colorbar(dots, ax=axes, label="mean (fit - truth) / total error")
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -1,5 +1,7 @@
-r"""Is a model good enough? Two-sample metrics against their noise floor."""
+r"""Is a model good enough? Two-sample metrics against their noise floor, and closure
+of fits over theta."""
 
+from .closure import closure
 from .metrics import (
     Metric,
     classifier_auc,
@@ -15,6 +17,7 @@ from .table import validation_table
 __all__ = [
     "Metric",
     "classifier_auc",
+    "closure",
     "compare",
     "correlation_distance",
     "hpdi",
