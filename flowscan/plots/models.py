@@ -29,32 +29,23 @@ def plot_history(histories: Sequence[Sequence[dict]], path: str | os.PathLike) -
     several = len(histories) > 1
     for k, history in enumerate(histories):
         epoch = [h["epoch"] for h in history]
-        member = f"member {k}: " if several else ""
-        first = k == 0 or not several
+        first = k == 0  # one legend entry per kind of line
         style = {"ms": 3, "lw": 1 if several else 1.5, "alpha": 0.7 if several else 1}
-        ax.plot(
-            epoch,
-            [h["train_loss"] for h in history],
-            "o-",
-            color="tab:blue",
-            label="training" if first else None,
-            **style,
-        )
-        ax.plot(
-            epoch,
-            [h["val_loss"] for h in history],
-            "o-",
-            color="tab:orange",
-            label="validation (averaged weights)" if first else None,
-            **style,
-        )
+        for key, color, label in (
+            ("train_loss", "tab:blue", "training"),
+            ("val_loss", "tab:orange", "validation (averaged weights)"),
+        ):
+            ax.plot(epoch, [h[key] for h in history], "o-", color=color,
+                    label=label if first else None, **style)  # fmt: skip
         best = min(range(len(history)), key=lambda i: history[i]["val_loss"])
         ax.axvline(
             epoch[best],
             color="grey",
             ls=":",
             alpha=0.6,
-            label=f"{member}kept epoch {epoch[best]}" if first else None,
+            label=("kept: the best epochs" if several else f"kept: epoch {epoch[best]}")
+            if first
+            else None,
         )
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss = mean NLL (nats/event)")
