@@ -20,9 +20,13 @@ def test_the_lhco_grid_covers_its_cells_and_not_its_holes():
     assert torch.equal(grid_points(grid.repeat(3, 1)), torch.unique(grid, dim=0))
     assert coverage_gap(grid, [3250.0, 625.0, 75.0], MASSES) is None  # a full cell
     assert coverage_gap(grid, [3500.0, 500.0, 100.0], MASSES) is None  # a grid point
-    # m_y above m_x has no training points: the corner (3000, 250, 150) is missing
-    gap = coverage_gap(grid, [3250.0, 300.0, 120.0], MASSES)
-    assert "no point at (m_zprime = 3000, m_x = 250, m_y = 150)" in gap
+    # beside a training point at a corner of the grid's region (this LHCO fit's minimum)
+    assert coverage_gap(grid, [3493.7, 499.5, 100.84], MASSES) is None
+    # at m_x = 250 GeV the grid stops at m_y = 100 GeV, at 500 GeV at 300 GeV: the edge of
+    # its region runs from (250, 100) to (500, 300), m_y = 140 at m_x = 300
+    assert coverage_gap(grid, [3250.0, 300.0, 135.0], MASSES) is None
+    gap = coverage_gap(grid, [3250.0, 300.0, 145.0], MASSES)
+    assert "lies outside the region the training grid spans" in gap
     # lhco_interpolation's held-out value: without m_x = 750 the grid has a hole there
     held_out = grid[grid[:, 1] != 750.0]
     gap = coverage_gap(held_out, [3500.0, 760.0, 100.0], MASSES)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 __all__ = ["MAX_GRID_POINTS", "coverage_gap", "grid_points"]
 
-import itertools
 from collections.abc import Sequence
 
 import numpy as np
 import torch
+from scipy.spatial import Delaunay, QhullError
 from torch import Tensor
 
 from ..variables import Variable
@@ -24,6 +24,19 @@ def grid_points(theta: Tensor) -> Tensor | None:
     the CPU) if there are at most `MAX_GRID_POINTS`, else `None` (continuous theta)."""
     points = torch.unique(theta.detach().double().cpu(), dim=0)
     return points if len(points) <= MAX_GRID_POINTS else None
+
+
+def _inside_hull(points: np.ndarray, theta: np.ndarray) -> bool:
+    r"""Whether `theta` `(D,)` lies in the convex hull of `points` `(K, D)` (scaled to
+    the unit box; on its faces too), by a Delaunay triangulation; `True` for points that
+    span fewer than D dimensions (no hull to be outside of)."""
+    low, high = points.min(0), points.max(0)
+    scaled = (points - low) / (high - low)
+    try:
+        hull = Delaunay(scaled, qhull_options="QJ")  # joggled: grids are degenerate
+    except QhullError:
+        return True
+    return bool(hull.find_simplex((theta - low) / (high - low), tol=1e-6) >= 0)
 
 
 def _step(values: np.ndarray) -> float:
@@ -41,10 +54,11 @@ def coverage_gap(
     covers, or `None` if it lies inside (or the training theta was continuous,
     `points=None`).
 
-    Along each parameter theta falls between two grid values (or on one); it is
-    covered if those are neighbours on the grid (no missing value: a gap wider than
-    1.5 grid spacings is a hole) and every corner of the cell they span is a training
-    point.
+    It is covered if along each parameter it falls on a grid value or between two
+    neighbours on the grid (no missing value: a gap wider than 1.5 grid spacings is a
+    hole), and lies inside the convex hull of the grid points (grids of several
+    parameters need not be products: the LHCO grid has no m_Y above 100 GeV at
+    m_X = 250 GeV).
 
     Example:
         >>> grid, m_x = torch.tensor([[250.0], [500.0], [1000.0]]), [Variable("m_x", "GeV")]
@@ -56,13 +70,11 @@ def coverage_gap(
     if points is None:
         return None
     p, t = points.numpy(), np.asarray(theta, dtype=np.float64)
-    cell = []
     for j, v in enumerate(theta_vars):
         values = np.unique(p[:, j])
         unit = f" {v.unit}" if v.unit else ""
         on = np.isclose(values, t[j], rtol=1e-9, atol=0)
         if on.any():
-            cell.append((values[on][0],))
             continue
         i = int(np.searchsorted(values, t[j]))
         if i == 0 or i == len(values):
@@ -78,12 +90,10 @@ def coverage_gap(
                 f"{hi:g}{unit}, {(hi - lo) / step:.3g} grid spacings ({step:g}{unit}) apart: "
                 "a grid value is missing there"
             )
-        cell.append((lo, hi))
-    for corner in itertools.product(*cell):
-        if not np.isclose(p, corner, rtol=1e-9, atol=0).all(axis=1).any():
-            where = ", ".join(f"{v.name} = {c:g}" for v, c in zip(theta_vars, corner, strict=True))
-            return (
-                f"the training grid has no point at ({where}), a corner of the grid cell "
-                "the fit lies in: the model extrapolates there"
-            )
+    if len(theta_vars) > 1 and not _inside_hull(p, t):
+        where = ", ".join(f"{v.name} = {x:g}" for v, x in zip(theta_vars, t, strict=True))
+        return (
+            f"({where}) lies outside the region the training grid spans (its convex hull): "
+            "the model extrapolates there"
+        )
     return None
