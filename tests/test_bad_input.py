@@ -143,6 +143,13 @@ def _lhco(f, data: str, *extra: str) -> list[str]:
             *extra]  # fmt: skip
 
 
+def _closure(f, *extra, background="tau=170"):
+    head = ["closure", "--signal", f["sig.pt"], "--background", f["bkg.pt"]]
+    sampler = [] if "--sampler" in extra else ["--sampler", "breit-wigner"]
+    theta = [] if background is None else ["--background-theta", background]
+    return [*head, *sampler, *theta, *extra]
+
+
 def _limits(f, *extra: str) -> list[str]:
     return ["limits", "--signal", f["sig.pt"], "--background", f["bkg.pt"], "--data", f["toy.csv"],
             "--jobs", "1", *extra]  # fmt: skip
@@ -411,6 +418,24 @@ CASES = [
      "--scheduler", UNREACHABLE), 2, "cannot reach the Dask scheduler"),
     ("toys absurd", lambda f: _toys(f, "n_sig=20,n_bkg=200,m_pole=450,gamma=40,tau=170",
      "--toys", "1000000000000"), 2, "GB of memory"),
+    ("toys member of a single model", lambda f: _toys(f, "n_sig=20,n_bkg=200,m_pole=450,"
+     "gamma=40,tau=170", "--member", "0"), 2, "--member needs a model that is an ensemble"),
+    ("train ensemble of none", lambda f: ["train", "--sampler", "breit-wigner", "--role",
+     "signal", "--ensemble", "0"], 2, "must be a positive integer"),
+    # closure
+    ("closure parameter missing", lambda f: _closure(f, "--at", "m_pole=450"), 2,
+     "needs values of exactly the signal parameters"),
+    ("closure theta outside", lambda f: _closure(f, "--at", "m_pole=900", "--at", "gamma=40"),
+     2, "outside the trained range"),
+    ("closure background theta missing", lambda f: _closure(f, "--at", "m_pole=450", "--at",
+     "gamma=40", background=None), 2, "needs exactly the background parameters ['tau']"),
+    ("closure lhco for the toy", lambda f: _closure(f, "--at", "m_pole=450", "--at",
+     "gamma=40", "--sampler", "lhco"), 2, "this model has ['m'] given"),
+    ("closure no datasets", lambda f: _closure(f, "--at", "m_pole=450", "--at", "gamma=40",
+     "--datasets", "0"), 2, "must be a positive integer"),
+    ("closure swapped", lambda f: ["closure", "--signal", f["bkg.pt"], "--background",
+     f["sig.pt"], "--sampler", "breit-wigner", "--at", "tau=170", "--background-theta",
+     "m_pole=450,gamma=40"], 2, "swapped"),
     # validate
     ("validate missing model", lambda f: ["validate", "nowhere.pt", "--reference",
      "breit-wigner"], 2, "no such model file"),

@@ -13,6 +13,7 @@ from .. import plots
 from ..exceptions import InputError
 from ..io import check_memory, run_folder, write_record
 from ..samples import GENERATORS, samplers
+from ..scanner import check_model_pair
 from ..validation import closure
 from ..variables import check_theta
 from . import _options as o
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     (settings, seed, versions) and `closure.png` (the mean pull over each pair of
     parameters, the training grid in grey). Returns 1 if a point has no valid fit."""
     sig, bkg = o.load_models(args.signal, args.background)
+    check_model_pair(sig, bkg)
     names = [v.name for v in sig.theta_vars]
     at = dict(o.parse_values(text) for text in args.at)
     if sorted(at) != sorted(names):
