@@ -188,7 +188,11 @@ def minuit_scan(
     fit, failures = _migrad(cost, limits, strategy, tol)
     cost.steps = np.array(fit.errors)  # MIGRAD's error estimates: the scale to start from
     note = "" if not failures else f" (after {len(failures)} failed attempt(s): {failures[0]})"
-    hessian = cost.hessian(*fit.values)
+    # On a bound Minuit's internal coordinates are singular (HESSE with a supplied
+    # Hessian fails inside iminuit there), and the curvature across it means nothing.
+    values = torch.tensor(np.array(fit.values), dtype=torch.float64)
+    on_bound = fit_status(True, space.full(values).numpy(), space)[1]
+    hessian = np.full((1, 1), np.nan) if on_bound else cost.hessian(*fit.values)
     if np.isfinite(hessian).all() and np.linalg.eigvalsh(hessian).min() > 0:
         m = Minuit(cost, *fit.values, grad=cost.grad, hessian=cost.hessian, name=cost.names)
         m.strategy, m.tol, m.limits = strategy, tol, limits

@@ -1,7 +1,7 @@
 r"""Is a model good enough? Two-sample metrics against their noise floor, and closure
 of fits over theta."""
 
-from .closure import closure
+from .closure import closure, interpolation_error, leave_out
 from .metrics import (
     Metric,
     classifier_auc,
@@ -22,7 +22,9 @@ __all__ = [
     "correlation_distance",
     "hpdi",
     "hpdi_error",
+    "interpolation_error",
     "ks_test",
+    "leave_out",
     "sliced_wasserstein",
     "validation_table",
 ]
