@@ -9,6 +9,7 @@ and writes files; `flowscan.cli` is the `flowscan` command. docs/layout.md has t
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .constraints import Constraint
 from .variables import Variable
 
 try:
@@ -16,4 +17,4 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
-__all__ = ["Variable", "__version__"]
+__all__ = ["Constraint", "Variable", "__version__"]

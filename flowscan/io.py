@@ -9,6 +9,7 @@ __all__ = [
     "check_memory",
     "file_names",
     "output_file",
+    "read_analysis",
     "read_events",
     "read_table",
     "run_folder",
@@ -22,6 +23,7 @@ import json
 import os
 import platform
 import sys
+import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -33,6 +35,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from .constraints import Constraint
 from .exceptions import DependencyError, InputError
 
 _PACKAGES = [
@@ -299,3 +302,47 @@ def read_events(
         except InputError as e:
             raise InputError(f"{path}: {e}") from None
     return torch.tensor(frame[list(columns)].to_numpy(dtype="float64", copy=True))
+
+
+def read_analysis(path: str | os.PathLike) -> list[Constraint]:
+    r"""The nuisance parameters an analysis file (TOML) declares, one table each:
+
+    .. code-block:: toml
+
+        [nuisances.tau]       # a measured parameter: 170 +- 5 GeV
+        kind = "gaussian"
+        width = 5.0
+        observed = 170.0
+
+        [nuisances.n_bkg]     # a 10% background-rate uncertainty
+        kind = "lognormal"
+        width = 0.1
+        observed = 10000
+
+    `observed` (the global observable) defaults to 0, a nuisance in units of its 1-sigma
+    variation. A missing file, bad TOML, other tables or keys, or a bad value raise
+    `InputError` naming them.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"{file}: no such analysis file")
+    try:
+        config = tomllib.loads(file.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{file}: not a TOML analysis file ({e})") from None
+    extra = sorted(set(config) - {"nuisances"})
+    if extra or not isinstance(config.get("nuisances", {}), dict):
+        raise InputError(f"{file}: an analysis file has [nuisances.NAME] tables, not {extra}")
+    out = []
+    for name, table in config.get("nuisances", {}).items():
+        keys = set(table) if isinstance(table, dict) else {"?"}
+        if not keys <= {"kind", "width", "observed"} or not {"kind", "width"} <= keys:
+            raise InputError(
+                f"{file}: [nuisances.{name}] takes kind, width and observed, got {sorted(keys)}"
+            )
+        try:
+            out.append(Constraint(name, table["kind"], float(table["width"]),
+                                  float(table.get("observed", 0.0))))  # fmt: skip
+        except (TypeError, ValueError):
+            raise InputError(f"{file}: [nuisances.{name}] width and observed are numbers") from None
+    return out

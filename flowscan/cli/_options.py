@@ -11,9 +11,10 @@ from collections.abc import Sequence
 import numpy as np
 from torch import Tensor
 
+from ..constraints import Constraint, parse_nuisance
 from ..exceptions import InputError
 from ..flows import Architecture, DensityEnsemble, DensityModel, load_model
-from ..io import FORMATS, read_events
+from ..io import FORMATS, read_analysis, read_events
 from ..samples import lhco
 
 EPILOG = (
@@ -259,3 +260,36 @@ def load_models(
 def exit_code(statuses: Sequence[str]) -> int:
     r"""1 if any fit is invalid or failed, else 0."""
     return int(any(s in ("invalid", "failed") for s in statuses))
+
+
+def add_nuisances(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--nuisance",
+        action="append",
+        default=[],
+        metavar="NAME:KIND:WIDTH[:OBSERVED]",
+        help="a constrained parameter: kind gaussian (width in its units) or lognormal "
+        "(relative width, for a yield), observed = the auxiliary measurement (default 0), "
+        "e.g. tau:gaussian:5:170 or n_bkg:lognormal:0.1:10000; repeatable; the models' own "
+        "nuisances (e.g. mass_scale, N(0, 1)) are added without it",
+    )
+    parser.add_argument(
+        "--analysis", help="a TOML analysis file of [nuisances.NAME] tables (docs/systematics.md)"
+    )
+
+
+def constraints(args: argparse.Namespace, *models: object) -> list[Constraint]:
+    r"""The constraint terms of a fit: the nuisances the `models` declare, then those
+    of `--analysis`, then `--nuisance` (a later one replaces an earlier of its name)."""
+    declared: dict[str, Constraint] = {}
+    for model in models:
+        for c in getattr(model, "nuisances", []):
+            if declared.get(c.name, c) != c:
+                raise InputError(
+                    f"the models declare the nuisance {c.name} differently ({declared[c.name]} "
+                    f"and {c}): were they trained with the same --nuisance?"
+                )
+            declared[c.name] = c
+    given = read_analysis(args.analysis) if args.analysis else []
+    given += [parse_nuisance(spec) for spec in args.nuisance]
+    return list(({c.name: c for c in declared.values()} | {c.name: c for c in given}).values())

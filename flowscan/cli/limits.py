@@ -7,7 +7,7 @@ import argparse
 import itertools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from .. import plots
+from ..constraints import Constraint
 from ..exceptions import FitError, InputError
 from ..flows import DensityModel
 from ..io import check_memory, run_folder, write_record
@@ -68,6 +69,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="size of the weighted Asimov sample",
     )
     o.add_progress(limits)
+    o.add_nuisances(limits)
     o.add_dask(limits)
     limits.set_defaults(func=run)
 
@@ -86,13 +88,15 @@ class _LimitAt:
     toys: int
     asimov_events: int
     seed: int
+    constraints: tuple[Constraint, ...] = ()
 
     def __call__(self, point: Mapping[str, float]) -> dict[str, float | str]:
         r"""The limits at `point`; a fit that fails there gives a row of NaN limits with
         status `"failed"` and the reason, instead of stopping the whole grid."""
         nll = MixtureLikelihood(
-            self.signal, self.background, self.x, check_models=False, check_data=False
-        )
+            self.signal, self.background, self.x, check_models=False, check_data=False,
+            constraints=self.constraints,
+        )  # fmt: skip
         space = self.space(nll, point)
         try:
             return dict(point) | self._limits(nll, space) | {"status": "valid", "message": ""}
@@ -175,22 +179,26 @@ def run(args: argparse.Namespace) -> int:
     check_memory(toys, 1_000, "--toys")
     sig, bkg = o.load_models(args.signal, args.background)
     check_model_pair(sig, bkg)
-    names = [v.name for v in sig.theta_vars]
+    constraints = o.constraints(args, sig, bkg)
+    nuisances = [c.name for c in constraints]
+    names = [v.name for v in sig.theta_vars if v.name not in nuisances]  # a shared one floats
     missing, unknown = sorted(set(names) - set(at)), sorted(set(at) - set(names))
     if missing or unknown:
         raise InputError(
             f"--at needs values of the signal parameters {names}: missing {missing}, "
             f"unknown {unknown}"
         )
-    bkg_names = ["n_bkg", *(v.name for v in bkg.theta_vars)]
+    bkg_names = ["n_bkg", *(v.name for v in bkg.theta_vars), *nuisances]
     bad = sorted((set(fixed) | set(start)) - set(bkg_names))
     if bad:
         raise InputError(f"{bad}: only background parameters {bkg_names} can be fixed or started")
     columns = o.names(args.columns) or [v.name for v in sig.observables]
     x = o.read_data(args.data, columns, args.where)
-    nll = MixtureLikelihood(sig, bkg, x)  # checks data and models once, before any worker
+    # checks data, models and constraints once, before any worker
+    nll = MixtureLikelihood(sig, bkg, x, constraints=constraints)
     grid = list(itertools.product(*(at[n] for n in names)))
-    check_theta(torch.tensor(grid, dtype=torch.float64), sig.theta_vars)
+    poi_vars = [v for v in sig.theta_vars if v.name in names]
+    check_theta(torch.tensor(grid, dtype=torch.float64), poi_vars)
     points = [dict(zip(names, p, strict=True)) for p in grid]
     task = _LimitAt(
         sig,
@@ -203,6 +211,7 @@ def run(args: argparse.Namespace) -> int:
         toys,
         asimov_events,
         seed,
+        tuple(constraints),
     )
     for point in points:  # starts and bounds, before any worker
         task.space(nll, point)
@@ -238,6 +247,7 @@ def run(args: argparse.Namespace) -> int:
         "fixed": list(fixed),
         "cl": cl,
         "method": method,
+        "nuisances": [asdict(c) for c in constraints],
         "toys": toys,
         "asimov_events": asimov_events,
         "seed": seed,

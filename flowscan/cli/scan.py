@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import asdict
+
+import pandas as pd
 
 from .. import plots
 from ..exceptions import FitError, InputError
@@ -16,6 +19,7 @@ from ..scanner import (
     model_errors,
     optimizer,
 )
+from ..stats import pulls_and_impacts
 from . import _options as o
 
 
@@ -52,6 +56,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="1D profiles and 2D contours with minuit (profiles.png, contours.png)",
     )
+    o.add_nuisances(scan)
     scan.add_argument(
         "--no-model-check",
         action="store_true",
@@ -67,7 +72,10 @@ def run(args: argparse.Namespace) -> int:
     `profiles.png` and `contours.png`. A method whose NLL was not finite gives a
     `"failed"` result (`ScanResult.failed`). Where a model is an ensemble, every fit
     gets its model error (`model_errors`), and a best fit in a gap of a model's training
-    grid a warning (`MixtureLikelihood.coverage`). Returns the exit code."""
+    grid a warning (`MixtureLikelihood.coverage`). With constrained nuisances (the
+    models', `--analysis`, `--nuisance`), the Minuit fit's pulls, constraints and
+    impacts (`pulls_and_impacts`) go to a table, `scan.json` and `impacts.png`.
+    Returns the exit code."""
     methods = list(METHODS) if args.method == "all" else o.names(args.method)
     unknown = sorted(set(methods) - set(METHODS))
     if unknown or not methods:
@@ -83,9 +91,11 @@ def run(args: argparse.Namespace) -> int:
             f"{len(observables)} observable(s) {observables}"
         )
     x = o.read_data(args.data, columns, args.where)
+    constraints = o.constraints(args, sig, bkg)
     nll = MixtureLikelihood(
-        sig, bkg, x, args.n_sig, args.n_bkg, check_models=not args.no_model_check
-    )
+        sig, bkg, x, args.n_sig, args.n_bkg, check_models=not args.no_model_check,
+        constraints=constraints,
+    )  # fmt: skip
     names = nll.names
     start = o.parse_start(args.start)
     bad = sorted(set(start) - set(names))
@@ -142,11 +152,19 @@ def run(args: argparse.Namespace) -> int:
         "minos": args.minos,
         "profiles": args.profiles,
         "check_models": not args.no_model_check,
+        "nuisances": [asdict(c) for c in constraints],
         "seed": args.seed,
         "events": len(x),
     }
-    write_record(out / "scan.json", config, results={m: r.to_dict() for m, r in results.items()})
+    impacts = _impacts(nll, space, results.get("minuit"))
+    extra = {} if impacts is None else {"impacts": impacts.to_dict("records")}
+    record = {m: r.to_dict() for m, r in results.items()}
+    write_record(out / "scan.json", config, results=record, **extra)
     files = ["scan.json"]
+    if impacts is not None and len(impacts):
+        poi = nll.theta_vars[nll.names.index(impacts.attrs["pois"][0])]
+        plots.plot_impacts(impacts, poi, out / "impacts.png")
+        files.append("impacts.png")
     traces = {m: r.trace for m, r in results.items() if len(r.trace)}
     if traces:
         plots.plot_convergence(traces, out / "convergence.png")
@@ -167,3 +185,27 @@ def run(args: argparse.Namespace) -> int:
             files.append("contours.png")
     print(f"wrote {out}/ ({', '.join(files)})")
     return o.exit_code([r.status for r in results.values()])
+
+
+def _impacts(
+    nll: MixtureLikelihood, space: ParameterSpace, fit: ScanResult | None
+) -> pd.DataFrame | None:
+    r"""The pulls and impacts of the constrained nuisances on the Minuit fit, printed;
+    `None` without a valid-enough Minuit fit or without constrained nuisances."""
+    if fit is None or fit.status == "failed" or not nll.constraints:
+        return None
+    pois = [n for n in space.floating_names if n not in {c.name for c in nll.constraints}]
+    table = pulls_and_impacts(nll, space, fit, pois)
+    table.attrs["pois"] = pois
+    units = {v.name: v.unit for v in nll.theta_vars}
+    print("nuisance parameters (pull = (fit - observed) / width, constraint = error / width;")
+    print(f"impacts: the shift of {', '.join(pois)} with the nuisance at +-1 post-fit sigma):")
+    shown = table.copy()
+    shown.columns = [
+        f"{c} ({units[c.rsplit('_', 1)[0]]})"
+        if c.rsplit("_", 1)[0] in units and units[c.rsplit("_", 1)[0]]
+        else c
+        for c in shown.columns
+    ]
+    print(shown.drop(columns=["kind"]).to_string(index=False, float_format=lambda v: f"{v:+.3g}"))
+    return table

@@ -4,6 +4,7 @@ distribution under background only."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 
 import numpy as np
 from scipy import stats
@@ -64,6 +65,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "ensemble of the other members: whether the model error covers the difference",
     )
     toys.add_argument("--minos", action="store_true", help="MINOS intervals and their coverage")
+    o.add_nuisances(toys)
     o.add_progress(toys)
     o.add_dask(toys)
     toys.set_defaults(func=run)
@@ -113,8 +115,10 @@ def run(args: argparse.Namespace) -> int:
             draw = (draw.like(sig), draw.like(bkg))
         else:
             draw = (draw.signal, draw.background)
+    constraints = o.constraints(args, sig, bkg)
     null_toys = toys if args.null_toys is None else args.null_toys
-    held = sorted({*fixed, *(v.name for v in sig.theta_vars)} - {"n_sig"})
+    nuisances = {c.name for c in constraints}  # a nuisance the signal shares floats
+    held = sorted({*fixed, *(v.name for v in sig.theta_vars)} - {"n_sig", *nuisances})
     runs = [("truth", truth, toys, fixed, minos)]
     if null_toys > 0:
         runs.append(("null", {**truth, "n_sig": 0.0}, null_toys, held, False))
@@ -136,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
                 minos=with_minos,
                 generator=draw,
                 seed=args.seed,
+                constraints=constraints,
                 client=client,
                 progress=not args.no_progress,
             )
@@ -175,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
         "samples": samples,
         "columns": columns,
         "minos": minos,
+        "nuisances": [asdict(c) for c in constraints],
         "seed": args.seed,
     }
     write_record(

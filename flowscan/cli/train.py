@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import torch
 
 from .. import plots
+from ..constraints import Constraint, parse_nuisance
 from ..exceptions import FitError, InputError
 from ..flows import DensityModel, torch_device, train, train_ensemble
 from ..io import check_memory, file_names, run_folder, write_record
@@ -79,6 +80,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "and write them as one ensemble (its spread gives fits their model error; "
         "default 1: one model)",
     )
+    train.add_argument(
+        "--nuisance",
+        action="append",
+        default=[],
+        metavar="NAME:KIND:WIDTH[:OBSERVED]",
+        help="a nuisance the model is conditioned on, recorded in the file so that fits "
+        "constrain it: with --sampler breit-wigner, mass_scale:gaussian:ALPHA (masses scaled "
+        "by 1 + ALPHA s, s in units of sigma over +-3, N(0, 1)); with --data, a --context "
+        "column, WIDTH in its units",
+    )
     o.add_dask(train)
     o.add_device(train)
     o.add_progress(train)
@@ -119,7 +130,7 @@ def _sampled(args: argparse.Namespace) -> tuple:
         raise InputError(
             f"--sampler {args.sampler} trains the {role} model, not --role {args.role}"
         )
-    sampler = samplers(name).get(role)
+    sampler = samplers(name, mass_scale=_mass_scale(args, name)).get(role)
     names = [v.name for v in sampler.observables]
     obs = parse_variables(o.names(args.observables)) if args.observables else sampler.observables
     if [v.name for v in obs] != names:
@@ -140,6 +151,31 @@ def _sampled(args: argparse.Namespace) -> tuple:
     return name, role, list(obs), list(sampler.theta_vars), x, theta
 
 
+def _mass_scale(args: argparse.Namespace, name: str) -> float:
+    r"""The relative width of `--nuisance mass_scale:gaussian:ALPHA`, 0 without one."""
+    specs = [parse_nuisance(spec) for spec in args.nuisance]
+    wrong = [c.name for c in specs if (c.name, c.kind, c.observed) != ("mass_scale", "gaussian", 0)]
+    if wrong:
+        raise InputError(
+            f"the {name} sampler draws the nuisance mass_scale:gaussian:ALPHA only, not {wrong}"
+        )
+    return specs[0].width if specs else 0.0
+
+
+def _nuisances(args: argparse.Namespace, context: list[Variable]) -> list[Constraint]:
+    r"""What the model records of `--nuisance`: N(0, 1) for a sampler's mass scale
+    (the parameter is in units of sigma), the constraints as given for `--data`."""
+    if args.sampler is not None:
+        return [Constraint("mass_scale", "gaussian", 1.0)] if args.nuisance else []
+    given = [parse_nuisance(spec) for spec in args.nuisance]
+    missing = sorted({c.name for c in given} - {v.name for v in context})
+    if missing:
+        raise InputError(
+            f"--nuisance {missing}: a nuisance of --data is one of the --context columns"
+        )
+    return given
+
+
 def run(args: argparse.Namespace) -> int:
     r"""Trains a `DensityModel` (with `--ensemble K`, a `DensityEnsemble` of K, as K
     Dask tasks) and writes to `--out`: `model.pt`, `train.json` (settings, seed,
@@ -156,6 +192,7 @@ def run(args: argparse.Namespace) -> int:
         ctx = parse_variables(o.names(args.context), context=True)
         x = o.read_data(args.data, [v.name for v in obs], args.where)
         theta = o.read_data(args.data, [v.name for v in ctx], args.where) if ctx else None
+    nuisances = _nuisances(args, ctx)
     print(
         f"training on {len(x)} events of {[v.name for v in obs]}"
         + (f" conditional on {[v.name for v in ctx]}" if ctx else "")
@@ -164,7 +201,9 @@ def run(args: argparse.Namespace) -> int:
     out = run_folder(args.out, "train")
     options = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}
     if args.ensemble == 1:
-        model = DensityModel(obs, ctx, architecture, role=role, seed=args.seed).to(device)
+        model = DensityModel(
+            obs, ctx, architecture, role=role, seed=args.seed, nuisances=nuisances
+        ).to(device)
         train(model, x, theta, seed=args.seed, progress=not args.no_progress, **options)
         histories = [model.history]
     else:
@@ -178,6 +217,7 @@ def run(args: argparse.Namespace) -> int:
                 members=args.ensemble,
                 architecture=architecture,
                 role=role,
+                nuisances=nuisances,
                 seed=args.seed,
                 device=device,
                 client=client,
@@ -204,6 +244,7 @@ def run(args: argparse.Namespace) -> int:
         "batch_size": args.batch_size,
         "lr": args.lr,
         "ensemble": args.ensemble,
+        "nuisances": args.nuisance,
         "seed": args.seed,
     }
     write_record(out / "train.json", config, history=history)

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
+from ..constraints import Constraint
 from ..exceptions import InputError, ModelFileError
 from ..parallel import map_tasks
 from ..variables import Variable, check_events
@@ -110,6 +111,10 @@ class DensityEnsemble(nn.Module):
     @property
     def theta_vars(self) -> list[Variable]:
         return self.members[0].theta_vars
+
+    @property
+    def nuisances(self) -> list[Constraint]:
+        return self.members[0].nuisances
 
     @property
     def theta_range(self) -> Tensor:
@@ -211,6 +216,7 @@ def train_ensemble(
     members: int = 5,
     architecture: Architecture | None = None,
     role: str | None = None,
+    nuisances: Sequence[Constraint] = (),
     seed: int = 0,
     val_fraction: float = 0.2,
     epochs: int = 40,
@@ -259,7 +265,7 @@ def train_ensemble(
         "theta": None if theta is None else theta[trn],
         "validation": (x[val], None if theta is None else theta[val]),
     }
-    model = (list(observables), list(theta_vars), architecture, role)
+    model = (list(observables), list(theta_vars), architecture, role, list(nuisances))
     options = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience}
     tasks = [
         {
@@ -295,13 +301,15 @@ def _train_member(
     r"""One member of `train_ensemble`: its bootstrap replica of the training part `x`,
     `theta` (as many events, drawn with replacement), trained on `task["threads"]`
     torch threads; returns its `DensityModel.to_record`."""
-    observables, theta_vars, architecture, role = task["model"]
+    observables, theta_vars, architecture, role, nuisances = task["model"]
     generator = torch.Generator().manual_seed(task["replica_seed"])
     replica = torch.randint(len(x), (len(x),), generator=generator)
     threads = torch.get_num_threads()
     torch.set_num_threads(task["threads"])
     try:
-        model = DensityModel(observables, theta_vars, architecture, role=role, seed=task["seed"])
+        model = DensityModel(
+            observables, theta_vars, architecture, role=role, seed=task["seed"], nuisances=nuisances
+        )
         model = model.to(task["device"])
         train(
             model,

@@ -17,7 +17,7 @@ import math
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from functools import partial
 
 import torch
@@ -28,6 +28,7 @@ from zuko.flows import MaskedAutoregressiveTransform
 from zuko.lazy import LazyDistribution, LazyTransform, UnconditionalDistribution
 from zuko.transforms import MonotonicRQSTransform
 
+from ..constraints import Constraint
 from ..exceptions import FlowscanWarning, InputError, ModelFileError, first_line
 from ..variables import Variable, bounds_tensor, check_events, check_theta
 from .architecture import Architecture
@@ -142,6 +143,7 @@ class DensityModel(nn.Module):
         *,
         role: str | None = None,
         seed: int = 0,
+        nuisances: Sequence[Constraint] = (),
     ) -> None:
         super().__init__()
         architecture = architecture or Architecture()
@@ -160,6 +162,7 @@ class DensityModel(nn.Module):
             "architecture": architecture.to_dict(),
             "role": role,
             "seed": seed,
+            "nuisances": [asdict(c) for c in nuisances],
         }
         self.allow_extrapolation = False
         self.history: list[dict] = []
@@ -186,6 +189,12 @@ class DensityModel(nn.Module):
     def role(self) -> str | None:
         r"""`"signal"`, `"background"` or `None`: what the model was trained to describe."""
         return self.config["role"]
+
+    @property
+    def nuisances(self) -> list[Constraint]:
+        r"""The constraints of the model's parameters that are nuisances (e.g. a mass
+        scale in units of its 1-sigma variation, N(0, 1)): fits add their terms."""
+        return [Constraint(**c) for c in self.config.get("nuisances", [])]
 
     @property
     def theta_vars(self) -> list[Variable]:
@@ -332,6 +341,7 @@ class DensityModel(nn.Module):
                 architecture,
                 role=c.get("role"),
                 seed=c["seed"],
+                nuisances=[Constraint(**n) for n in c.get("nuisances", [])],
             )
             state = dict(blob["state_dict"])
         except (KeyError, TypeError, ValueError) as e:

@@ -1,9 +1,9 @@
 r"""Figures of statistics: CLs limit curves, pulls of pseudo-experiments, the q0
-distribution and closure maps."""
+distribution, closure maps, and the pulls and impacts of nuisance parameters."""
 
 from __future__ import annotations
 
-__all__ = ["plot_closure", "plot_limits", "plot_pulls", "plot_q0"]
+__all__ = ["plot_closure", "plot_impacts", "plot_limits", "plot_pulls", "plot_q0"]
 
 import itertools
 import os
@@ -138,5 +138,36 @@ def plot_closure(
                 ax.set_ylabel(theta_vars[j].label)
             ax.set_title(f"pull of {name}", fontsize=9)
     fig.colorbar(dots, ax=axes, label="mean (fit - truth) / total error")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_impacts(table: pd.DataFrame, poi: Variable, path: str | os.PathLike) -> None:
+    r"""The pulls-and-impacts plot of `pulls_and_impacts`' `table`, ranked from the top:
+    left, each nuisance's pull (nu_hat - nu_0) / sigma with its post-fit constraint as
+    the error bar; right, the shift of the parameter of interest `poi` with the nuisance
+    at +1 and -1 post-fit sigma (the model error's row as a grey band)."""
+    plt = pyplot()
+    rows = table.iloc[::-1]
+    y = np.arange(len(rows))
+    fig, (left, right) = plt.subplots(
+        1, 2, sharey=True, figsize=(8, 1.4 + 0.42 * len(rows)), layout="constrained"
+    )
+    nuisance = rows["kind"] != "ensemble"
+    left.axvspan(-1, 1, color="0.9")
+    left.errorbar(rows["pull"][nuisance], y[nuisance], xerr=rows["constraint"][nuisance],
+                  fmt="ko", ms=4)  # fmt: skip
+    left.axvline(0, color="k", lw=0.5)
+    left.set_xlabel("pull (nu_hat - nu_0) / sigma")
+    left.set_yticks(y, rows["nuisance"])
+    unit = f" ({poi.unit})" if poi.unit else ""
+    up, down = rows[f"{poi.name}_up"], rows[f"{poi.name}_down"]
+    colours = np.where(nuisance, "tab:red", "0.6")
+    right.barh(y, up, color=colours, alpha=0.7, label="+1 sigma_hat")
+    colours = np.where(nuisance, "tab:blue", "0.6")
+    right.barh(y, down, color=colours, alpha=0.7, label="-1 sigma_hat")
+    right.axvline(0, color="k", lw=0.5)
+    right.set_xlabel(f"impact on {poi.name}{unit}")
+    right.legend(fontsize=8, loc="best")
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -16,6 +16,16 @@ Background: an exponential with decay constant `tau` (GeV) truncated to the wind
 Parameter ranges (the training ranges of the flows): `m_pole` in [300, 700] GeV,
 `gamma` in [20, 80] GeV, `tau` in [100, 300] GeV. Both densities sample by inverting
 their closed-form CDFs, so sampling is exact and seeded.
+
+A mass-scale nuisance (`mass_scale=alpha`, issue 22's case (a)): every mass is scaled,
+m -> m (1 + alpha s), with s in units of its 1-sigma variation over [-3, 3] (the
+parameter `mass_scale`, shared by signal and background), before the window cut. A
+scaled Cauchy is a Cauchy with m_0 and Gamma scaled, and a scaled exponential an
+exponential with tau scaled, so with events generated beyond the window (a looser
+preselection) and the window re-applied after scaling, the densities stay exact:
+p_s(m | m_0 (1 + alpha s), Gamma (1 + alpha s)) and p_b(m | tau (1 + alpha s)), each
+truncated to the window. With tau free the scale of the background is another tau:
+the data constrain s through the signal only.
 """
 
 from __future__ import annotations
@@ -39,6 +49,8 @@ from torch import Tensor
 from ..variables import Variable
 
 MASS = Variable("m", "GeV", 100.0, 1000.0)
+# The mass-scale nuisance in units of its 1-sigma variation, over +-3 sigma.
+MASS_SCALE = Variable("mass_scale", "sigma", -3.0, 3.0)
 
 
 class _ExactDensity:
@@ -50,12 +62,28 @@ class _ExactDensity:
     """
 
     observables: tuple[Variable, ...] = (MASS,)
-    theta_vars: tuple[Variable, ...] = ()
+    theta_vars: tuple[Variable, ...] = ()  # the nominal parameters; mass_scale adds one
+
+    def __init__(self, mass_scale: float = 0.0) -> None:
+        if not (math.isfinite(mass_scale) and 0 <= mass_scale < 1 / 3):
+            raise InputError(f"mass_scale is a relative 1-sigma scale in [0, 1/3): {mass_scale}")
+        self.mass_scale = mass_scale
+        if mass_scale:
+            self.theta_vars = (*type(self).theta_vars, MASS_SCALE)
+
+    def _physical(self, theta: Tensor) -> list[Tensor]:
+        r"""The parameters of the density with the mass scale applied to each (every
+        parameter of the toy is a mass or a mass scale)."""
+        values = list(theta.unbind(-1))
+        if not self.mass_scale:
+            return values
+        factor = 1 + self.mass_scale * values.pop()
+        return [v * factor for v in values]
 
     def log_prob(self, x: Tensor, theta: Tensor) -> Tensor:
         theta = torch.as_tensor(theta, dtype=x.dtype, device=x.device)
         self._check(theta)
-        return self._log_prob(x[..., 0], *theta.unbind(-1))
+        return self._log_prob(x[..., 0], *self._physical(theta))
 
     def sample(self, n: int, theta: Tensor, seed: int | None = None) -> Tensor:
         r"""Draws `n` events at one `theta` of shape `(D,)` or one theta per event,
@@ -63,7 +91,7 @@ class _ExactDensity:
         theta = torch.as_tensor(theta, dtype=torch.float64)
         self._check(theta)
         u = torch.from_numpy(np.random.default_rng(seed).random(n))
-        return self._icdf(u, *theta.unbind(-1)).unsqueeze(-1)
+        return self._icdf(u, *self._physical(theta)).unsqueeze(-1)
 
     def training_set(self, n: int = 200_000, seed: int = 0) -> tuple[Tensor, Tensor]:
         r"""`training_set(self, n, seed)`: theta uniform over the ranges, an event each."""
@@ -75,8 +103,9 @@ class _ExactDensity:
             raise InputError(
                 f"theta must have shape (*, {len(names)}) for {names}, got {tuple(theta.shape)}"
             )
-        if not (torch.isfinite(theta) & (theta > 0)).all():
-            raise InputError(f"{names} must be finite and positive")
+        masses = theta[..., : len(type(self).theta_vars)]
+        if not (torch.isfinite(theta).all() and (masses > 0).all()):
+            raise InputError(f"{names} must be finite, and the masses positive")
 
 
 class BreitWigner(_ExactDensity):
@@ -87,6 +116,13 @@ class BreitWigner(_ExactDensity):
         >>> x = bw.sample(5, torch.tensor([500.0, 40.0]), seed=1)
         >>> bw.log_prob(x, torch.tensor([500.0, 40.0])).shape
         torch.Size([5])
+        >>> scaled = BreitWigner(mass_scale=0.01)  # m -> m (1 + 0.01 s)
+        >>> [v.name for v in scaled.theta_vars]
+        ['m_pole', 'gamma', 'mass_scale']
+        >>> m, f64 = torch.tensor([[505.0]], dtype=torch.float64), torch.float64
+        >>> torch.allclose(scaled.log_prob(m, torch.tensor([500.0, 40.0, 1.0], dtype=f64)),
+        ...                bw.log_prob(m, torch.tensor([505.0, 40.4], dtype=f64)), rtol=1e-14)
+        True
     """
 
     theta_vars = (Variable("m_pole", "GeV", 300.0, 700.0), Variable("gamma", "GeV", 20.0, 80.0))

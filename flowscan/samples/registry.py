@@ -78,6 +78,7 @@ def samplers(
     models: tuple[Sampler, Sampler] | None = None,
     files: Sequence[str | os.PathLike] = (),
     columns: Sequence[str] | None = None,
+    mass_scale: float = 0.0,
 ) -> Samplers:
     r"""The samplers called `name`, one of `SAMPLERS`.
 
@@ -89,6 +90,8 @@ def samplers(
         models: The signal and background models, for `"model"` and to name the
             observables of the `"bootstrap"` files.
         columns: Columns of the observables in `files` (default their names).
+        mass_scale: `"breit-wigner"` only: the relative 1-sigma of a mass-scale nuisance
+            (`BreitWigner(mass_scale)`), 0 for none.
 
     Example:
         >>> import torch
@@ -103,8 +106,10 @@ def samplers(
         raise InputError(f"the {name} sampler needs the signal and background models")
     if name == "model":
         return Samplers(name, *models)
+    if mass_scale and name != "breit-wigner":
+        raise InputError(f"the {name} sampler has no mass-scale nuisance (breit-wigner has)")
     if name == "breit-wigner":
-        return Samplers(name, BreitWigner(), Exponential())
+        return Samplers(name, BreitWigner(mass_scale), Exponential(mass_scale))
     if name == "lhco":
         return Samplers(name, lhco.Generator("signal"), lhco.Generator("qcd"))
     files = list(files)

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
+from ..constraints import Constraint
 from ..exceptions import FitError, FlowscanWarning, InputError, ModelFileError
 from ..flows.coverage import coverage_gap
 from ..flows.ensemble import DensityEnsemble
@@ -51,6 +52,12 @@ class MixtureLikelihood:
     `n_sig` go as far below 0 (for unbiased pseudo-experiments), and an NLL where the total
     density is not positive on every event raises `FloatingPointError`.
 
+    Nuisance parameters: a parameter that the signal and the background density share
+    by name (a jet energy scale that moves both) is one parameter of the likelihood
+    (over the intersection of their ranges), and `constraints` (`Constraint`) add the
+    terms of auxiliary measurements, a Gaussian or log-normal NLL term per constrained
+    parameter.
+
     With `weights` each event's log term is multiplied by its weight, and N is their sum:
     a weighted sample stands in for a density, e.g. the Asimov dataset of `upper_limit`.
     `max_yield` replaces N + 10 sqrt(N) + 10, so pseudo-datasets can share the data's ranges.
@@ -79,6 +86,7 @@ class MixtureLikelihood:
         check_models: Refuse the same model twice and swapped roles.
         check_data: Check the events against the models' training data, and the yields
             against the number of events.
+        constraints: Constraint terms of parameters of the likelihood, by name.
 
     Example:
         >>> from flowscan.samples import BreitWigner, Exponential, pseudo_data
@@ -110,6 +118,7 @@ class MixtureLikelihood:
         max_yield: float | None = None,
         check_models: bool = True,
         check_data: bool = True,
+        constraints: Sequence[Constraint] = (),
     ) -> None:
         if check_models:
             check_model_pair(signal, background)
@@ -156,9 +165,14 @@ class MixtureLikelihood:
                 raise InputError(f"max_yield must be positive, got {max_yield}")
             low = -top if negative_signal else 0.0
             yields = [Variable("n_sig", "events", low, top), Variable("n_bkg", "events", 0.0, top)]
-        self.theta_vars = [*yields, *signal.theta_vars, *background.theta_vars]
+        self.theta_vars = _shared([*yields, *signal.theta_vars], background.theta_vars)
+        names = self.names
         self._n_yields = len(yields)
-        self._n_sig_theta = len(signal.theta_vars)
+        self._sig_index = torch.arange(len(yields), len(yields) + len(signal.theta_vars))
+        self._bkg_index = torch.tensor(
+            [names.index(v.name) for v in background.theta_vars], dtype=torch.long
+        )
+        self.constraints = self._checked(constraints)
         self._events = {"signal": _fixed(signal, x), "background": _fixed(background, x)}
         self._cache: dict[str, tuple[Tensor, Tensor]] = {}
 
@@ -171,12 +185,55 @@ class MixtureLikelihood:
         return ", ".join(f"{n} = {v:.6g}" for n, v in zip(self.names, values, strict=True))
 
     def nll(self, theta: Tensor) -> Tensor:
-        r"""NLL at `theta` of shape `(P,)` (a float64 scalar) or a batch `(K, P)` (shape `(K,)`)."""
+        r"""NLL at `theta` of shape `(P,)` (a float64 scalar) or a batch `(K, P)` (shape
+        `(K,)`), constraint terms included."""
         theta = torch.as_tensor(theta, dtype=torch.float64)
         self._check(theta)
-        y, d = self._n_yields, self._n_yields + self._n_sig_theta
-        yields = theta[..., :y] if self.extended else None
-        return self.nll_split(theta[..., y:d], theta[..., d:], yields)
+        return self.nll_split(*self.split(theta)) + self.constraint_nll(theta)
+
+    def split(self, theta: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        r"""`theta` `(*, P)` as the signal's parameters `(*, D_s)`, the background's
+        `(*, D_b)` (a shared parameter in both) and the yields `(*, 2)` (`None` for the
+        fixed fraction): the arguments of `nll_split`."""
+        theta = torch.as_tensor(theta)
+        yields = theta[..., : self._n_yields] if self.extended else None
+        sig, bkg = (i.to(theta.device) for i in (self._sig_index, self._bkg_index))
+        return theta[..., sig], theta[..., bkg], yields
+
+    def constraint_nll(self, theta: Tensor) -> Tensor:
+        r"""The sum of the constraint terms at `theta` `(*, P)`, shape `(*)` (0 without
+        constraints)."""
+        names = self.names
+        total = torch.zeros(theta.shape[:-1], dtype=theta.dtype, device=theta.device)
+        for c in self.constraints:
+            total = total + c.nll(theta[..., names.index(c.name)])
+        return total
+
+    def with_constraints(self, constraints: Sequence[Constraint]) -> MixtureLikelihood:
+        r"""This likelihood with other constraint terms (e.g. the global observables of a
+        pseudo-experiment), the work on the events shared."""
+        other = copy.copy(self)
+        other.constraints = self._checked(constraints)
+        return other
+
+    def _checked(self, constraints: Sequence[Constraint]) -> tuple[Constraint, ...]:
+        names, out = self.names, tuple(constraints)
+        for c in out:
+            if not isinstance(c, Constraint):
+                raise InputError(f"constraints are flowscan.scanner.Constraint, got {c!r}")
+            if c.name not in names:
+                raise InputError(
+                    f"nuisance {c.name}: not a parameter of the likelihood; it has {names}"
+                )
+            v = self.theta_vars[names.index(c.name)]
+            if c.kind == "lognormal" and not (v.low is not None and v.low >= 0):
+                raise InputError(
+                    f"nuisance {c.name}: a log-normal constraint is for a positive parameter "
+                    f"(a yield, a rate), and {c.name} ranges over [{v.low}, {v.high}]"
+                )
+        if len({c.name for c in out}) < len(out):
+            raise InputError("each parameter takes one constraint; a name appears twice")
+        return out
 
     def _check(self, theta: Tensor) -> None:
         r"""Refuses a theta of the wrong shape, or not finite."""
@@ -299,26 +356,26 @@ class MixtureLikelihood:
         6.9 s)."""
         theta = torch.as_tensor(theta, dtype=torch.float64, device=self.x.device)
         self._check(theta)
-        y, d = self._n_yields, self._n_yields + self._n_sig_theta
         floating = torch.ones(theta.shape[-1], dtype=torch.bool) if floating is None else floating
         floating = torch.as_tensor(floating, dtype=torch.bool, device=theta.device)
-        pieces = [slice(0, y), slice(y, d), slice(d, theta.shape[-1])]
-        live = [bool(floating[p].any()) for p in pieces]
+        sig, bkg = (i.to(theta.device) for i in (self._sig_index, self._bkg_index))
+        live = [bool(floating[sig].any()), bool(floating[bkg].any())]
         events = (self._events["signal"], self._events["background"])
-        per_theta = sum(e.graph_bytes for e, on in zip(events, live[1:], strict=True) if on)
+        per_theta = sum(e.graph_bytes for e, on in zip(events, live, strict=True) if on)
         group = max(1, self.max_graph_bytes // max(1, per_theta * len(self.x)))
         values, grads = [], []
         for part in theta.detach().split(group):
-            leaves = [
-                part[:, p].clone().requires_grad_(on) for p, on in zip(pieces, live, strict=True)
-            ]
-            value = self.nll_split(leaves[1], leaves[2], leaves[0] if self.extended else None)
-            wanted = [leaf for leaf in leaves if leaf.requires_grad]
-            found = iter(torch.autograd.grad(value.sum(), wanted) if wanted else ())
-            grad = [
-                next(found) if leaf.requires_grad else torch.zeros_like(leaf) for leaf in leaves
-            ]
-            grads.append(torch.cat(grad, dim=-1) * floating)
+            leaf = part.clone().requires_grad_(bool(floating.any()))
+            # a density none of whose parameters float gets a theta without a graph: cached
+            theta_sig, theta_bkg, yields = self.split(leaf)
+            theta_sig = theta_sig if live[0] else theta_sig.detach()
+            theta_bkg = theta_bkg if live[1] else theta_bkg.detach()
+            value = self.nll_split(theta_sig, theta_bkg, yields) + self.constraint_nll(leaf)
+            if value.requires_grad:
+                (grad,) = torch.autograd.grad(value.sum(), leaf)
+            else:
+                grad = torch.zeros_like(leaf)
+            grads.append(grad * floating)
             values.append(value.detach())
         return torch.cat(values), torch.cat(grads)
 
@@ -326,12 +383,12 @@ class MixtureLikelihood:
         r"""Why the densities' parameters at theta `(P,)` lie outside the training grid
         of a model that has one (`coverage_gap`), one sentence per density; empty where
         they lie inside, or the models were trained on continuous theta."""
-        y, d = self._n_yields, self._n_yields + self._n_sig_theta
+        theta_sig, theta_bkg, _ = self.split(torch.as_tensor(theta, dtype=torch.float64))
         out = []
-        for which, part in (("signal", slice(y, d)), ("background", slice(d, None))):
+        for which, part in (("signal", theta_sig), ("background", theta_bkg)):
             density = getattr(self, which)
             gap = coverage_gap(
-                getattr(density, "training_points", None), list(theta)[part], density.theta_vars
+                getattr(density, "training_points", None), part.tolist(), density.theta_vars
             )
             if gap is not None:
                 out.append(f"the {which} model: {gap}")
@@ -366,6 +423,29 @@ class MixtureLikelihood:
                 ]
             cached = self._cache[which] = (first.clone(), torch.cat(lp))
         return cached[1]
+
+
+def _shared(first: list[Variable], second: Sequence[Variable]) -> list[Variable]:
+    r"""`first` and the variables of `second` not in it by name; a variable in both
+    ranges over the intersection of its two ranges."""
+    out = list(first)
+    for v in second:
+        names = [u.name for u in out]
+        if v.name not in names:
+            out.append(v)
+            continue
+        k = names.index(v.name)
+        u = out[k]
+        lows = [b for b in (u.low, v.low) if b is not None]
+        highs = [b for b in (u.high, v.high) if b is not None]
+        low, high = max(lows, default=None), min(highs, default=None)
+        if low is not None and high is not None and not low < high:
+            raise InputError(
+                f"the signal and background share {v.name}, but its ranges "
+                f"[{u.low}, {u.high}] and [{v.low}, {v.high}] do not overlap"
+            )
+        out[k] = Variable(v.name, u.unit or v.unit, low, high)
+    return out
 
 
 class _Direct:

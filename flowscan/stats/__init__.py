@@ -1,8 +1,9 @@
 r"""Statistics on a fitted likelihood: profiles, hypothesis tests, CLs limits (with the
-Asimov dataset) and pseudo-experiments."""
+Asimov dataset), pseudo-experiments, and the pulls and impacts of nuisance parameters."""
 
 from .asimov import asimov
 from .hypotest import Discovery, discovery
+from .impacts import pulls_and_impacts
 from .limits import SIGMAS, UpperLimit, cls_asymptotic, cls_expected, upper_limit, upper_limit_toys
 from .profile import ProfileResult, conditional_minimum, profile_likelihood, wilks_threshold
 from .pseudo_experiments import (
@@ -30,6 +31,7 @@ __all__ = [
     "profile_likelihood",
     "pseudo_dataset",
     "pseudo_experiments",
+    "pulls_and_impacts",
     "toy_seed",
     "upper_limit",
     "upper_limit_toys",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 __all__ = ["asimov"]
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
@@ -29,14 +31,15 @@ def asimov(
     Asimov dataset must: total weight n_bkg, E_b[p_s / p_b] = 1 and a zero score of every
     background parameter, i.e. its maximum-likelihood point is theta itself (a control-
     variate correction). An unbinned Asimov dataset is a density, not events; what is
-    left of the noise falls as 1/sqrt(`events`).
+    left of the noise falls as 1/sqrt(`events`). Its global observables are the
+    constrained parameters' values in `theta` (the conditional fit's).
     """
     for name, d in (("signal", nll.signal), ("background", nll.background)):
         if not hasattr(d, "sample"):
             raise InputError(f"the {name} density cannot sample: the Asimov dataset needs it")
-    d = 2 + len(nll.signal.theta_vars)
     t = torch.as_tensor(theta, dtype=torch.float64)
-    n_bkg, theta_sig, theta_bkg = t[1].item(), t[2:d], t[d:]
+    theta_sig, theta_bkg, yields = nll.split(t)
+    n_bkg = yields[1].item()
     half = events // 2
     x = torch.cat(
         [
@@ -78,4 +81,7 @@ def asimov(
         max_yield=top,
         check_models=False,
         check_data=False,
+        constraints=[
+            replace(c, observed=float(t[nll.names.index(c.name)])) for c in nll.constraints
+        ],
     )

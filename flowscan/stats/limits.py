@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from scipy import interpolate, optimize, stats
 
+from ..constraints import Constraint
 from ..exceptions import InputError
 from ..parallel import map_tasks
 from ..scanner import Density, MixtureLikelihood, ParameterSpace, gradient_scan
@@ -225,21 +226,26 @@ class _ToyQtilde:
     thetas: tuple[tuple[float, ...], ...]  # the truth of pair 2k (s+b at mus[k]) and 2k+1 (b)
     tol: float
     seed: int
+    names: tuple[str, ...]  # of the likelihood's parameters, the order of thetas
+    constraints: tuple[Constraint, ...] = ()
 
     def __call__(self, item: tuple[int, int, int]) -> np.ndarray:
         pair, start, stop = item
         mu, theta = self.mus[pair // 2], torch.tensor(self.thetas[pair], dtype=torch.float64)
-        d = 2 + len(self.signal.theta_vars)
+        truth = dict(zip(self.names, theta.tolist(), strict=True))
+        parts = [
+            torch.tensor([truth[v.name] for v in d.theta_vars], dtype=torch.float64)
+            for d in (self.signal, self.background)
+        ]
         out = []
         for toy in range(start, stop):
+            seed = toy_seed(self.seed, (pair << 32) + toy)
             x = pseudo_dataset(
-                self.signal,
-                self.background,
-                *theta[:2].tolist(),
-                theta[2:d],
-                theta[d:],
-                toy_seed(self.seed, (pair << 32) + toy),
+                self.signal, self.background, truth["n_sig"], truth["n_bkg"], *parts, seed
             )
+            # the global observables around the nuisances' conditional values
+            rng = np.random.default_rng([seed, 1])
+            constraints = [c.fluctuated(truth[c.name], rng) for c in self.constraints]
             if len(x) == 0:  # NLL = n_sig + n_bkg: q~_mu = 2 mu exactly
                 out.append(2 * mu)
                 continue
@@ -251,6 +257,7 @@ class _ToyQtilde:
                 max_yield=self.max_yield,
                 check_models=False,
                 check_data=False,
+                constraints=constraints,
             )
             space = ParameterSpace(nll.theta_vars, theta.numpy(), self.fixed)
             out.append(_Qtilde(nll, space, self.tol)(mu))
@@ -312,6 +319,8 @@ def upper_limit_toys(
         tuple(thetas),
         tol,
         seed,
+        tuple(nll.names),
+        nll.constraints,
     )
     chunk = 25
     items = [

@@ -21,10 +21,17 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from ..constraints import Constraint
 from ..exceptions import InputError
 from ..parallel import map_tasks
 from ..samples import Sampler
-from ..scanner import Density, MixtureLikelihood, ParameterSpace, check_model_pair, minuit_scan
+from ..scanner import (
+    Density,
+    MixtureLikelihood,
+    ParameterSpace,
+    check_model_pair,
+    minuit_scan,
+)
 from ..variables import check_theta
 from .hypotest import discovery
 
@@ -90,22 +97,32 @@ class _Toy:
     signal: Density
     background: Density
     generator: tuple[Sampler, Sampler]
-    truth: tuple[float, ...]  # (n_sig, n_bkg, theta_sig, theta_bkg)
+    truth: dict[str, float]  # every parameter of the extended likelihood, by name
     fixed: tuple[str, ...]
     minos: bool
     negative_signal: bool
     seed: int
+    constraints: tuple[Constraint, ...] = ()
 
     def dataset(self, toy: int) -> Tensor:
-        d = 2 + len(self.signal.theta_vars)
-        truth = torch.tensor(self.truth, dtype=torch.float64)
-        return pseudo_dataset(
-            *self.generator, *self.truth[:2], truth[2:d], truth[d:], toy_seed(self.seed, toy)
-        )
+        theta = [
+            torch.tensor([self.truth[v.name] for v in d.theta_vars], dtype=torch.float64)
+            for d in (self.signal, self.background)
+        ]
+        n_sig, n_bkg = self.truth["n_sig"], self.truth["n_bkg"]
+        return pseudo_dataset(*self.generator, n_sig, n_bkg, *theta, toy_seed(self.seed, toy))
+
+    def global_observables(self, toy: int) -> tuple[Constraint, ...]:
+        r"""The constraints of toy `toy`, each global observable drawn around the truth
+        of its parameter (its own stream, apart from the events')."""
+        rng = np.random.default_rng([self.seed, toy, 1])
+        return tuple(c.fluctuated(self.truth[c.name], rng) for c in self.constraints)
 
     def __call__(self, toy: int) -> dict[str, float]:
         x = self.dataset(toy)
         row = {"toy": toy, "events": len(x)}
+        constraints = self.global_observables(toy)
+        row |= {f"global_{c.name}": c.observed for c in constraints}
         nll = MixtureLikelihood(
             self.signal,
             self.background,
@@ -113,8 +130,10 @@ class _Toy:
             negative_signal=self.negative_signal,
             check_models=False,  # checked once, by pseudo_experiments
             check_data=False,  # drawn from the truth's samplers
+            constraints=constraints,
         )
-        start = np.clip(self.truth, *np.array([(v.low, v.high) for v in nll.theta_vars]).T)
+        truth = [self.truth[n] for n in nll.names]
+        start = np.clip(truth, *np.array([(v.low, v.high) for v in nll.theta_vars]).T)
         space = ParameterSpace(nll.theta_vars, start, self.fixed)
         try:
             fit = minuit_scan(nll, space, minos=self.minos)
@@ -211,14 +230,13 @@ def check_truth(
     r"""Raises `InputError` unless `truth` gives every parameter of the extended
     likelihood a finite value (yields >= 0, the others inside the models' ranges),
     `fixed` names parameters and `toys >= 1`; checks the models as a pair
-    (`check_model_pair`). Returns the parameter names in likelihood order."""
+    (`check_model_pair`). Returns the parameter names in likelihood order (a parameter
+    the two densities share once)."""
     check_model_pair(signal, background)
-    names = [
-        "n_sig",
-        "n_bkg",
-        *(v.name for v in signal.theta_vars),
-        *(v.name for v in background.theta_vars),
-    ]
+    names = ["n_sig", "n_bkg"]
+    for v in [*signal.theta_vars, *background.theta_vars]:
+        if v.name not in names:
+            names.append(v.name)
     missing, unknown = sorted(set(names) - set(truth)), sorted(set(truth) - set(names))
     if missing or unknown:
         raise InputError(
@@ -253,6 +271,7 @@ def pseudo_experiments(
     minos: bool = False,
     negative_signal: bool = True,
     seed: int = 0,
+    constraints: Sequence[Constraint] = (),
     client: Client | None = None,
     progress: bool = True,
 ) -> PseudoExperiments:
@@ -275,6 +294,10 @@ def pseudo_experiments(
         minos: MINOS intervals too (a few fits more per toy).
         negative_signal: Let the fitted n_sig go below 0, so its pulls are not cut at 0.
         seed: Seed of the study.
+        constraints: Constraint terms of nuisance parameters. Each toy draws its global
+            observables around the truth of their parameters (`Constraint.fluctuated`,
+            recorded as `global_<name>` in the table) as well as its events, and is
+            fitted with them (Cowan, Cranmer, Gross and Vitells; pyhf).
         client: A Dask client (`dask_client`) to run the toys on; here, in turn, if `None`.
         progress: Show a progress bar.
     """
@@ -283,11 +306,12 @@ def pseudo_experiments(
         signal=signal,
         background=background,
         generator=generator or (signal, background),
-        truth=tuple(float(truth[n]) for n in names),
+        truth={n: float(truth[n]) for n in names},
         fixed=tuple(fixed),
         minos=minos,
         negative_signal=negative_signal,
         seed=seed,
+        constraints=tuple(constraints),
     )
     rows = map_tasks(toy, range(toys), client, progress=progress, desc="pseudo-experiments")
     return PseudoExperiments(

@@ -58,9 +58,7 @@ def closure(
         for d in range(datasets):
             s_sig, s_bkg = (int(s) for s in np.random.SeedSequence((seed, m, d)).generate_state(2))
             events = reference[1].sample(n_bkg, b_theta if len(b_theta) else None, seed=s_bkg)
-            x = torch.cat(
-                [reference[0].sample(n_sig, theta, seed=s_sig).double(), events.double()]
-            )
+            x = torch.cat([reference[0].sample(n_sig, theta, seed=s_sig).double(), events.double()])
             nll = MixtureLikelihood(signal, background, x, n_sig, n_bkg, check_models=False)
             space = ParameterSpace(nll.theta_vars, [*theta.tolist(), *b_theta.tolist()])
             try:
@@ -158,12 +156,14 @@ def leave_out(
         }
         return train_ensemble(
             model.observables, model.theta_vars, x, theta, architecture=model.architecture,
-            role=model.role, client=client, progress=progress, **(settings | options),
+            role=model.role, nuisances=model.nuisances, client=client, progress=progress,
+            **(settings | options),
         )  # fmt: skip
     seed = model.config["seed"]
     retrained = DensityModel(
-        model.observables, model.theta_vars, model.architecture, role=model.role, seed=seed
-    )
+        model.observables, model.theta_vars, model.architecture, role=model.role, seed=seed,
+        nuisances=model.nuisances,
+    )  # fmt: skip
     train(retrained, x, theta, seed=seed, progress=progress, **options)
     return retrained
 
