@@ -67,6 +67,12 @@ def files(tmp_path_factory) -> dict[str, str]:
         f.write(b"not HDF5")
     with open(put("notes.txt"), "w") as f:
         f.write("m\n450\n")
+    with open(put("broken.toml"), "w") as f:
+        f.write("[nuisances.tau\nkind = gaussian\n")
+    with open(put("keys.toml"), "w") as f:
+        f.write('[nuisances.tau]\nkind = "gaussian"\nsigma = 5.0\n')
+    with open(put("unknown.toml"), "w") as f:
+        f.write('[nuisances.jes]\nkind = "gaussian"\nwidth = 1.0\n')
     with open(put("a_file"), "w") as f:
         f.write("x")
     (d / "folder.h5").mkdir()
@@ -455,6 +461,38 @@ CASES = [
     ("closure background samples with a sampler", lambda f: _closure(f, "--at", "m_pole=450",
      "--at", "gamma=40", "--background-samples", f["toy.csv"]), 2,
      "--background-samples goes with --signal-samples"),
+    # nuisances
+    ("nuisance spec", lambda f: _scan(f, "--n-sig", "30", "--n-bkg", "270", "--nuisance",
+     "tau:5"), 2, "write name:kind:width[:observed]"),
+    ("nuisance unknown parameter", lambda f: _scan(f, "--n-sig", "30", "--n-bkg", "270",
+     "--nuisance", "jes:gaussian:1"), 2, "nuisance jes: not a parameter of the likelihood"),
+    ("nuisance unknown kind", lambda f: _scan(f, "--n-sig", "30", "--n-bkg", "270",
+     "--nuisance", "tau:flat:5:170"), 2, "unknown kind 'flat'"),
+    ("nuisance lognormal without observed", lambda f: _limits(f, *AT, "--nuisance",
+     "n_bkg:lognormal:0.1"), 2, "needs a positive observed value"),
+    ("nuisance lognormal on a shape", lambda f: _scan(f, "--nuisance",
+     "n_sig:lognormal:0.1:30", "--n-sig", "30", "--n-bkg", "270"), 2,
+     "nuisance n_sig: not a parameter"),
+    ("analysis file missing", lambda f: _scan(f, "--n-sig", "30", "--n-bkg", "270",
+     "--analysis", "nowhere.toml"), 2, "no such analysis file"),
+    ("analysis file broken", lambda f: _scan(f, "--n-sig", "30", "--n-bkg", "270",
+     "--analysis", f["broken.toml"]), 2, "not a TOML analysis file"),
+    ("analysis file keys", lambda f: _scan(f, "--n-sig", "30", "--n-bkg", "270", "--analysis",
+     f["keys.toml"]), 2, "takes kind, width and observed, got ['kind', 'sigma']"),
+    ("analysis file unknown parameter", lambda f: _toys(f, "n_sig=20,n_bkg=200,m_pole=450,"
+     "gamma=40,tau=170", "--analysis", f["unknown.toml"]), 2, "nuisance jes: not a parameter"),
+    ("train nuisance the sampler lacks", lambda f: _train(f, "--sampler", "breit-wigner",
+     "--role", "signal", "--events", "100", "--nuisance", "jes:gaussian:0.01"), 2,
+     "draws the nuisance mass_scale:gaussian:ALPHA only"),
+    ("train mass scale too wide", lambda f: _train(f, "--sampler", "breit-wigner", "--role",
+     "signal", "--events", "100", "--nuisance", "mass_scale:gaussian:0.5"), 2,
+     "relative 1-sigma scale in [0, 1/3)"),
+    ("train mass scale of lhco", lambda f: _train(f, "--sampler", "lhco", "--role",
+     "background", "--events", "100", "--nuisance", "mass_scale:gaussian:0.01"), 2,
+     "the lhco sampler has no mass-scale nuisance"),
+    ("train nuisance not in context", lambda f: _train(f, "--data", f["const.csv"],
+     "--observables", "m", "--context", "tau", "--nuisance", "jes:gaussian:1"), 2,
+     "a nuisance of --data is one of the --context columns"),
     # validate
     ("validate missing model", lambda f: ["validate", "nowhere.pt", "--reference",
      "breit-wigner"], 2, "no such model file"),

@@ -2,7 +2,10 @@ r"""Constraint terms and nuisance parameters shared by the signal and background
 densities, against independent references: scipy densities and minimizers, and
 closed forms."""
 
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from conftest import scipy_densities, scipy_mixture_nll
@@ -10,8 +13,10 @@ from iminuit import Minuit
 from scipy import stats
 
 from flowscan import Constraint
+from flowscan.cli import main
 from flowscan.constraints import parse_nuisance
 from flowscan.exceptions import InputError
+from flowscan.flows import load_model
 from flowscan.samples import MASS, BreitWigner, Exponential, pseudo_data
 from flowscan.scanner import MixtureLikelihood, ParameterSpace, minuit_scan
 from flowscan.stats import pseudo_experiments, pulls_and_impacts
@@ -178,3 +183,34 @@ def test_toys_fluctuate_the_global_observables_and_their_pulls_are_standard():
     summary = toys.summary().loc["tau"]
     assert 0.75 < summary["pull_width"] < 1.25
     assert abs(summary["pull_mean"]) < 0.4
+
+
+def test_train_and_scan_with_nuisances_write_pulls_and_impacts(tmp_path, capsys):
+    small = ["--epochs", "2", "--hidden", "16,16", "--no-progress"]
+    for role in ("signal", "background"):
+        assert main(["train", "--sampler", "breit-wigner", "--role", role, "--events", "8000",
+                     "--nuisance", "mass_scale:gaussian:0.01", "--out", str(tmp_path / role),
+                     *small]) == 0  # fmt: skip
+    model = load_model(tmp_path / "signal/model.pt")
+    assert model.nuisances == [Constraint("mass_scale", "gaussian", 1.0, 0.0)]
+    assert [v.name for v in model.theta_vars] == ["m_pole", "gamma", "mass_scale"]
+    x = pseudo_data(torch.tensor([480.0, 40.0]), torch.tensor([170.0]), 300, 3000, seed=8)
+    pd.DataFrame({"m": x[:, 0]}).to_csv(tmp_path / "data.csv", index=False)
+    (tmp_path / "analysis.toml").write_text(
+        '[nuisances.tau]\nkind = "gaussian"\nwidth = 5.0\nobserved = 170.0\n'
+    )
+    main(["scan", "--signal", str(tmp_path / "signal/model.pt"), "--background",
+          str(tmp_path / "background/model.pt"), "--data", str(tmp_path / "data.csv"),
+          "--n-sig", "300", "--n-bkg", "3000", "--method", "minuit", "--analysis",
+          str(tmp_path / "analysis.toml"), "--out", str(tmp_path / "scan")])  # fmt: skip
+    assert "nuisance parameters (pull" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "scan/scan.json").read_text())
+    assert [c["name"] for c in saved["config"]["nuisances"]] == ["mass_scale", "tau"]
+    fit = saved["results"]["minuit"]
+    theta = dict(zip(fit["names"], fit["theta"], strict=True))
+    errors = dict(zip(fit["names"], fit["errors"], strict=True))
+    rows = {r["nuisance"]: r for r in saved["impacts"]}
+    assert rows["tau"]["pull"] == pytest.approx((theta["tau"] - 170.0) / 5.0, rel=1e-12)
+    assert rows["mass_scale"]["constraint"] == pytest.approx(errors["mass_scale"], rel=1e-12)
+    assert set(rows["tau"]) >= {"m_pole_up", "m_pole_down", "gamma_up", "gamma_down"}
+    assert (tmp_path / "scan/impacts.png").stat().st_size > 0

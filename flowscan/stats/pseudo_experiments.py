@@ -302,6 +302,11 @@ def pseudo_experiments(
         progress: Show a progress bar.
     """
     names = check_truth(signal, background, truth, toys, fixed)
+    for c in constraints:
+        if c.name not in names:
+            raise InputError(
+                f"nuisance {c.name}: not a parameter of the likelihood; it has {names}"
+            )
     toy = _Toy(
         signal=signal,
         background=background,
