@@ -2,6 +2,7 @@ r"""Ensembles of density models (`DensityEnsemble`, `train_ensemble`, `load_mode
 the model error of a fit (`model_errors`)."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -128,6 +129,7 @@ class _Shifted(BreitWigner):
     r"""The Breit-Wigner density with its pole moved by `shift` GeV: p(x | m - shift)."""
 
     def __init__(self, shift: float) -> None:
+        super().__init__()
         self.shift = shift
 
     def log_prob(self, x, theta):
@@ -170,6 +172,21 @@ def test_the_model_error_is_the_spread_of_the_members_minima():
     assert result.errors_model[1:] == pytest.approx([0, 0], abs=2e-4 * sigma[1:].max())
     assert set(result.errors_model_by) == {"signal"}
     assert "(model)" in result.table(nll.theta_vars)
+
+
+def test_a_parameter_at_a_bound_has_no_model_error():
+    shifts = np.array([-1.5, 0.4, 2.0])
+    ensemble = _Members([_Shifted(s) for s in shifts])
+    x = pseudo_data(torch.tensor([480.0, 40.0]), torch.tensor([180.0]), 2000, 8000, seed=9)
+    nll = MixtureLikelihood(ensemble, Exponential(), x, 2000, 8000)
+    # the box ends at m_pole = 470 GeV, 10 GeV (~6 sigma) below the minimum
+    bounded = [replace(nll.theta_vars[0], high=470.0), *nll.theta_vars[1:]]
+    space = ParameterSpace(bounded, [460.0, 40.0, 180.0])
+    result = model_errors(nll, minuit_scan(nll, space), space)
+    assert result.at_bound == ["m_pole"]
+    # members push m_pole beyond the bound and are clipped onto it: no spread to read
+    assert np.isnan(result.errors_model[0]) and np.isfinite(result.errors_model[1:]).all()
+    assert "(no model error: at a bound)" in result.table(nll.theta_vars)
 
 
 def _result(errors, model) -> ScanResult:

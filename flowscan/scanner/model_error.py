@@ -36,8 +36,9 @@ def model_errors(
     few gradient evaluations per member, not a full fit. The model covariance is the
     covariance (ddof 1) of the members' minima, summed over the signal's and the
     background's ensembles (their shares apart in `errors_model_by`); it has rank at
-    most K - 1. Fixed parameters have model error 0. A failed fit, or one without an
-    ensemble of at least two members, is returned as it is.
+    most K - 1. Fixed parameters have model error 0, parameters at a bound NaN (the
+    members' minima are clipped onto the bound: their spread says nothing). A failed
+    fit, or one without an ensemble of at least two members, is returned as it is.
     """
     ensembles = {
         which: density.members
@@ -70,6 +71,11 @@ def model_errors(
         share = np.cov(minima.T, ddof=1).reshape(len(theta), len(theta))
         by[which] = np.sqrt(np.diag(share))
         covariance += share
+    # a member's minimum beyond a bound is clipped onto it: there the spread says nothing
+    stuck = [space.names.index(n) for n in result.at_bound]
+    covariance[stuck, :] = covariance[:, stuck] = np.nan
+    for share in by.values():
+        share[stuck] = np.nan
     result.covariance_model = covariance
     result.errors_model = np.sqrt(np.diag(covariance))
     result.errors_model_by = by

@@ -249,7 +249,11 @@ class ScanResult:
                     )
                 if model is not None:
                     stat = " (stat)" if error is not None and has_error else ""
-                    text += f"{stat} +- {model:.{digits}f} (model)"
+                    text += (
+                        f"{stat} +- {model:.{digits}f} (model)"
+                        if np.isfinite(model)
+                        else f"{stat} (no model error: at a bound)"
+                    )
             if self.minos is not None and name in self.minos:
                 lo, hi = self.minos[name]
                 text += f" (MINOS {lo:+.{digits}f} / {hi:+.{digits}f})"

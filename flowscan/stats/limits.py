@@ -84,7 +84,9 @@ def cls_expected(q_asimov: float, n_sigma: float) -> float:
 
 def _check(nll: MixtureLikelihood, space: ParameterSpace) -> None:
     check_signal_yield(nll, space, "an upper limit on n_sig")
-    floating = sorted({v.name for v in nll.signal.theta_vars} & set(space.floating_names))
+    nuisances = {c.name for c in nll.constraints}  # a nuisance the signal shares is profiled
+    signal = {v.name for v in nll.signal.theta_vars} - nuisances
+    floating = sorted(signal & set(space.floating_names))
     if floating:
         raise InputError(
             f"fix the signal parameters {floating}: a limit is set at given signal "
