@@ -77,6 +77,7 @@ __all__ = [
     "generate",
     "pseudo_data",
     "read_lhco",
+    "scale_jets",
     "training_grid",
     "training_set",
 ]
@@ -200,11 +201,14 @@ def _two_body(
 
 
 def _draw(
-    rng: np.random.Generator, n: int, masses: tuple[float, float, float] | None
+    rng: np.random.Generator,
+    n: int,
+    masses: tuple[float, float, float] | None,
+    floor: float = TRIGGER_PT,
 ) -> pd.DataFrame:
-    r"""n events before the trigger, in the schema."""
+    r"""n events before the trigger, in the schema; QCD from a leading-jet pT of `floor`."""
     if masses is None:
-        pt1 = TRIGGER_PT * rng.random(n) ** (-1 / 7)  # dN/dpT ~ pT^-8 above the trigger
+        pt1 = floor * rng.random(n) ** (-1 / 7)  # dN/dpT ~ pT^-8 above the floor
         pt2 = pt1 * (1 - np.minimum(rng.gamma(0.73, 0.12, n), 0.9))
         boost, dy = rng.normal(0.0, 0.47, n), np.abs(rng.normal(0.0, 1.15, n))
         y1, y2 = boost + dy / 2, boost - dy / 2
@@ -244,9 +248,48 @@ def _eta(frame: pd.DataFrame, j: int) -> np.ndarray:
     return np.arcsinh(frame[f"pzj{j}"].to_numpy() / _pt(frame, j))
 
 
-def generate(n: int, masses: Sequence[float] | None = None, seed: int = 0) -> pd.DataFrame:
+def scale_jets(frame: pd.DataFrame, jes: float = 0.0, jms: float = 0.0) -> pd.DataFrame:
+    r"""Events in the schema with jet energy and jet mass scales applied: every jet's
+    four-momentum (momentum and mass) scaled by 1 + `jes`, and its mass by 1 + `jms`
+    further (relative shifts, e.g. 0.01 for +1% at +1 sigma of a 1% scale). The
+    substructure (tau) is unchanged. Apply the analysis selection after scaling: a file
+    cut at the trigger lacks the events a positive `jes` would lift over it, so on a
+    pre-cut file only shifts that move events out of the selection are exact.
+
+    Example:
+        >>> frame = generate(2, seed=1)
+        >>> scaled = scale_jets(frame, jes=0.01, jms=0.02)
+        >>> bool(np.allclose(scaled["mj1"], frame["mj1"] * 1.01 * 1.02))
+        True
+        >>> bool(np.allclose(features(scaled)["m_jj"], features(frame)["m_jj"] * 1.01, rtol=1e-3))
+        True
+    """
+    if not (jes > -1 and jms > -1):
+        raise InputError(f"jet scales are relative shifts above -1, got jes={jes}, jms={jms}")
+    out = frame.copy()
+    for j in (1, 2):
+        for c in (f"pxj{j}", f"pyj{j}", f"pzj{j}"):
+            out[c] = frame[c] * (1 + jes)
+        out[f"mj{j}"] = frame[f"mj{j}"] * (1 + jes) * (1 + jms)
+    return out
+
+
+def generate(
+    n: int,
+    masses: Sequence[float] | None = None,
+    seed: int = 0,
+    *,
+    jes: float = 0.0,
+    jms: float = 0.0,
+) -> pd.DataFrame:
     r"""`n` triggered events in the LHCO R&D schema: QCD dijets if `masses` is `None`,
-    else the signal Z' -> X Y at `masses = (m_Z', m_X, m_Y)` in GeV. Jets ordered by pT."""
+    else the signal Z' -> X Y at `masses = (m_Z', m_X, m_Y)` in GeV. Jets ordered by pT.
+
+    `jes` and `jms` (relative shifts) scale the jets (`scale_jets`) before the trigger
+    and the |eta| cut: QCD is then drawn from a leading-jet pT of 1.2 TeV / (1 + jes)
+    for a positive `jes` (the looser preselection), so that the events the shift lifts
+    over the trigger are there. With both 0 the events are those of the nominal
+    generator, seed for seed."""
     if n < 1:
         raise InputError(f"need n >= 1 events, got {n}")
     label = 0
@@ -257,10 +300,15 @@ def generate(n: int, masses: Sequence[float] | None = None, seed: int = 0) -> pd
                 f"need m_X, m_Y > 0 and m_Z' > m_X + m_Y for Z' -> X Y, got {tuple(masses)} GeV"
             )
         masses, label = (mz, mx, my), 1
+    if not (jes > -1 and jms > -1):
+        raise InputError(f"jet scales are relative shifts above -1, got jes={jes}, jms={jms}")
     rng = np.random.default_rng(seed)
+    floor = TRIGGER_PT / (1 + max(jes, 0.0))
     parts, passed = [], 0
     while passed < n:
-        frame = _draw(rng, 2 * (n - passed) + 1000, masses)
+        frame = _draw(rng, 2 * (n - passed) + 1000, masses, floor)
+        if jes or jms:
+            frame = scale_jets(frame, jes, jms)
         keep = (np.maximum(_pt(frame, 1), _pt(frame, 2)) > TRIGGER_PT) & (
             np.maximum(np.abs(_eta(frame, 1)), np.abs(_eta(frame, 2))) < MAX_ETA
         )
