@@ -462,6 +462,8 @@ CASES = [
      "--at", "gamma=40", "--background-samples", f["toy.csv"]), 2,
      "--background-samples goes with --signal-samples"),
     # nuisances
+    ("simulate jet scale", lambda f: ["simulate", "--process", "qcd", "--jes", "-1.5",
+     "--out", "qcd.h5"], 2, "--jes and --jms are relative shifts above -1"),
     ("nuisance spec", lambda f: _scan(f, "--n-sig", "30", "--n-bkg", "270", "--nuisance",
      "tau:5"), 2, "write name:kind:width[:observed]"),
     ("nuisance unknown parameter", lambda f: _scan(f, "--n-sig", "30", "--n-bkg", "270",

@@ -48,6 +48,19 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="Gaussian relative jet energy resolution, a stand-in for Delphes (default 0)",
     )
     sim.add_argument(
+        "--jes",
+        type=float,
+        default=0.0,
+        help="jet energy scale shift, relative: every jet four-momentum times 1 + JES before "
+        "the trigger (e.g. 0.01 for +1 sigma of a 1%% scale; default 0)",
+    )
+    sim.add_argument(
+        "--jms",
+        type=float,
+        default=0.0,
+        help="jet mass scale shift, relative: jet masses times 1 + JMS further (default 0)",
+    )
+    sim.add_argument(
         "--chunk-size", type=o.positive_int, default=500, help="events per task (default 500)"
     )
     o.add_progress(sim)
@@ -64,7 +77,13 @@ def run(args: argparse.Namespace) -> int:
     masses, out = o.masses(args.masses), args.out
     process, events, seed, chunk_size = args.process, args.events, args.seed, args.chunk_size
     grid = parse_grid(args.grid) if args.grid is not None else None
-    settings = SimulationSettings(max_eta=args.max_eta, smearing=args.smearing)
+    if not (args.jes > -1 and args.jms > -1):
+        raise InputError(
+            f"--jes and --jms are relative shifts above -1, got {args.jes}, {args.jms}"
+        )
+    settings = SimulationSettings(
+        max_eta=args.max_eta, smearing=args.smearing, jes=args.jes, jms=args.jms
+    )
     if process == "qcd" and (masses is not None or grid is not None):
         raise InputError("QCD background has no masses: leave out --masses and --grid")
     if process == "signal" and (masses is None) == (grid is None):

@@ -89,6 +89,8 @@ class SimulationSettings:
     trigger_pt: float = 1_200.0
     max_eta: float | None = None
     smearing: float = 0.0  # relative jet energy resolution
+    jes: float = 0.0  # jet energy scale shift: four-momenta times 1 + jes, before the trigger
+    jms: float = 0.0  # jet mass scale shift: masses times 1 + jms further
     zprime_width: float = 0.01  # half-width of the Z' mass window, fraction of m_Z'
     xy_width: float = 1.0
 
@@ -240,6 +242,7 @@ def _reconstruct(
         return None
     scale = 1 + settings.smearing * rng.normal(size=2) if settings.smearing else np.ones(2)
     p4 = np.array([[j.px(), j.py(), j.pz(), j.E()] for j in jets]) * scale[:, None]
+    p4 *= 1 + settings.jes
     order = np.argsort(-np.hypot(p4[:, 0], p4[:, 1]))
     p4, jets = p4[order], [jets[i] for i in order]
     pt = np.hypot(p4[:, 0], p4[:, 1])
@@ -252,7 +255,7 @@ def _reconstruct(
     row = []
     for k, jet in enumerate(jets):
         constituents = np.array([(c.px(), c.py(), c.pz(), c.E()) for c in jet.constituents()])
-        mass = math.sqrt(max(p4[k, 3] ** 2 - (p4[k, :3] ** 2).sum(), 0.0))
+        mass = math.sqrt(max(p4[k, 3] ** 2 - (p4[k, :3] ** 2).sum(), 0.0)) * (1 + settings.jms)
         row += [*p4[k, :3], mass, *nsubjettiness(constituents, settings.jet_radius)]
     return row
 
