@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from flowscan.samples import lhco
 
@@ -121,3 +122,19 @@ def test_jet_energy_scale_moves_the_signal_and_leaves_the_scale_free_qcd():
     frame = lhco.generate(500, seed=7, jes=-0.05)
     pt = [np.hypot(frame[f"pxj{j}"], frame[f"pyj{j}"]) for j in (1, 2)]
     assert (np.maximum(*pt) > lhco.TRIGGER_PT).all()
+
+
+def test_the_generator_draws_jet_scale_nuisances_in_units_of_sigma():
+    qcd = lhco.Generator("qcd", jes=0.01, jms=0.02)
+    assert [v.name for v in qcd.theta_vars] == ["jes", "jms"]
+    names = [v.name for v in lhco.OBSERVABLES]
+    # s = (1.5, -2) sigma: jes = +1.5%, jms = -4%
+    x = qcd.sample(50, torch.tensor([1.5, -2.0]), seed=3)
+    frame = lhco.generate(50, seed=3, jes=0.015, jms=-0.04)
+    torch.testing.assert_close(x, torch.tensor(lhco.features(frame)[names].to_numpy()))
+    x, theta = qcd.training_set(1200, seed=1)
+    # chunks of NUISANCE_CHUNK events, each at one s drawn over +-3 sigma
+    assert x.shape == (1200, 5) and theta.shape == (1200, 2)
+    assert len(torch.unique(theta, dim=0)) == 3 and (theta.abs() <= 3).all()
+    signal = lhco.Generator("signal", jes=0.01)
+    assert [v.name for v in signal.theta_vars] == ["m_zprime", "m_x", "m_y", "jes"]

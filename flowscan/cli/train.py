@@ -14,7 +14,7 @@ from ..exceptions import FitError, InputError
 from ..flows import DensityModel, torch_device, train, train_ensemble
 from ..io import check_memory, file_names, run_folder, write_record
 from ..parallel import dask_client
-from ..samples import GENERATORS, lhco, samplers, training_events
+from ..samples import GENERATORS, SCALES, lhco, samplers, training_events
 from ..variables import Variable
 from . import _options as o
 
@@ -86,9 +86,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         default=[],
         metavar="NAME:KIND:WIDTH[:OBSERVED]",
         help="a nuisance the model is conditioned on, recorded in the file so that fits "
-        "constrain it: with --sampler breit-wigner, mass_scale:gaussian:ALPHA (masses scaled "
-        "by 1 + ALPHA s, s in units of sigma over +-3, N(0, 1)); with --data, a --context "
-        "column, WIDTH in its units",
+        "constrain it: with --sampler breit-wigner mass_scale:gaussian:ALPHA (masses scaled "
+        "by 1 + ALPHA s), with --sampler lhco jes:gaussian:ALPHA and jms:gaussian:ALPHA (jet "
+        "energy and mass scales), s in units of sigma over +-3, N(0, 1); with --data, a "
+        "--context column, WIDTH in its units",
     )
     o.add_dask(train)
     o.add_device(train)
@@ -130,7 +131,7 @@ def _sampled(args: argparse.Namespace) -> tuple:
         raise InputError(
             f"--sampler {args.sampler} trains the {role} model, not --role {args.role}"
         )
-    sampler = samplers(name, mass_scale=_mass_scale(args, name)).get(role)
+    sampler = samplers(name, scales=_scales(args, name)).get(role)
     names = [v.name for v in sampler.observables]
     obs = parse_variables(o.names(args.observables)) if args.observables else sampler.observables
     if [v.name for v in obs] != names:
@@ -151,22 +152,27 @@ def _sampled(args: argparse.Namespace) -> tuple:
     return name, role, list(obs), list(sampler.theta_vars), x, theta
 
 
-def _mass_scale(args: argparse.Namespace, name: str) -> float:
-    r"""The relative width of `--nuisance mass_scale:gaussian:ALPHA`, 0 without one."""
+def _scales(args: argparse.Namespace, name: str) -> dict[str, float]:
+    r"""The relative widths of the generator's nuisances in `--nuisance` (NAME:gaussian:
+    WIDTH, observed 0)."""
     specs = [parse_nuisance(spec) for spec in args.nuisance]
-    wrong = [c.name for c in specs if (c.name, c.kind, c.observed) != ("mass_scale", "gaussian", 0)]
+    allowed = SCALES.get(name, ())
+    wrong = [
+        c.name for c in specs if c.name not in allowed or (c.kind, c.observed) != ("gaussian", 0)
+    ]
     if wrong:
         raise InputError(
-            f"the {name} sampler draws the nuisance mass_scale:gaussian:ALPHA only, not {wrong}"
+            f"the {name} sampler draws the nuisances {[f'{n}:gaussian:WIDTH' for n in allowed]} "
+            f"only, not {wrong}"
         )
-    return specs[0].width if specs else 0.0
+    return {c.name: c.width for c in specs}
 
 
 def _nuisances(args: argparse.Namespace, context: list[Variable]) -> list[Constraint]:
     r"""What the model records of `--nuisance`: N(0, 1) for a sampler's mass scale
     (the parameter is in units of sigma), the constraints as given for `--data`."""
-    if args.sampler is not None:
-        return [Constraint("mass_scale", "gaussian", 1.0)] if args.nuisance else []
+    if args.sampler is not None:  # the generator's nuisances, in units of their sigma
+        return [Constraint(parse_nuisance(spec).name, "gaussian", 1.0) for spec in args.nuisance]
     given = [parse_nuisance(spec) for spec in args.nuisance]
     missing = sorted({c.name for c in given} - {v.name for v in context})
     if missing:

@@ -5,12 +5,13 @@ names them for the commands."""
 from . import lhco
 from .bootstrap import Bootstrap
 from .breit_wigner import MASS, BreitWigner, Exponential, pseudo_data, training_set
-from .registry import GENERATORS, SAMPLERS, Sampler, Samplers, samplers, training_events
+from .registry import GENERATORS, SAMPLERS, SCALES, Sampler, Samplers, samplers, training_events
 
 __all__ = [
     "GENERATORS",
     "MASS",
     "SAMPLERS",
+    "SCALES",
     "Bootstrap",
     "BreitWigner",
     "Exponential",

@@ -69,6 +69,8 @@ from __future__ import annotations
 __all__ = [
     "FEATURES",
     "MASSES",
+    "JES",
+    "JMS",
     "Generator",
     "OBSERVABLES",
     "SCHEMA",
@@ -111,6 +113,10 @@ SCHEMA = [f"{q}j{j}" for j in (1, 2) for q in ("px", "py", "pz", "m", "tau1", "t
 SCHEMA.append("label")
 
 TRIGGER_PT = 1200.0  # GeV, leading jet
+# The jet energy and jet mass scale nuisances of `Generator`, in units of their sigma.
+JES = Variable("jes", "sigma", -3.0, 3.0)
+JMS = Variable("jms", "sigma", -3.0, 3.0)
+NUISANCE_CHUNK = 500  # training events per drawn nuisance value
 MAX_ETA = 2.5
 JET_RESOLUTION = 0.05
 QCD_MASS_SCALE = 0.14  # median jet mass / pT of QCD jets
@@ -478,28 +484,67 @@ FEATURES = _Features()
 class Generator:
     r"""The generator as a sampler (like `BreitWigner`): the Z' -> X Y signal at
     `theta = (m_Z', m_X, m_Y)` GeV for `process="signal"`, QCD dijets (no parameters)
-    for `process="qcd"`."""
+    for `process="qcd"`.
+
+    With `jes` or `jms` (the relative 1-sigma of a jet energy or jet mass scale, e.g.
+    0.01) theta gains the nuisance `jes` or `jms` in units of its sigma, over +-3
+    (`JES`, `JMS`): events at s are generated with `generate(..., jes=jes s)`, the jets
+    scaled before the trigger. Training sets then draw s uniformly, one value per chunk
+    of `NUISANCE_CHUNK` events.
+
+    Example:
+        >>> [v.name for v in Generator("qcd", jes=0.01).theta_vars]
+        ['jes']
+    """
 
     observables = OBSERVABLES
 
-    def __init__(self, process: str = "signal") -> None:
+    def __init__(self, process: str = "signal", jes: float = 0.0, jms: float = 0.0) -> None:
         if process not in ("signal", "qcd"):
             raise InputError(f"the LHCO generator makes signal or qcd, not {process!r}")
-        self.process = process
-        self.theta_vars = MASSES if process == "signal" else []
+        if not (0 <= jes < 1 / 3 and 0 <= jms < 1 / 3):
+            raise InputError(f"jet scale widths are relative sigmas in [0, 1/3): {jes}, {jms}")
+        self.process, self.scales = process, {"jes": jes, "jms": jms}
+        nuisances = [v for v in (JES, JMS) if self.scales[v.name]]
+        self.theta_vars = [*(MASSES if process == "signal" else []), *nuisances]
+
+    def _split(self, theta: Tensor | None) -> tuple[list[float] | None, dict[str, float]]:
+        r"""The masses (`None` for QCD) and the jet-scale shifts of a theta `(D,)`."""
+        values = [] if theta is None else [float(t) for t in torch.as_tensor(theta).reshape(-1)]
+        if len(values) != len(self.theta_vars):
+            names = [v.name for v in self.theta_vars]
+            raise InputError(f"the LHCO {self.process} needs theta = {names}, got {values}")
+        n_masses = 3 if self.process == "signal" else 0
+        shifts = dict(
+            zip([v.name for v in self.theta_vars[n_masses:]], values[n_masses:], strict=True)
+        )
+        shifts = {k: self.scales[k] * shifts.get(k, 0.0) for k in ("jes", "jms")}
+        return (values[:3] if n_masses else None), shifts
 
     def sample(self, n: int, theta: Tensor | None = None, seed: int | None = None) -> Tensor:
         r"""`n` events' observables, float64 `(n, 5)` in `OBSERVABLES` order (GeV)."""
-        if (self.process == "signal") != (theta is not None and len(theta) > 0):
-            raise InputError("the LHCO signal needs theta = (m_zprime, m_x, m_y); QCD takes none")
-        masses = None if self.process == "qcd" else [float(m) for m in theta]
-        frame = features(generate(n, masses, seed=0 if seed is None else seed))
+        masses, shifts = self._split(theta)
+        frame = features(generate(n, masses, seed=0 if seed is None else seed, **shifts))
         return torch.tensor(frame[[v.name for v in OBSERVABLES]].to_numpy())
 
     def training_set(self, n: int, seed: int = 0) -> tuple[Tensor, Tensor | None]:
         r"""Signal: `n` events at each point of seed 002's mass grid (`training_set`),
-        with their masses `(N, 3)`; QCD: `n` events and `None`."""
-        if self.process == "qcd":
-            return self.sample(n, None, seed), None
-        x, theta = training_set(n, seed=seed)
-        return torch.from_numpy(x), torch.from_numpy(theta)
+        with their masses `(N, 3)`; QCD: `n` events and `None`. With jet-scale nuisances
+        the events come in chunks of `NUISANCE_CHUNK`, each at its own uniformly drawn
+        s, and theta carries s."""
+        nuisances = self.theta_vars[3 if self.process == "signal" else 0 :]
+        if not nuisances:
+            if self.process == "qcd":
+                return self.sample(n, None, seed), None
+            x, theta = training_set(n, seed=seed)
+            return torch.from_numpy(x), torch.from_numpy(theta)
+        rng = np.random.default_rng(seed)
+        points = training_grid() if self.process == "signal" else [()]
+        xs, thetas = [], []
+        for point in points:
+            for size in np.diff([*range(0, n, NUISANCE_CHUNK), n]):
+                s = rng.uniform(-3.0, 3.0, len(nuisances))
+                theta = torch.tensor([*point, *s], dtype=torch.float64)
+                xs.append(self.sample(int(size), theta, int(rng.integers(2**62))))
+                thetas.append(theta.expand(int(size), -1))
+        return torch.cat(xs), torch.cat(thetas)

@@ -3,10 +3,10 @@ pseudo-data (`toys`) or compares a model with (`validate`)."""
 
 from __future__ import annotations
 
-__all__ = ["GENERATORS", "SAMPLERS", "Sampler", "Samplers", "samplers", "training_events"]
+__all__ = ["GENERATORS", "SAMPLERS", "SCALES", "Sampler", "Samplers", "samplers", "training_events"]
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,6 +23,8 @@ SAMPLERS = ("model", "breit-wigner", "lhco", "bootstrap")
 # The samplers that need nothing but their name: they draw training sets over theta and
 # validation references at any theta.
 GENERATORS = ("breit-wigner", "lhco")
+# The nuisances each generator can draw (a relative 1-sigma scale each).
+SCALES = {"breit-wigner": ("mass_scale",), "lhco": ("jes", "jms")}
 
 
 class Sampler(Protocol):
@@ -78,7 +80,7 @@ def samplers(
     models: tuple[Sampler, Sampler] | None = None,
     files: Sequence[str | os.PathLike] = (),
     columns: Sequence[str] | None = None,
-    mass_scale: float = 0.0,
+    scales: Mapping[str, float] | None = None,
 ) -> Samplers:
     r"""The samplers called `name`, one of `SAMPLERS`.
 
@@ -90,8 +92,9 @@ def samplers(
         models: The signal and background models, for `"model"` and to name the
             observables of the `"bootstrap"` files.
         columns: Columns of the observables in `files` (default their names).
-        mass_scale: `"breit-wigner"` only: the relative 1-sigma of a mass-scale nuisance
-            (`BreitWigner(mass_scale)`), 0 for none.
+        scales: Nuisances the generators draw, name -> relative 1-sigma (`SCALES`):
+            `mass_scale` for `"breit-wigner"` (`BreitWigner(mass_scale)`), `jes` and
+            `jms` for `"lhco"` (`lhco.Generator(jes=, jms=)`).
 
     Example:
         >>> import torch
@@ -106,12 +109,18 @@ def samplers(
         raise InputError(f"the {name} sampler needs the signal and background models")
     if name == "model":
         return Samplers(name, *models)
-    if mass_scale and name != "breit-wigner":
-        raise InputError(f"the {name} sampler has no mass-scale nuisance (breit-wigner has)")
+    scales = dict(scales or {})
+    unknown = sorted(set(scales) - set(SCALES.get(name, ())))
+    if unknown:
+        raise InputError(
+            f"the {name} sampler has no nuisance {unknown}; "
+            + ", ".join(f"{k} draws {list(v)}" for k, v in SCALES.items())
+        )
     if name == "breit-wigner":
-        return Samplers(name, BreitWigner(mass_scale), Exponential(mass_scale))
+        scale = scales.get("mass_scale", 0.0)
+        return Samplers(name, BreitWigner(scale), Exponential(scale))
     if name == "lhco":
-        return Samplers(name, lhco.Generator("signal"), lhco.Generator("qcd"))
+        return Samplers(name, lhco.Generator("signal", **scales), lhco.Generator("qcd", **scales))
     files = list(files)
     if len(files) != 2:
         raise InputError(f"--samples takes two files (signal, background), got {files}")
