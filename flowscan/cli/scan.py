@@ -156,14 +156,14 @@ def run(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "events": len(x),
     }
-    impacts = _impacts(nll, space, results.get("minuit"))
+    pois = [n for n in space.floating_names if n not in {c.name for c in constraints}]
+    impacts = _impacts(nll, space, results.get("minuit"), pois)
     extra = {} if impacts is None else {"impacts": impacts.to_dict("records")}
     record = {m: r.to_dict() for m, r in results.items()}
     write_record(out / "scan.json", config, results=record, **extra)
     files = ["scan.json"]
     if impacts is not None and len(impacts):
-        poi = nll.theta_vars[nll.names.index(impacts.attrs["pois"][0])]
-        plots.plot_impacts(impacts, poi, out / "impacts.png")
+        plots.plot_impacts(impacts, nll.theta_vars[names.index(pois[0])], out / "impacts.png")
         files.append("impacts.png")
     traces = {m: r.trace for m, r in results.items() if len(r.trace)}
     if traces:
@@ -188,24 +188,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _impacts(
-    nll: MixtureLikelihood, space: ParameterSpace, fit: ScanResult | None
+    nll: MixtureLikelihood, space: ParameterSpace, fit: ScanResult | None, pois: list[str]
 ) -> pd.DataFrame | None:
-    r"""The pulls and impacts of the constrained nuisances on the Minuit fit, printed;
-    `None` without a valid-enough Minuit fit or without constrained nuisances."""
+    r"""The pulls and impacts of the constrained nuisances on the parameters of interest
+    `pois` at the Minuit fit, printed; `None` without a Minuit fit that did not fail or
+    without constrained nuisances."""
     if fit is None or fit.status == "failed" or not nll.constraints:
         return None
-    pois = [n for n in space.floating_names if n not in {c.name for c in nll.constraints}]
     table = pulls_and_impacts(nll, space, fit, pois)
-    table.attrs["pois"] = pois
-    units = {v.name: v.unit for v in nll.theta_vars}
+    units = {v.name: f" ({v.unit})" for v in nll.theta_vars if v.unit}
+    shown = table.drop(columns=["kind"]).rename(
+        columns={
+            f"{p}_{side}": f"{p}_{side}{units.get(p, '')}" for p in pois for side in ("up", "down")
+        }
+    )
     print("nuisance parameters (pull = (fit - observed) / width, constraint = error / width;")
     print(f"impacts: the shift of {', '.join(pois)} with the nuisance at +-1 post-fit sigma):")
-    shown = table.copy()
-    shown.columns = [
-        f"{c} ({units[c.rsplit('_', 1)[0]]})"
-        if c.rsplit("_", 1)[0] in units and units[c.rsplit("_", 1)[0]]
-        else c
-        for c in shown.columns
-    ]
-    print(shown.drop(columns=["kind"]).to_string(index=False, float_format=lambda v: f"{v:+.3g}"))
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:+.3g}"))
     return table

@@ -306,8 +306,6 @@ def generate(
                 f"need m_X, m_Y > 0 and m_Z' > m_X + m_Y for Z' -> X Y, got {tuple(masses)} GeV"
             )
         masses, label = (mz, mx, my), 1
-    if not (jes > -1 and jms > -1):
-        raise InputError(f"jet scales are relative shifts above -1, got jes={jes}, jms={jms}")
     rng = np.random.default_rng(seed)
     floor = TRIGGER_PT / (1 + max(jes, 0.0))
     parts, passed = [], 0

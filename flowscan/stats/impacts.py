@@ -59,6 +59,9 @@ def pulls_and_impacts(
                "pull": c.pull(value), "constraint": error / c.sigma(value)}  # fmt: skip
         low, high = space.bounds[k]
         for side, shifted in (("up", value + error), ("down", value - error)):
+            if not np.isfinite(shifted):  # no usable error: no impact to measure
+                row |= {f"{p}_{side}": np.nan for p in pois}
+                continue
             start = theta.copy()
             start[k] = float(np.clip(shifted, low, high))
             refit = ParameterSpace(space.theta_vars, start, [*space.fixed_names, c.name])
