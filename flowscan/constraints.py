@@ -3,7 +3,7 @@ parameter of the likelihood, as in HistFactory (pyhf) and CMS Combine."""
 
 from __future__ import annotations
 
-__all__ = ["KINDS", "Constraint", "parse_nuisance"]
+__all__ = ["KINDS", "Constraint", "declared", "parse_nuisance"]
 
 import math
 from dataclasses import dataclass, replace
@@ -104,3 +104,21 @@ def parse_nuisance(spec: str) -> Constraint:
     except ValueError:
         raise InputError(f"--nuisance {spec!r}: the width and observed value are numbers") from None
     return Constraint(parts[0], parts[1], *numbers)
+
+
+def declared(*models: object) -> list[Constraint]:
+    r"""The constraints the density `models` record (`nuisances`: those they were
+    trained on), each name once.
+
+    Raises `InputError` where two models declare one nuisance differently.
+    """
+    found: dict[str, Constraint] = {}
+    for model in models:
+        for c in getattr(model, "nuisances", []):
+            if found.get(c.name, c) != c:
+                raise InputError(
+                    f"the models declare the nuisance {c.name} differently ({found[c.name]} "
+                    f"and {c}): were they trained with the same --nuisance?"
+                )
+            found[c.name] = c
+    return list(found.values())

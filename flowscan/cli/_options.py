@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 from torch import Tensor
 
-from ..constraints import Constraint, parse_nuisance
+from ..constraints import Constraint, declared, parse_nuisance
 from ..exceptions import InputError
 from ..flows import Architecture, DensityEnsemble, DensityModel, load_model
 from ..io import FORMATS, read_analysis, read_events
@@ -281,15 +281,6 @@ def add_nuisances(parser: argparse.ArgumentParser) -> None:
 def constraints(args: argparse.Namespace, *models: object) -> list[Constraint]:
     r"""The constraint terms of a fit: the nuisances the `models` declare, then those
     of `--analysis`, then `--nuisance` (a later one replaces an earlier of its name)."""
-    declared: dict[str, Constraint] = {}
-    for model in models:
-        for c in getattr(model, "nuisances", []):
-            if declared.get(c.name, c) != c:
-                raise InputError(
-                    f"the models declare the nuisance {c.name} differently ({declared[c.name]} "
-                    f"and {c}): were they trained with the same --nuisance?"
-                )
-            declared[c.name] = c
     given = read_analysis(args.analysis) if args.analysis else []
     given += [parse_nuisance(spec) for spec in args.nuisance]
-    return list(({c.name: c for c in declared.values()} | {c.name: c for c in given}).values())
+    return list(({c.name: c for c in declared(*models)} | {c.name: c for c in given}).values())

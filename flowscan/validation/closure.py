@@ -14,6 +14,7 @@ from dask.distributed import Client
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..constraints import declared
 from ..exceptions import FitError, InputError
 from ..flows import DensityEnsemble, DensityModel, train, train_ensemble
 from ..samples import Sampler
@@ -38,6 +39,9 @@ def closure(
     `reference` samplers (signal at the point, background at `background_theta`) with
     the likelihood of `signal` and `background` (fixed fraction; Minuit from the truth,
     the background parameters floating, `model_errors` where a model is an ensemble).
+    Nuisances the models were trained on (`nuisances`) are constrained as in every fit
+    (`flowscan.constraints.declared`), their global observables at the nominal values:
+    points at a nominal nuisance value close; others show the constraint's pull.
 
     Returns a row per point and signal parameter: the point, `parameter`, `truth`,
     `bias` (mean of fit - truth) and `spread` (its standard deviation over datasets),
@@ -51,6 +55,8 @@ def closure(
     points = torch.as_tensor(points, dtype=torch.float64).reshape(len(points), -1)
     names = [v.name for v in signal.theta_vars]
     b_theta = torch.as_tensor(background_theta, dtype=torch.float64)
+    b_names = [v.name for v in background.theta_vars]
+    constraints = declared(signal, background)
     rows = []
     bar = tqdm(total=len(points) * datasets, desc="closure fits", disable=not progress)
     for m, theta in enumerate(points):
@@ -59,8 +65,12 @@ def closure(
             s_sig, s_bkg = (int(s) for s in np.random.SeedSequence((seed, m, d)).generate_state(2))
             events = reference[1].sample(n_bkg, b_theta if len(b_theta) else None, seed=s_bkg)
             x = torch.cat([reference[0].sample(n_sig, theta, seed=s_sig).double(), events.double()])
-            nll = MixtureLikelihood(signal, background, x, n_sig, n_bkg, check_models=False)
-            space = ParameterSpace(nll.theta_vars, [*theta.tolist(), *b_theta.tolist()])
+            nll = MixtureLikelihood(
+                signal, background, x, n_sig, n_bkg, constraints=constraints, check_models=False
+            )
+            values = dict(zip(b_names, b_theta.tolist(), strict=True))
+            values |= dict(zip(names, theta.tolist(), strict=True))  # shared: one value
+            space = ParameterSpace(nll.theta_vars, [values[n] for n in nll.names])
             try:
                 fits.append(model_errors(nll, minuit_scan(nll, space), space))
             except FitError:
