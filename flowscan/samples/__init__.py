@@ -1,8 +1,8 @@
-r"""Where events come from: the Breit-Wigner toy's exact densities, the fast LHCO-style
-generator, Pythia 8 + FastJet simulation, bootstrap resampling, and the registry that
-names them for the commands."""
+r"""Where events come from: the Breit-Wigner toy's exact densities, the many-parameter
+resonance toy, the fast LHCO-style generator, Pythia 8 + FastJet simulation, bootstrap
+resampling, and the registry that names them for the commands."""
 
-from . import lhco
+from . import lhco, resonances
 from .bootstrap import Bootstrap
 from .breit_wigner import MASS, BreitWigner, Exponential, pseudo_data, training_set
 from .registry import GENERATORS, SAMPLERS, SCALES, Sampler, Samplers, samplers, training_events
@@ -19,6 +19,7 @@ __all__ = [
     "Samplers",
     "lhco",
     "pseudo_data",
+    "resonances",
     "samplers",
     "training_events",
     "training_set",

@@ -163,14 +163,13 @@ class Exponential(_ExactDensity):
         return m.clamp(MASS.low, MASS.high)
 
 
-def training_set(
-    density: BreitWigner | Exponential, n: int = 200_000, seed: int = 0
-) -> tuple[Tensor, Tensor]:
-    r"""Training sample as in seed 002: theta uniform over the documented ranges, one
-    event per draw.
+def training_set(density, n: int = 200_000, seed: int = 0) -> tuple[Tensor, Tensor]:
+    r"""Training sample as in seed 002: theta uniform over the documented ranges of
+    `density` (a toy density: `BreitWigner`, `Exponential`, `resonances.Resonances`...),
+    one event per draw.
 
     Returns:
-        Events `x` of shape `(n, 1)` and parameters `theta` of shape `(n, D)`, float64.
+        Events `x` of shape `(n, F)` and parameters `theta` of shape `(n, D)`, float64.
     """
     rng = np.random.default_rng(seed)
     low = np.array([p.low for p in density.theta_vars])
@@ -186,12 +185,15 @@ def pseudo_data(
     n_sig: int = 1_000,
     n_bkg: int = 100_000,
     seed: int = 0,
+    *,
+    densities: tuple | None = None,
 ) -> Tensor:
     r"""Pseudo-data: exactly `n_sig` signal plus `n_bkg` background events at one theta,
-    shuffled. Returns float64 events of shape `(n_sig + n_bkg, 1)`."""
+    shuffled. `densities`: the signal and background toy densities (default
+    `BreitWigner()`, `Exponential()`). Returns float64 events of shape
+    `(n_sig + n_bkg, F)`."""
+    signal, background = densities or (BreitWigner(), Exponential())
     rng = np.random.default_rng(seed)
     s, b = (int(i) for i in rng.integers(2**63, size=2))
-    x = torch.cat(
-        [BreitWigner().sample(n_sig, theta_sig, s), Exponential().sample(n_bkg, theta_bkg, b)]
-    )
+    x = torch.cat([signal.sample(n_sig, theta_sig, s), background.sample(n_bkg, theta_bkg, b)])
     return x[torch.from_numpy(rng.permutation(len(x)))]
