@@ -85,7 +85,7 @@ def truth(dim: int) -> list[float]:
 
     Example:
         >>> [round(t, 3) for t in truth(2)]
-        [0.58, -0.094, 300.0]
+        [0.485, -0.413, 300.0]
     """
     _check_dim(dim)
     return [0.6 * math.sin(1.7 * d + 0.5) for d in range(1, dim + 1)] + [300.0]
