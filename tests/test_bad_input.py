@@ -6,6 +6,7 @@ models and files, and no case starts a Dask cluster (an unreachable scheduler is
 a 0.2 s timeout), so the module runs in well under a minute."""
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -13,12 +14,13 @@ import pytest
 import torch
 from conftest import Flat
 
-from flowscan import parallel
+from flowscan import Constraint, parallel
 from flowscan.cli import main
+from flowscan.constraints import declared
 from flowscan.exceptions import FitError, FlowscanError, InputError, ModelFileError
 from flowscan.flows import Architecture, DensityModel, check_trained_range, torch_device, train
 from flowscan.io import read_events
-from flowscan.samples import MASS, BreitWigner, Exponential, lhco, training_set
+from flowscan.samples import MASS, BreitWigner, Exponential, lhco, resonances, training_set
 from flowscan.scanner import MixtureLikelihood, ParameterSpace, bayesopt_scan, gradient_scan
 from flowscan.stats import coverage, pseudo_experiments
 from flowscan.variables import Variable
@@ -585,6 +587,14 @@ API = [
      [v.name for v in lhco.OBSERVABLES], derive=lhco.FEATURES), None,
      DensityModel.load(f["qcd.pt"])), InputError, "median m_jj"),
     ("cuda", lambda f: torch_device("cuda"), InputError, "no CUDA device"),
+    ("resonance toy of 20", lambda f: resonances.Resonances(20), InputError,
+     "1 to 19 parameters"),
+    ("resonance theta shape", lambda f: resonances.Resonances(4).sample(3, torch.zeros(3)),
+     InputError, "theta must have shape (*, 4)"),
+    ("resonance theta nan", lambda f: resonances.Resonances(2).log_prob(torch.zeros(2, 6),
+     torch.tensor([0.0, math.nan])), InputError, "must be finite"),
+    ("declared twice", lambda f: declared(*[SimpleNamespace(nuisances=[Constraint("jes",
+     "gaussian", w)]) for w in (1.0, 2.0)]), InputError, "declare the nuisance jes differently"),
 ]  # fmt: skip
 
 
