@@ -577,6 +577,8 @@ API = [
      "cannot select"),
     ("descents", lambda f: gradient_scan(Flat().log_prob, ParameterSpace(
      BreitWigner.theta_vars), descents=0), InputError, "descents must be at least 1"),
+    ("negative starts", lambda f: gradient_scan(Flat().log_prob, ParameterSpace(
+     BreitWigner.theta_vars), starts=-1), InputError, "starts must be at least 0"),
     ("bayesopt budget", lambda f: bayesopt_scan(Flat().log_prob, ParameterSpace(
      BreitWigner.theta_vars), 0), InputError, "must be positive"),
     ("coverage shapes", lambda f: coverage(np.ones(3), np.ones(2), 1.0), InputError,

@@ -16,6 +16,7 @@ from flowscan.scanner import (
     ParameterSpace,
     bayesopt_scan,
     covariance,
+    default_starts,
     error_scale_hessian,
     gradient_scan,
     grid_scan,
@@ -95,7 +96,7 @@ def test_gradient_scan_counts_and_bounds():
         return nll(theta)
 
     space = ParameterSpace(nll.theta_vars, start=[650.0, 75.0, 110.0])
-    result = gradient_scan(counting, space)
+    result = gradient_scan(counting, space, starts=0)
     assert result.nll_evals == result.grad_evals == len(calls)
     assert len(result.trace) == len(calls) and result.trace[-1][0] == len(calls)
     low = np.array([v.low for v in nll.theta_vars])
@@ -318,6 +319,9 @@ def test_multistart_gradient_scan_counts_its_batch_and_finds_the_mle():
     assert set(calls[1:]) == {1}  # then L-BFGS from each of the best 4, one point at a time
     assert result.nll_evals == sum(calls) and result.grad_evals == len(calls) - 1
     assert "from the best 4 starts" in result.message
+    calls.clear()
+    gradient_scan(counting, space, max_iter=1)  # the default: Sobol starts by the dimension
+    assert calls[0] == 1 + default_starts(3)
     ref = _minuit_mle(x[:, 0].numpy(), 1_000 / 21_000, truth.tolist())
     for value, reference, error in zip(result.theta, ref.values, ref.errors, strict=True):
         assert value == pytest.approx(reference, abs=0.05 * error)

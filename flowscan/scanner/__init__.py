@@ -2,7 +2,7 @@ r"""Fitting: the unbinned likelihood, its parameter space, the optimizers and th
 results."""
 
 from .bayesopt import bayesopt_scan
-from .gradient import gradient_scan
+from .gradient import default_starts, gradient_scan
 from .likelihood import Density, MixtureLikelihood, check_model_pair
 from .methods import METHODS, optimizer
 from .minuit import MinuitCost, minuit_scan
@@ -23,6 +23,7 @@ __all__ = [
     "bayesopt_scan",
     "check_model_pair",
     "covariance",
+    "default_starts",
     "error_scale_hessian",
     "fit_status",
     "gradient_scan",

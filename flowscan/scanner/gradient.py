@@ -2,7 +2,7 @@ r"""Parameter scans by gradient descent through the likelihood."""
 
 from __future__ import annotations
 
-__all__ = ["gradient_scan"]
+__all__ = ["default_starts", "gradient_scan"]
 
 import time
 from collections.abc import Callable
@@ -16,11 +16,28 @@ from .result import ScanResult, fit_status
 from .space import ParameterSpace
 
 
+def default_starts(parameters: int) -> int:
+    r"""The number of Sobol starts `gradient_scan` tries by default with `parameters`
+    floating parameters: 4 P rounded up to a power of 2, less the start itself, at
+    least 15. The batch then costs about what one descent does at every P (from the box
+    centre 5-11 P evaluations at P = 3-20, docs/high_dim.md), while covering the box more
+    densely as P grows. (Measured: on the resonance toy the box centre alone reached the global
+    minimum at every P up to 20; on the Breit-Wigner bump at P = 3 it needs 15.)
+
+    Example:
+        >>> [default_starts(p) for p in (3, 8, 9, 20)]
+        [15, 31, 63, 127]
+    """
+    if parameters < 1:
+        raise InputError(f"a scan needs at least one floating parameter, got {parameters}")
+    return max(16, 1 << (4 * parameters - 1).bit_length()) - 1
+
+
 def gradient_scan(
     nll: Callable[[Tensor], Tensor],
     space: ParameterSpace,
     *,
-    starts: int = 0,
+    starts: int | None = None,
     descents: int = 4,
     tol: float = 1e-4,
     max_iter: int = 200,
@@ -47,7 +64,9 @@ def gradient_scan(
         nll: Differentiable NLL of the full theta, shape `(P,)` or a batch `(K, P)`; a
             `MixtureLikelihood`.
         space: Parameters, bounds, start and fixed parameters.
-        starts: Sobol starting points to try besides `space.start` (multi-start).
+        starts: Sobol starting points to try besides `space.start` (multi-start);
+            `None`: `default_starts` of the number of floating parameters; 0: L-BFGS
+            from `space.start` only (a refit from a known neighbourhood).
         descents: How many of the best starting points are descended (with `starts > 0`).
         tol: Stopping tolerance on NLL changes and gradients (NLL units).
         max_iter: Most L-BFGS iterations.
@@ -55,6 +74,9 @@ def gradient_scan(
     """
     if descents < 1:
         raise InputError(f"descents must be at least 1, got {descents}")
+    starts = default_starts(int(space.floating.sum())) if starts is None else starts
+    if starts < 0:
+        raise InputError(f"starts must be at least 0, got {starts}")
     bounds = torch.from_numpy(space.floating_bounds)
     low, width = bounds[:, 0], bounds[:, 1] - bounds[:, 0]
     t0 = time.perf_counter()

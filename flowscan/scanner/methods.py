@@ -44,7 +44,7 @@ def optimizer(
         if method == "minuit":
             return minuit_scan(nll, space, minos=minos, profiles=profiles, prescan=16, seed=seed)
         if method == "gradient":
-            return gradient_scan(nll, space, starts=15, seed=seed)
+            return gradient_scan(nll, space, seed=seed)
         if method == "bayesopt":
             return bayesopt_scan(nll, space, budget, seed=seed)
         if method == "grid":

@@ -110,7 +110,7 @@ class _Qtilde:
         if asimov:
             self.mu_hat, self.reference = 0.0, self.conditional(0.0)[0]
             return
-        fit = gradient_scan(nll, space, tol=tol)
+        fit = gradient_scan(nll, space, starts=0, tol=tol)
         self.mu_hat, self.space = (
             fit.values["n_sig"],
             ParameterSpace(space.theta_vars, fit.theta, space.fixed_names),

@@ -83,7 +83,7 @@ def conditional_minimum(
     if set(fixed) == set(space.names):  # nothing left to minimize
         with torch.no_grad():
             return float(nll(torch.as_tensor(start))), start
-    fit = gradient_scan(nll, ParameterSpace(space.theta_vars, start, fixed), tol=tol)
+    fit = gradient_scan(nll, ParameterSpace(space.theta_vars, start, fixed), starts=0, tol=tol)
     return fit.nll, fit.theta
 
 
