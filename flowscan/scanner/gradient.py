@@ -20,9 +20,10 @@ def default_starts(parameters: int) -> int:
     r"""The number of Sobol starts `gradient_scan` tries by default with `parameters`
     floating parameters: 4 P rounded up to a power of 2, less the start itself, at
     least 15. The batch then costs about what one descent does at every P (from the box
-    centre 5-11 P evaluations at P = 3-20, docs/high_dim.md), while covering the box more
-    densely as P grows. (Measured: on the resonance toy the box centre alone reached the global
-    minimum at every P up to 20; on the Breit-Wigner bump at P = 3 it needs 15.)
+    centre 6-11 P evaluations at P = 3-20, docs/high_dim.md), while covering the box more
+    densely as P grows. (Measured: on the resonance toy the box centre alone reached the
+    global minimum at every P up to 20; on the Breit-Wigner bump at P = 3 one start can
+    put the signal on a background fluctuation, and `flowscan scan` used 15 there.)
 
     Example:
         >>> [default_starts(p) for p in (3, 8, 9, 20)]
