@@ -132,7 +132,9 @@ def fit(
     signal, background = (d.for_fit() if isinstance(d, Model) else d for d in (signal, background))
     nll = MixtureLikelihood(signal, background, x.to(config.device), config.n_sig, config.n_bkg)
     space = ParameterSpace([*BreitWigner.theta_vars, *Exponential.theta_vars])
-    return nll, model_errors(nll, gradient_scan(nll, space), space)
+    # one descent from the box centre: the default multi-start (15 starts, 4 descents) finds
+    # the same minimum on the demo's dataset at 4x the fit time (27 s against 6 s)
+    return nll, model_errors(nll, gradient_scan(nll, space, starts=0), space)
 
 
 def landscape(
