@@ -98,11 +98,7 @@ class _ExactDensity:
         return training_set(self, n, seed)
 
     def _check(self, theta: Tensor) -> None:
-        names = [p.name for p in self.theta_vars]
-        if theta.shape[-1:] != (len(names),):
-            raise InputError(
-                f"theta must have shape (*, {len(names)}) for {names}, got {tuple(theta.shape)}"
-            )
+        names = check_theta_shape(theta, self.theta_vars)
         masses = theta[..., : len(type(self).theta_vars)]
         if not (torch.isfinite(theta).all() and (masses > 0).all()):
             raise InputError(f"{names} must be finite, and the masses positive")
@@ -161,6 +157,17 @@ class Exponential(_ExactDensity):
         span = MASS.high - MASS.low
         m = MASS.low - tau * torch.log1p(-u * -torch.expm1(-span / tau))
         return m.clamp(MASS.low, MASS.high)
+
+
+def check_theta_shape(theta: Tensor, theta_vars: tuple[Variable, ...]) -> list[str]:
+    r"""Raises `InputError` unless `theta` has shape `(*, len(theta_vars))`; returns the
+    parameters' names."""
+    names = [v.name for v in theta_vars]
+    if theta.shape[-1:] != (len(names),):
+        raise InputError(
+            f"theta must have shape (*, {len(names)}) for {names}, got {tuple(theta.shape)}"
+        )
+    return names
 
 
 def training_set(density, n: int = 200_000, seed: int = 0) -> tuple[Tensor, Tensor]:

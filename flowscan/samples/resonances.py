@@ -59,7 +59,7 @@ from torch import Tensor
 
 from ..exceptions import InputError
 from ..variables import Variable
-from .breit_wigner import training_set
+from .breit_wigner import check_theta_shape, training_set
 
 DIMS = (2, 4, 8, 12, 19)  # the D of issue 23's benchmark
 MAX_DIM = 19
@@ -117,11 +117,7 @@ class _Spectra:
         return training_set(self, n, seed)
 
     def _check(self, theta: Tensor) -> None:
-        names = [v.name for v in self.theta_vars]
-        if theta.shape[-1:] != (len(names),):
-            raise InputError(
-                f"theta must have shape (*, {len(names)}) for {names}, got {tuple(theta.shape)}"
-            )
+        names = check_theta_shape(theta, self.theta_vars)
         if not torch.isfinite(theta).all():
             raise InputError(f"{names} must be finite")
 
