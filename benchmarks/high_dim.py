@@ -179,8 +179,8 @@ def main() -> None:
             f_inv = 1 / _box_fraction(cov, space.bounds)
             scales.append({"D": dim, "dataset": i, "sigma min": errors.min(),
                            "sigma max": errors.max(), "1/f": f_inv})  # fmt: skip
+            refs.append((ref, cov))
             if args.skip_exact:
-                refs.append((ref, cov))
                 continue
             fits = {"minuit": minuit_scan(nll, space)}
             multi = {s: gradient_scan(nll, space, starts=s) for s in STARTS}
@@ -192,7 +192,6 @@ def main() -> None:
                 if per_axis >= 3:
                     fits["grid"] = grid_scan(nll, space, per_axis, batch=256)
             best = min(f.nll for f in [ref, *fits.values(), *multi.values()])
-            refs.append((ref, cov))
             for method, fit in fits.items():
                 exact_rows.append(_row(dim, i, method, fit, best, ref.theta, cov) | {"1/f": f_inv})
             for starts, fit in multi.items():
