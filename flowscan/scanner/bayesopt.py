@@ -32,8 +32,9 @@ def bayesopt_scan(
     batch; then, until `budget` evaluations are spent, a `SingleTaskGP` (inputs
     normalized, outcomes standardized) is fitted to -NLL, `qLogExpectedImprovement`
     proposes `q` points with `optimize_acqf` (one at a time, conditioned on those before:
-    BoTorch's sequential greedy, 1.5x faster than the joint optimization at q = 16 on
-    the resonance toy and as good), and they are evaluated as one batch.
+    BoTorch's sequential greedy: 25 s against the joint optimization's 37 s for 60
+    evaluations of the resonance toy at D = 4, q = 16, and a lower NLL), and they are
+    evaluated as one batch.
     Seeded: the design, the acquisition's Monte Carlo samples and restarts.
 
     Arguments:
