@@ -35,7 +35,7 @@ from flowscan import Constraint
 from flowscan.flows import DensityModel, train
 from flowscan.parallel import dask_client
 from flowscan.samples import MASS, BreitWigner, Exponential
-from flowscan.scanner import MixtureLikelihood, ParameterSpace, minuit_scan
+from flowscan.scanner import FitSettings, MixtureLikelihood, fit
 from flowscan.stats import pseudo_experiments
 
 TRUTH = {"m_pole": 455.0, "gamma": 33.0, "tau": 170.0}
@@ -58,8 +58,8 @@ def _data(alpha: float, seed: int) -> torch.Tensor:
 
 def _fit(signal, background, x, constraints, fixed=()) -> object:
     nll = MixtureLikelihood(signal, background, x, N_SIG, N_BKG, constraints=constraints)
-    start = [TRUTH.get(n, 0.0) for n in nll.names]
-    return nll, minuit_scan(nll, ParameterSpace(nll.theta_vars, start, fixed))
+    held = {n: TRUTH.get(n, 0.0) for n in fixed}  # the others from the global search
+    return nll, fit(nll, FitSettings(start=held, fixed=list(fixed)))
 
 
 def _train(density, n: int, epochs: int, seed: int) -> DensityModel:

@@ -2,7 +2,8 @@ r"""Every optimizer on the same flow likelihoods: evaluations and seconds to the
 
 Trains the toy flows at the demo's settings (or loads them from a `flowscan demo` output
 folder), draws pseudo-datasets at the demo's truth (1k signal + 100k background, seeds
-0, 1, ...), and runs each method of `flowscan scan` on each, all from the box centre.
+0, 1, ...), and runs each method of `flowscan scan` on each (`flowscan.scanner.fit`:
+Minuit and the gradient scan from the global search, which their evaluations include).
 Per method it prints the median number of NLL evaluations (a gradient counts as one, each
 theta of a batch as one) and seconds until the best NLL so far first came within 0.1 of
 the best any method found on that dataset, the fraction of datasets where it got there,
@@ -31,11 +32,11 @@ from flowscan.flows import DensityModel
 from flowscan.samples import BreitWigner, Exponential, pseudo_data
 from flowscan.scanner import (
     METHODS,
+    FitSettings,
     MixtureLikelihood,
     ParameterSpace,
     covariance,
-    minuit_scan,
-    optimizer,
+    fit,
 )
 from flowscan.studies import bump_hunt
 
@@ -75,7 +76,7 @@ def main() -> None:
         x = pseudo_data(truth[:2], truth[2:], config.n_sig, config.n_bkg, seed=100 + seed)
         exact_nll = MixtureLikelihood(BreitWigner(), Exponential(), x, config.n_sig, config.n_bkg)
         space = ParameterSpace(exact_nll.theta_vars)
-        exact = minuit_scan(exact_nll, space)
+        exact = fit(exact_nll)
         sigma = np.sqrt(np.diag(covariance(exact_nll, exact.theta)))
         # A grid within TARGET of any point of the box needs spacing d with
         # sum_i (d_i / 2 sigma_i)^2 / 2 <= TARGET, i.e. d_i = 2 sigma_i sqrt(2 TARGET / P).
@@ -85,8 +86,10 @@ def main() -> None:
         nll = MixtureLikelihood(signal, background, x, config.n_sig, config.n_bkg)
         results = {}
         for method in METHODS:
-            run = optimizer(method, budgets.get(method, 0), args.grid, seed=seed)
-            results[method] = run(nll, space)
+            options = {"bayesopt": {"budget": args.budget}, "random": {"n": args.random},
+                       "grid": {"points": args.grid}}  # fmt: skip
+            settings = FitSettings(method, seed=seed, options={method: options.get(method, {})})
+            results[method] = fit(nll, settings)
         best = min(r.nll for r in results.values())
         line = [f"dataset {seed}: best NLL {best:.2f}"]
         for method, r in results.items():

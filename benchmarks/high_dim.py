@@ -55,14 +55,15 @@ from flowscan.parallel import dask_client
 from flowscan.samples import pseudo_data
 from flowscan.samples.resonances import DIMS, N_BKG, N_SIG, FallingSpectra, Resonances, truth
 from flowscan.scanner import (
+    FitSettings,
     MixtureLikelihood,
     ParameterSpace,
     bayesopt_scan,
     covariance,
+    fit,
     gradient_scan,
     grid_scan,
     minuit_scan,
-    model_errors,
     random_scan,
 )
 
@@ -101,9 +102,9 @@ def _datasets(dim: int, count: int, n_sig: int, n_bkg: int) -> list[torch.Tensor
     ]
 
 
-def _row(dim: int, dataset: int, method: str, fit, best: float, mle, cov) -> dict:
-    evals, seconds = _reach(fit.trace, best)
-    worst, mahalanobis = _distance(fit.theta, mle, cov)
+def _row(dim: int, dataset: int, method: str, result, best: float, mle, cov) -> dict:
+    evals, seconds = _reach(result.trace, best)
+    worst, mahalanobis = _distance(result.theta, mle, cov)
     return {
         "D": dim,
         "dataset": dataset,
@@ -111,11 +112,11 @@ def _row(dim: int, dataset: int, method: str, fit, best: float, mle, cov) -> dic
         "evaluations": evals,
         "seconds": seconds,
         "reached": bool(np.isfinite(evals)),
-        "gap": fit.nll - best,
-        "budget": fit.nll_evals + fit.grad_evals,
+        "gap": result.nll - best,
+        "budget": result.nll_evals + result.grad_evals,
         "max |d| / sigma": worst,
         "mahalanobis": mahalanobis,
-        "status": fit.status,
+        "status": result.status,
     }
 
 
@@ -173,7 +174,7 @@ def main() -> None:
         for i, x in enumerate(datasets):
             nll = MixtureLikelihood(signal, background, x, n_sig, n_bkg)
             space = ParameterSpace(nll.theta_vars)
-            ref = minuit_scan(nll, ParameterSpace(nll.theta_vars, truth(dim)))
+            ref = fit(nll)  # the global search, then Minuit: the reference minimum
             cov = covariance(nll, ref.theta)
             errors = np.sqrt(np.diag(cov))[:dim]
             f_inv = 1 / _box_fraction(cov, space.bounds)
@@ -192,10 +193,11 @@ def main() -> None:
                 if per_axis >= 3:
                     fits["grid"] = grid_scan(nll, space, per_axis, batch=256)
             best = min(f.nll for f in [ref, *fits.values(), *multi.values()])
-            for method, fit in fits.items():
-                exact_rows.append(_row(dim, i, method, fit, best, ref.theta, cov) | {"1/f": f_inv})
-            for starts, fit in multi.items():
-                start_rows.append(_row(dim, i, f"{starts} starts", fit, best, ref.theta, cov))
+            for method, result in fits.items():
+                row = _row(dim, i, method, result, best, ref.theta, cov)
+                exact_rows.append(row | {"1/f": f_inv})
+            for starts, result in multi.items():
+                start_rows.append(_row(dim, i, f"{starts} starts", result, best, ref.theta, cov))
             print(
                 f"D = {dim}, dataset {i}: best NLL {best:.2f}; "
                 + ", ".join(f"{m} {f.nll - best:+.2f}" for m, f in fits.items())
@@ -223,22 +225,18 @@ def main() -> None:
         for i, (x, (ref, cov)) in enumerate(pairs):
             nll = MixtureLikelihood(sig, background_model, x, n_sig, n_bkg)
             space = ParameterSpace(nll.theta_vars)
-            fits = {
-                "minuit": minuit_scan(nll, space),
-                "gradient": gradient_scan(nll, space, starts=0),
-            }
+            fits = {m: fit(nll, FitSettings(m)) for m in ("minuit", "gradient")}
             best = min(f.nll for f in fits.values())
-            for method, fit in fits.items():
-                row = _row(dim, i, f"model {method}", fit, best, ref.theta, cov)
-                if fit.status != "failed" and method == "minuit":
-                    fit = model_errors(nll, fit, space)
+            for method, result in fits.items():
+                row = _row(dim, i, f"model {method}", result, best, ref.theta, cov)
+                if result.status != "failed" and method == "minuit":
                     exact_err = np.sqrt(np.diag(cov))[:dim]
                     row["model / exact error (median)"] = float(
-                        np.median(fit.errors_model[:dim] / exact_err)
+                        np.median(result.errors_model[:dim] / exact_err)
                     )
-                    delta = np.abs(fit.theta - ref.theta)[:dim]
+                    delta = np.abs(result.theta - ref.theta)[:dim]
                     row["max |d| / total"] = float(
-                        np.max(delta / np.hypot(exact_err, fit.errors_model[:dim]))
+                        np.max(delta / np.hypot(exact_err, result.errors_model[:dim]))
                     )
                 row["train events"], row["train s"] = args.train, trained
                 model_rows.append(row)

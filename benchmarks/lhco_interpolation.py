@@ -38,7 +38,7 @@ from flowscan import Variable
 from flowscan.flows import Architecture, load_model, train_ensemble
 from flowscan.parallel import dask_client
 from flowscan.samples import lhco
-from flowscan.scanner import MixtureLikelihood, ParameterSpace, minuit_scan, model_errors
+from flowscan.scanner import MixtureLikelihood, fit
 from flowscan.validation import closure, interpolation_error
 
 NAMES = [v.name for v in lhco.OBSERVABLES]
@@ -129,20 +129,19 @@ def main() -> None:
         data = lhco.pseudo_data(args.n_bkg, args.n_sig, point, seed=7000 + 3 * i)
         x = torch.tensor(lhco.features(data)[NAMES].to_numpy())
         nll = MixtureLikelihood(signal, background, x, args.n_sig, args.n_bkg)
-        space = ParameterSpace(nll.theta_vars)
-        fit = model_errors(nll, minuit_scan(nll, space), space)
-        for j, name in enumerate(fit.names):
+        result = fit(nll)
+        for j, name in enumerate(result.names):
             rows.append(
                 {
                     "truth": str(tuple(int(m) for m in point)),
                     "held out": i in (1, 2),
                     "parameter": name,
-                    "fit": fit.theta[j],
-                    "stat": fit.errors[j],
-                    "model": fit.errors_model[j],
-                    "fit - truth": fit.theta[j] - point[j],
-                    "seconds": fit.seconds,
-                    "status": fit.status,
+                    "fit": result.theta[j],
+                    "stat": result.errors[j],
+                    "model": result.errors_model[j],
+                    "fit - truth": result.theta[j] - point[j],
+                    "seconds": result.seconds,
+                    "status": result.status,
                 }
             )
     table = pd.DataFrame(rows)

@@ -33,7 +33,7 @@ from flowscan import Constraint
 from flowscan.flows import Architecture, train_ensemble
 from flowscan.parallel import dask_client
 from flowscan.samples import lhco
-from flowscan.scanner import MixtureLikelihood, ParameterSpace, minuit_scan, model_errors
+from flowscan.scanner import FitSettings, MixtureLikelihood, fit
 from flowscan.stats import pulls_and_impacts
 
 TRUTH = (3500.0, 500.0, 100.0)
@@ -51,14 +51,13 @@ def _data(n_sig: int, n_bkg: int, shift: float, seed: int) -> torch.Tensor:
 
 
 def _fit(signal, background, x, n_sig, n_bkg, fixed=(), at=None):
-    r"""Minuit from the truth (the nuisances at 0, or at `at`'s values, where `fixed` ones
-    stay) with the model error, and its likelihood and space."""
+    r"""`fit` (Minuit from the global search) with the model error, the nuisances started
+    at 0 or at `at`'s values, where `fixed` ones stay; and its likelihood and space."""
     constraints = NUISANCES if "jes" in [v.name for v in signal.theta_vars] else []
     nll = MixtureLikelihood(signal, background, x, n_sig, n_bkg, constraints=constraints)
-    values = dict(zip(MASS_NAMES, TRUTH, strict=True)) | (at or {})
-    start = [values.get(n, 0.0) for n in nll.names]
-    space = ParameterSpace(nll.theta_vars, start, fixed)
-    return nll, space, model_errors(nll, minuit_scan(nll, space), space)
+    start = {c.name: 0.0 for c in constraints} | (at or {})
+    settings = FitSettings(start=start, fixed=list(fixed))
+    return nll, settings.space(nll), fit(nll, settings)
 
 
 def _masses(fit, label: str, error: str) -> list[dict]:

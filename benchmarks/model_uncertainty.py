@@ -4,9 +4,10 @@ For each training seed, trains a signal ensemble p(m | m_pole, gamma) and a back
 ensemble p(m | tau) of `--members` members (`train_ensemble`, the demo's mixture, each
 member on its own bootstrap replica of `--train` events), then at each of four thetas
 that appear in no other benchmark draws one pseudo-dataset of `--n-sig` + `--n-bkg`
-events and fits it with Minuit three times: with the exact densities (the judge), with
-the ensembles of the first 5 and of all members (`model_errors` gives their model
-error), and with member 0 alone. For a calibrated model error the pull
+events and fits it (`flowscan.scanner.fit`: Minuit from the global search) three
+times: with the exact densities (the judge), with the ensembles of the first 5 and of
+all members (`model_errors` gives their model error), and with member 0 alone. For a
+calibrated model error the pull
 
     t = (ensemble fit - exact fit) / errors_model
 
@@ -32,7 +33,7 @@ from scipy import stats
 from flowscan.flows import Architecture, DensityEnsemble, train_ensemble
 from flowscan.parallel import dask_client
 from flowscan.samples import BreitWigner, Exponential, pseudo_data, training_set
-from flowscan.scanner import MixtureLikelihood, ParameterSpace, minuit_scan, model_errors
+from flowscan.scanner import MixtureLikelihood, fit
 
 THETAS = ((420.0, 40.0, 150.0), (510.0, 50.0, 190.0), (380.0, 60.0, 230.0), (600.0, 45.0, 130.0))
 NAMES = ("m_pole", "gamma", "tau")
@@ -52,10 +53,9 @@ def _ensembles(seed: int, args, client) -> tuple[DensityEnsemble, DensityEnsembl
     return out[0], out[1]
 
 
-def _fit(signal, background, x, args, truth):
+def _fit(signal, background, x, args):
     nll = MixtureLikelihood(signal, background, x, args.n_sig, args.n_bkg, check_models=False)
-    space = ParameterSpace(nll.theta_vars, truth)
-    return model_errors(nll, minuit_scan(nll, space, prescan=0), space)
+    return fit(nll)
 
 
 def _summary(t: np.ndarray, seeds: np.ndarray, rng: np.random.Generator) -> tuple:
@@ -93,13 +93,13 @@ def main() -> None:
                     torch.tensor(truth[:2]), torch.tensor(truth[2:]), args.n_sig, args.n_bkg,
                     seed=100 * seed + j,
                 )  # fmt: skip
-                exact = _fit(BreitWigner(), Exponential(), x, args, truth)
-                single = _fit(signal.members[0], background.members[0], x, args, truth)
+                exact = _fit(BreitWigner(), Exponential(), x, args)
+                single = _fit(signal.members[0], background.members[0], x, args)
                 for k in sizes:
                     fit = _fit(
                         DensityEnsemble(signal.members[:k]),
                         DensityEnsemble(background.members[:k]),
-                        x, args, truth,
+                        x, args,
                     )  # fmt: skip
                     if not (fit.valid and exact.valid and single.valid):
                         skipped.append((seed, j, k, fit.status, exact.status, single.status))

@@ -21,7 +21,15 @@ from flowscan.exceptions import FitError, FlowscanError, InputError, ModelFileEr
 from flowscan.flows import Architecture, DensityModel, check_trained_range, torch_device, train
 from flowscan.io import read_events
 from flowscan.samples import MASS, BreitWigner, Exponential, lhco, resonances, training_set
-from flowscan.scanner import MixtureLikelihood, ParameterSpace, bayesopt_scan, gradient_scan
+from flowscan.scanner import (
+    FitSettings,
+    MixtureLikelihood,
+    ParameterSpace,
+    bayesopt_scan,
+    global_search,
+    gradient_scan,
+    minuit_scan,
+)
 from flowscan.stats import coverage, pseudo_experiments
 from flowscan.variables import Variable
 
@@ -147,8 +155,8 @@ def _scan(f, *extra: str, data: str = "toy.csv") -> list[str]:
 
 def _lhco(f, data: str, *extra: str) -> list[str]:
     return ["scan", "--signal", f["zprime.pt"], "--background", f["qcd.pt"], "--data",
-            f[data], "--n-sig", "40", "--n-bkg", "400", "--method", "grid", "--grid", "2",
-            *extra]  # fmt: skip
+            f[data], "--n-sig", "40", "--n-bkg", "400", "--method", "grid", "--option",
+            "grid.points=2", *extra]  # fmt: skip
 
 
 def _closure(f, *extra, background="tau=170"):
@@ -181,7 +189,8 @@ CASES = [
     ("unknown command", lambda f: ["frobnicate"], 2, "invalid choice"),
     ("epochs zero", lambda f: ["demo", "--epochs", "0"], 2, "must be a positive integer"),
     ("epochs text", lambda f: ["demo", "--epochs", "many"], 2, "must be an integer, got 'many'"),
-    ("seed text", lambda f: ["demo", "--seed", "x"], 2, "invalid int value"),
+    ("seed text", lambda f: ["demo", "--seed", "x"], 2, "must be an integer, got 'x'"),
+    ("negative seed", lambda f: ["demo", "--seed", "-1"], 2, "must be 0 or more"),
     ("option twice", lambda f: ["demo", "--seed", "1", "--seed", "2"], 2, "given twice"),
     ("no cuda", lambda f: ["demo", "--quick", "--device", "cuda", "--out", f["a_file"] + "x"], 2,
      "no CUDA device"),
@@ -335,8 +344,10 @@ CASES = [
     ("scan start syntax", lambda f: _scan(f, "--start", "m_pole"), 2, "is not name=value"),
     ("scan start twice", lambda f: _scan(f, "--start", "m_pole=400,m_pole=500"), 2,
      "given twice"),
-    ("scan start nan", lambda f: _scan(f, "--start", "m_pole=nan"), 2, "is outside"),
-    ("scan fix unknown", lambda f: _scan(f, "--fix", "mass"), 2, "cannot fix ['mass']"),
+    ("scan start nan", lambda f: _scan(f, "--start", "m_pole=nan"), 2, "not a finite number"),
+    ("scan start outside", lambda f: _scan(f, "--start", "m_pole=900"), 2, "is outside"),
+    ("scan fix unknown", lambda f: _scan(f, "--fix", "mass"), 2,
+     "['mass'] are not parameters of the fit"),
     ("scan fix all", lambda f: _scan(f, "--fix", "n_sig,n_bkg,m_pole,gamma,tau"), 2,
      "every parameter"),
     ("scan one yield", lambda f: _scan(f, "--n-sig", "10"), 2, "give both n_sig and n_bkg"),
@@ -346,10 +357,22 @@ CASES = [
      "must be a number of events"),
     ("scan zero background", lambda f: _scan(f, "--n-sig", "0", "--n-bkg", "0"), 2,
      "n_bkg > 0"),
-    ("scan budget", lambda f: _scan(f, "--budget", "0"), 2, "must be a positive integer"),
-    ("scan grid", lambda f: _scan(f, "--grid", "0"), 2, "must be a positive integer"),
-    ("scan absurd grid", lambda f: _scan(f, "--method", "grid", "--grid", "100000"), 2,
-     "GB of memory"),
+    ("scan budget", lambda f: _scan(f, "--option", "bayesopt.budget=0"), 2,
+     "bayesopt.budget must be an integer >= 1"),
+    ("scan grid", lambda f: _scan(f, "--option", "grid.points=0"), 2,
+     "grid.points must be an integer >= 1"),
+    ("scan absurd grid", lambda f: _scan(f, "--method", "grid", "--option",
+     "grid.points=100000"), 2, "GB of memory"),
+    ("scan option syntax", lambda f: _scan(f, "--option", "strategy=1"), 2,
+     "is not SECTION.NAME=VALUE"),
+    ("scan unknown option", lambda f: _scan(f, "--option", "minuit.stratgy=1"), 2,
+     "minuit has no option 'stratgy'"),
+    ("scan option type", lambda f: _scan(f, "--option", "minuit.strategy=fast"), 2,
+     "minuit.strategy must be an integer"),
+    ("scan search events", lambda f: _scan(f, "--option", "search.events=0"), 2,
+     "search.events must be an integer >= 1"),
+    ("scan start text", lambda f: _scan(f, "--start", "tau=abc"), 2,
+     "tau='abc': the value is not a number"),
     ("scan out is a file", lambda f: _scan(f, "--out", f["a_file"]), 2, "is an existing file"),
     # scan: data
     ("scan missing data", lambda f: ["scan", "--signal", f["sig.pt"], "--background",
@@ -374,7 +397,7 @@ CASES = [
      "tau2j1 > 0 and tau2j2 > 0"), 0, ""),
     ("lhco tail", lambda f: _lhco(f, "tail.h5"), 0, "events have m_jj above the largest value"),
     ("yields far from the data", lambda f: _scan(f, "--n-sig", "3000", "--n-bkg", "30000",
-     "--method", "grid", "--grid", "2"), 0, "more than 5 sqrt(N) apart"),
+     "--method", "grid", "--option", "grid.points=2"), 0, "more than 5 sqrt(N) apart"),
     # limits
     ("limits empty range", lambda f: _limits(f, "--at", "m_pole=300:700:0", "--at",
      "gamma=40"), 2, "is not name=low:high:count"),
@@ -406,7 +429,7 @@ CASES = [
      2, "yields must be >= 0"),
     ("toys truth twice", lambda f: _toys(f, "n_sig=1,n_sig=2,n_bkg=200,m_pole=450,gamma=40,"
      "tau=170"), 2, "given twice"),
-    ("toys truth text", lambda f: _toys(f, "n_sig=many"), 2, "is not name=value"),
+    ("toys truth text", lambda f: _toys(f, "n_sig=many"), 2, "the value is not a number"),
     ("toys bootstrap without samples", lambda f: _toys(f, "n_sig=20,n_bkg=200,m_pole=450,"
      "gamma=40,tau=170", "--generator", "bootstrap"), 2, "needs --samples"),
     ("toys lhco sampler for the toy", lambda f: _toys(f, "n_sig=20,n_bkg=200,m_pole=450,"
@@ -576,7 +599,14 @@ API = [
     ("bad selection", lambda f: read_events(f["toy.csv"], ["m"], "m >"), InputError,
      "cannot select"),
     ("descents", lambda f: gradient_scan(Flat().log_prob, ParameterSpace(
-     BreitWigner.theta_vars), descents=0), InputError, "descents must be at least 1"),
+     BreitWigner.theta_vars), descents=0), InputError, "needs descents >= 1"),
+    ("minuit strategy", lambda f: minuit_scan(Flat().log_prob, ParameterSpace(
+     BreitWigner.theta_vars), strategy=5), InputError, "strategy 0, 1 or 2"),
+    ("search events", lambda f: global_search(MixtureLikelihood(BreitWigner(), Exponential(),
+     _events(), 1, 10), ParameterSpace(BreitWigner.theta_vars + Exponential.theta_vars),
+     events=0), InputError, "events >= 1"),
+    ("fit option", lambda f: FitSettings(options={"minuit": {"tol": 0}}), InputError,
+     "minuit.tol must be a positive number"),
     ("negative starts", lambda f: gradient_scan(Flat().log_prob, ParameterSpace(
      BreitWigner.theta_vars), starts=-1), InputError, "starts must be at least 0"),
     ("bayesopt budget", lambda f: bayesopt_scan(Flat().log_prob, ParameterSpace(

@@ -10,7 +10,7 @@ from flowscan.cli import main
 from flowscan.flows import DensityModel, load_model
 from flowscan.io import read_events
 from flowscan.samples import lhco
-from flowscan.scanner import MixtureLikelihood, ParameterSpace
+from flowscan.scanner import FitSettings, MixtureLikelihood, ParameterSpace
 from flowscan.stats import pseudo_experiments, upper_limit
 
 
@@ -54,7 +54,8 @@ def _scan_args(demo, out, *extra: str) -> list[str]:
 
 def test_scan_runs_every_method_on_the_demo_output(quick_demo, tmp_path, capsys):
     out = tmp_path / "scan"
-    args = _scan_args(quick_demo, out, "--method", "all", "--budget", "12", "--grid", "3")
+    budgets = ["bayesopt.budget=12", "random.n=12", "grid.points=3", "minuit.strategy=1"]
+    args = _scan_args(quick_demo, out, "--method", "all", *(f"--option={o}" for o in budgets))
     assert main(args) == 0
     assert "minuit: VALID, NLL =" in capsys.readouterr().out
     scan = json.loads((out / "scan.json").read_text())
@@ -66,6 +67,12 @@ def test_scan_runs_every_method_on_the_demo_output(quick_demo, tmp_path, capsys)
     for method in ["bayesopt", "grid", "random"]:
         assert results[method]["nll"] >= results["gradient"]["nll"] - 1e-3
     assert scan["config"]["events"] == 5_500 and (out / "convergence.png").stat().st_size > 0
+    # every result records the settings it was fitted with; they make the same settings again
+    options = {"bayesopt": {"budget": 12}, "random": {"n": 12}, "grid": {"points": 3},
+               "minuit": {"strategy": 1}}  # fmt: skip
+    for method, result in results.items():
+        assert FitSettings(**result["settings"]) == FitSettings(method, options=options)
+    assert results["minuit"]["search"]["cells"] == 484
 
 
 def test_scan_reports_bad_input(quick_demo, tmp_path, capsys):
@@ -139,8 +146,8 @@ def test_toys_drawn_from_one_member_are_fitted_with_the_others(quick_demo, tmp_p
     again = pseudo_experiments(
         sig.members[0], bkg.members[0],
         {"n_sig": 300.0, "n_bkg": 2000.0, "m_pole": 455.0, "gamma": 33.0, "tau": 170.0}, 2,
-        fixed=["gamma", "tau"], generator=(sig.members[1], bkg.members[1]), seed=0,
-        progress=False,
+        settings=FitSettings(fixed=["gamma", "tau"]), generator=(sig.members[1], bkg.members[1]),
+        seed=0, progress=False,
     )  # fmt: skip
     for name in ("n_sig", "n_bkg", "m_pole"):
         np.testing.assert_allclose(table[name], again.table[name], rtol=1e-9)
@@ -174,7 +181,7 @@ def test_toys_on_the_demo_models(quick_demo, tmp_path, capsys):
         bkg,
         truth,
         2,
-        fixed=["gamma", "tau"],
+        settings=FitSettings(fixed=["gamma", "tau"], seed=4),
         seed=4,
         progress=False,
     )
@@ -246,13 +253,13 @@ def test_generate_then_train_on_an_lhco_schema_file(tmp_path, capsys):
 def test_a_failed_fit_is_reported_in_the_table_the_json_and_the_exit_code(
     quick_demo, tmp_path, capsys, monkeypatch
 ):
-    import flowscan.scanner.methods
     from flowscan.exceptions import FitError
+    from flowscan.scanner import fitting
 
     def diverging(nll, space, **kwargs):
         raise FitError("the NLL is nan at m_pole = 455")
 
-    monkeypatch.setattr(flowscan.scanner.methods, "minuit_scan", diverging)
+    monkeypatch.setitem(fitting._FUNCTIONS, "minuit", diverging)
     assert main(_scan_args(quick_demo, tmp_path, "--method", "minuit")) == 1
     assert "minuit: FAILED: no finite minimum; the NLL is nan" in capsys.readouterr().out
     result = json.loads((tmp_path / "scan.json").read_text())["results"]["minuit"]

@@ -12,9 +12,9 @@ from flowscan import Constraint
 from flowscan.cli import main
 from flowscan.exceptions import InputError
 from flowscan.flows import Architecture, load_model, train_ensemble
-from flowscan.flows.coverage import coverage_gap
+from flowscan.flows.training_grid import grid_gap
 from flowscan.samples import MASS, Bootstrap, BreitWigner, Exponential
-from flowscan.scanner import MixtureLikelihood, ParameterSpace, minuit_scan
+from flowscan.scanner import MixtureLikelihood, fit
 from flowscan.validation import closure, interpolation_error, leave_out
 
 GRID = [(m, g) for m in (400.0, 425.0, 450.0, 475.0, 500.0) for g in (30.0, 50.0, 70.0)]
@@ -42,7 +42,7 @@ def test_closure_of_the_exact_densities_scatters_by_their_errors():
         x = torch.cat([exact[0].sample(500, points[1], seed=s_sig),
                        exact[1].sample(3000, torch.tensor([170.0]), seed=s_bkg)])  # fmt: skip
         nll = MixtureLikelihood(*exact, x, 500, 3000)
-        fits.append(minuit_scan(nll, ParameterSpace(nll.theta_vars, [560.0, 60.0, 170.0])).theta)
+        fits.append(fit(nll).theta)
     bias = np.mean(fits, axis=0)[:2] - points[1].numpy()
     row = table.iloc[2:].set_index("parameter")
     # the same fits in the same order: float64 to the last digits
@@ -81,8 +81,8 @@ def test_leave_out_retrains_the_ensemble_without_one_grid_value():
     ]
     assert torch.equal(retrained.theta_range, ensemble.theta_range)
     # 50 GeV between 425 and 475 is two grid spacings: the hole is found
-    assert coverage_gap(retrained.training_points, [450.0, 40.0], retrained.theta_vars)
-    assert coverage_gap(ensemble.training_points, [450.0, 40.0], ensemble.theta_vars) is None
+    assert grid_gap(retrained.training_points, [450.0, 40.0], retrained.theta_vars)
+    assert grid_gap(ensemble.training_points, [450.0, 40.0], ensemble.theta_vars) is None
     with pytest.raises(InputError, match=r"the training grid has m_pole in \[400.0, 425.0"):
         leave_out(ensemble, x, theta, "m_pole", 460.0)
     with pytest.raises(InputError, match="the model's parameters are"):

@@ -18,7 +18,7 @@ from flowscan.constraints import parse_nuisance
 from flowscan.exceptions import InputError
 from flowscan.flows import DensityModel, load_model, train
 from flowscan.samples import MASS, BreitWigner, Exponential, pseudo_data
-from flowscan.scanner import MixtureLikelihood, ParameterSpace, minuit_scan
+from flowscan.scanner import FitSettings, MixtureLikelihood, ParameterSpace, minuit_scan
 from flowscan.stats import pseudo_experiments, pulls_and_impacts
 
 TAU = Constraint("tau", "gaussian", 5.0, 170.0)
@@ -172,8 +172,9 @@ def test_impacts_are_the_shifts_of_refits_with_the_nuisance_fixed():
 
 def test_toys_fluctuate_the_global_observables_and_their_pulls_are_standard():
     truth = {"n_sig": 50.0, "n_bkg": 250.0, "m_pole": 480.0, "gamma": 40.0, "tau": 170.0}
-    toys = pseudo_experiments(BreitWigner(), Exponential(), truth, 60, fixed=["gamma", "n_sig"],
-                              constraints=[TAU], seed=3, progress=False)  # fmt: skip
+    toys = pseudo_experiments(BreitWigner(), Exponential(), truth, 60, constraints=[TAU],
+                              settings=FitSettings(fixed=["gamma", "n_sig"]), seed=3,
+                              progress=False)  # fmt: skip
     rng = np.random.default_rng([3, 7, 1])
     assert toys.table.loc[7, "global_tau"] == TAU.fluctuated(170.0, rng).observed
     # The data alone measure tau to ~11 GeV here, the constraint to 5: with the global

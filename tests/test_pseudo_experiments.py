@@ -8,6 +8,7 @@ from scipy import stats
 
 from flowscan.parallel import dask_client
 from flowscan.samples import BreitWigner, Exponential
+from flowscan.scanner import FitSettings
 from flowscan.stats import coverage, pseudo_experiments
 
 
@@ -18,7 +19,8 @@ def test_counting_toys_fit_the_closed_form_yield_error_and_q0():
     q0 = 2 (N ln(N / b) - (N - b)) for N > b (CCGV eq. 97)."""
     b = 100.0
     toys = pseudo_experiments(
-        Flat(), Flat(), {"n_sig": 20.0, "n_bkg": b}, 6, fixed=["n_bkg"], seed=3, progress=False
+        Flat(), Flat(), {"n_sig": 20.0, "n_bkg": b}, 6, settings=FitSettings(fixed=["n_bkg"]),
+        seed=3, progress=False,
     )
     t = toys.table
     assert t["valid"].all() and toys.floating == ["n_sig"]
@@ -48,7 +50,7 @@ def test_coverage_of_gaussian_means_is_68_percent():
 def test_toys_on_two_dask_workers_equal_the_serial_ones():
     truth = {"n_sig": 80.0, "n_bkg": 800.0, "m_pole": 450.0, "gamma": 40.0, "tau": 180.0}
     args = (BreitWigner(), Exponential(), truth, 4)
-    options = {"fixed": ["gamma", "tau"], "seed": 5, "progress": False}
+    options = {"settings": FitSettings(fixed=["gamma", "tau"]), "seed": 5, "progress": False}
     serial = pseudo_experiments(*args, **options)
     with dask_client(jobs=2) as client:
         parallel = pseudo_experiments(*args, client=client, **options)

@@ -16,6 +16,7 @@ from ..exceptions import InputError
 from ..flows import Architecture, DensityEnsemble, DensityModel, load_model
 from ..io import FORMATS, read_analysis, read_events
 from ..samples import lhco
+from ..scanner import FAILURES, FitSettings, parse_option
 
 EPILOG = (
     "exit codes: 0 every fit valid (or at a bound, as printed), 1 a fit invalid or failed, "
@@ -97,7 +98,7 @@ def command(
     to be given twice."""
     parser = commands.add_parser(name, epilog=EPILOG, **kwargs)
     parser.register("action", None, _Once)  # the action of options that give none
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=count, default=0, help="random seed >= 0 (default 0)")
     if out is None:
         parser.add_argument("--out", help=f"output folder (default runs/{name}-<timestamp>/)")
     else:
@@ -211,12 +212,14 @@ def parse_start(text: str | None) -> dict[str, float]:
     for item in filter(None, (text or "").split(",")):
         name, sep, value = item.partition("=")
         name = name.strip()
+        if not sep or not name:
+            raise InputError(f"item {item!r} is not name=value")
         try:
             number = float(value)
         except ValueError:
-            sep = ""
-        if not sep or not name:
-            raise InputError(f"item {item!r} is not name=value")
+            raise InputError(f"{name}={value.strip()!r}: the value is not a number") from None
+        if not math.isfinite(number):
+            raise InputError(f"{name}={value.strip()}: the value is not a finite number")
         if name in out:
             raise InputError(f"{name} is given twice in {text!r}")
         out[name] = number
@@ -258,8 +261,40 @@ def load_models(
 
 
 def exit_code(statuses: Sequence[str]) -> int:
-    r"""1 if any fit is invalid or failed, else 0."""
-    return int(any(s in ("invalid", "failed") for s in statuses))
+    r"""1 if any fit failed (`FAILURES`: a local minimum, invalid, failed), else 0."""
+    return int(any(s in FAILURES for s in statuses))
+
+
+def add_fit(parser: argparse.ArgumentParser, start: str = "starting values") -> None:
+    r"""The options of `FitSettings` that every fitting command has: `--start`, `--fix`
+    and `--option`."""
+    parser.add_argument("--start", help=f"{start}, e.g. m_pole=450,gamma=30")
+    parser.add_argument("--fix", help="parameters held at their start, comma-separated")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="SECTION.NAME=VALUE",
+        help="a setting of the global search or an optimizer, e.g. search.points=1024, "
+        "search.events=50000, minuit.strategy=1, minuit.tol=0.01, gradient.starts=63, "
+        "bayesopt.budget=128, grid.points=21, random.n=512; repeatable "
+        "(docs/optimizers.md lists them)",
+    )
+
+
+def fit_settings(args: argparse.Namespace, method: str = "minuit", **options) -> FitSettings:
+    r"""The `FitSettings` of a command's `add_fit` options (and its `--seed`), with
+    `options` (e.g. `minuit={"minos": True}`) under `--option`."""
+    sections: dict[str, dict] = {k: dict(v) for k, v in options.items()}
+    for text in args.option:
+        section, name, value = parse_option(text)
+        sections.setdefault(section, {})[name] = value
+    return FitSettings(method, parse_start(args.start), names(args.fix), args.seed, sections)
+
+
+def record(args: argparse.Namespace) -> dict:
+    r"""A command's options as given, for the JSON record beside its results."""
+    return {k: v for k, v in vars(args).items() if k != "func" and not k.startswith("_")}
 
 
 def add_nuisances(parser: argparse.ArgumentParser) -> None:

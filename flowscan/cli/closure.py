@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -92,6 +93,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--datasets", type=o.positive_int, default=5, help="pseudo-datasets per point (default 5)"
     )
+    o.add_fit(parser, "starting values of the fits (default: the centre of the box)")
     o.add_dask(parser)
     o.add_progress(parser)
     parser.set_defaults(func=run)
@@ -104,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     `closure.png` (the mean pull over each pair of parameters, the training grid in
     grey); with `--leave-out`, the retrained signal model too. Returns 1 if a point has
     no valid fit."""
+    settings = o.fit_settings(args)
     sig, bkg = o.load_models(args.signal, args.background)
     check_model_pair(sig, bkg)
     names = [v.name for v in sig.theta_vars]
@@ -117,6 +120,9 @@ def run(args: argparse.Namespace) -> int:
     if sorted(given) != sorted(b_names):
         raise InputError(f"--background-theta needs exactly the background parameters {b_names}")
     b_theta = [given[n] for n in b_names]
+    unknown = sorted((set(settings.start) | set(settings.fixed)) - {*names, *b_names})
+    if unknown:
+        raise InputError(f"--start/--fix name {unknown}: the parameters are {[*names, *b_names]}")
     check_memory(args.n_sig + args.n_bkg, 2_000, "--n-sig + --n-bkg")
     reference = _reference(args, sig, bkg)
     for point in points if args.signal_samples else ():
@@ -128,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"closure at {len(points)} point(s) of {names}, {args.datasets} datasets each ...")
     table = closure(
         sig, bkg, reference, points, b_theta, n_sig=args.n_sig, n_bkg=args.n_bkg,
-        datasets=args.datasets, seed=args.seed, progress=not args.no_progress,
+        datasets=args.datasets, settings=settings, seed=args.seed,
+        progress=not args.no_progress,
     )  # fmt: skip
     shown = ["parameter", *names, "bias", "spread", "stat", "model", "pull_stat", "pull_total"]
     print(table[[*shown, "valid"]].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
@@ -151,21 +158,7 @@ def run(args: argparse.Namespace) -> int:
                 f"no --at point at the left-out {name} = {value:g} has two valid fits or more: "
                 "no interpolation error (add --at points there, or --datasets)"
             )
-    config = {
-        "signal": str(args.signal),
-        "background": str(args.background),
-        "sampler": args.sampler,
-        "signal_samples": args.signal_samples,
-        "background_samples": args.background_samples,
-        "leave_out": args.leave_out,
-        "at": at,
-        "background_theta": given,
-        "n_sig": args.n_sig,
-        "n_bkg": args.n_bkg,
-        "datasets": args.datasets,
-        "seed": args.seed,
-    }
-    write_record(out / "closure.json", config, **results)
+    write_record(out / "closure.json", o.record(args), settings=asdict(settings), **results)
     grid = getattr(sig, "training_points", None)
     plots.plot_closure(
         table, sig.theta_vars, out / "closure.png", None if grid is None else grid.numpy()

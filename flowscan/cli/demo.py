@@ -114,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
         if not fit.valid:
             where = f" ({', '.join(fit.at_bound)} at a bound)" if fit.at_bound else ""
             print(f"the {label} fit is {fit.status.upper()}{where}: {fit.message}")
+        for warning in fit.warnings:
+            print(f"the {label} fit: WARNING: {warning}")
     print(
         f"NLL evaluations: flows {fit_flow.nll_evals}, exact {fit_exact.nll_evals}; "
         f"fit seconds: flows {fit_flow.seconds:.1f}, exact {fit_exact.seconds:.1f}"

@@ -7,7 +7,7 @@ import argparse
 import itertools
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ from ..exceptions import FitError, InputError
 from ..flows import DensityModel
 from ..io import check_memory, run_folder, write_record
 from ..parallel import dask_client, map_tasks
-from ..scanner import MixtureLikelihood, ParameterSpace, check_model_pair
+from ..scanner import FitSettings, MixtureLikelihood, ParameterSpace, check_model_pair, fit
 from ..stats import SIGMAS, upper_limit, upper_limit_toys
 from ..variables import check_theta
 from . import _options as o
@@ -45,8 +45,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="values of a signal parameter: name=low:high:count or name=v1,v2,...; "
         "repeat for each (e.g. --at m_pole=300:700:9 --at gamma=40)",
     )
-    limits.add_argument("--start", help="starting values of background parameters, e.g. tau=170")
-    limits.add_argument("--fix", help="background parameters held at their start")
+    o.add_fit(limits, "starting values of the background parameters, e.g. tau=170")
     limits.add_argument(
         "--cl", type=o.fraction, default=0.95, help="confidence level (default 0.95)"
     )
@@ -81,8 +80,7 @@ class _LimitAt:
     signal: DensityModel
     background: DensityModel
     x: Tensor
-    start: tuple[tuple[str, float], ...]
-    fixed: tuple[str, ...]
+    settings: FitSettings
     cl: float
     method: str
     toys: int
@@ -92,25 +90,34 @@ class _LimitAt:
 
     def __call__(self, point: Mapping[str, float]) -> dict[str, float | str]:
         r"""The limits at `point`; a fit that fails there gives a row of NaN limits with
-        status `"failed"` and the reason, instead of stopping the whole grid."""
+        status `"failed"` and the reason, instead of stopping the whole grid. The free
+        fit at the point (`fit`: its model error and training-grid warnings) gives
+        `n_sig_hat`, and its warnings go to `message`."""
         nll = MixtureLikelihood(
             self.signal, self.background, self.x, check_models=False, check_data=False,
             constraints=self.constraints,
         )  # fmt: skip
-        space = self.space(nll, point)
+        settings = self.at(point)
+        result = fit(nll, settings)
         try:
-            return dict(point) | self._limits(nll, space) | {"status": "valid", "message": ""}
+            if result.status == "failed":
+                raise FitError(result.message)
+            space = replace(settings, start=result.values).space(nll)
+            limits = self._limits(nll, space)
         except FitError as e:
             nan = {"n_sig_hat": np.nan, "observed": np.nan}
             nan |= {f"expected_{n:+g}": np.nan for n in SIGMAS}
             return dict(point) | nan | {"status": "failed", "message": str(e)}
+        if result.errors_model is not None:
+            limits["n_sig_hat_model"] = float(result.errors_model[result.names.index("n_sig")])
+        return dict(point) | limits | {"status": "valid", "message": "; ".join(result.warnings)}
 
-    def space(self, nll: MixtureLikelihood, point: Mapping[str, float]) -> ParameterSpace:
-        r"""The parameter space of the fits at `point`: the signal parameters there and
-        `fixed` held, the rest started from `start` (n_sig at 0, n_bkg at N)."""
-        start = {"n_sig": 0.0, "n_bkg": float(len(self.x))} | dict(self.start) | dict(point)
-        values = [start.get(v.name, (v.low + v.high) / 2) for v in nll.theta_vars]
-        return ParameterSpace(nll.theta_vars, values, [*point, *self.fixed])
+    def at(self, point: Mapping[str, float]) -> FitSettings:
+        r"""The settings of the fits at `point`: the signal parameters there and the
+        settings' fixed ones held, the rest started from the settings' start (n_sig at
+        0, n_bkg at N)."""
+        start = {"n_sig": 0.0, "n_bkg": float(len(self.x))} | self.settings.start | dict(point)
+        return replace(self.settings, start=start, fixed=[*point, *self.settings.fixed])
 
     def _limits(self, nll: MixtureLikelihood, space: ParameterSpace) -> dict[str, float]:
         limit = upper_limit(
@@ -173,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
         if name in at:
             raise InputError(f"--at {name} given twice: give its values in one --at")
         at[name] = values
-    start, fixed, cl, method = o.parse_start(args.start), o.names(args.fix), args.cl, args.method
+    settings = o.fit_settings(args, "gradient")
+    start, fixed, cl, method = settings.start, settings.fixed, args.cl, args.method
     toys, asimov_events, seed = args.toys, args.asimov_events, args.seed
     check_memory(asimov_events, 2_000, "--asimov-events")
     check_memory(toys, 1_000, "--toys")
@@ -204,8 +212,7 @@ def run(args: argparse.Namespace) -> int:
         sig,
         bkg,
         x,
-        tuple(start.items()),
-        tuple(fixed),
+        settings,
         cl,
         method,
         toys,
@@ -214,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
         tuple(constraints),
     )
     for point in points:  # starts and bounds, before any worker
-        task.space(nll, point)
+        task.at(point).space(nll)
     out = run_folder(args.out, "limits")
     print(f"{method} CLs limits at {len(points)} point(s) of {names} on {len(x)} events ...")
     with dask_client(args.jobs, args.scheduler) as client:
@@ -235,25 +242,8 @@ def run(args: argparse.Namespace) -> int:
     if len(failed):
         print(f"  {len(failed)} of {len(table)} points failed (status and message in limits.csv)")
     table.to_csv(out / "limits.csv", index=False)
-    config = {
-        "signal": str(args.signal),
-        "background": str(args.background),
-        "data": str(args.data),
-        "where": args.where,
-        "columns": columns,
-        "at": {n: list(at[n]) for n in names},
-        "units": units,
-        "start": start,
-        "fixed": list(fixed),
-        "cl": cl,
-        "method": method,
-        "nuisances": [asdict(c) for c in constraints],
-        "toys": toys,
-        "asimov_events": asimov_events,
-        "seed": seed,
-        "events": len(x),
-    }
-    write_record(out / "limits.json", config)
+    config = o.record(args) | {"units": units, "nuisances": [asdict(c) for c in constraints]}
+    write_record(out / "limits.json", config, settings=asdict(settings))
     files = ["limits.csv", "limits.json"]
     varied = [n for n in names if len(at[n]) > 1]
     plotted = table[table["status"] != "failed"]  # the curves join the points with limits

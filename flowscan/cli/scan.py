@@ -3,22 +3,14 @@ r"""`flowscan scan`: every optimizer on one likelihood from saved models and a d
 from __future__ import annotations
 
 import argparse
-import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pandas as pd
 
 from .. import plots
-from ..exceptions import FitError, InputError
-from ..io import check_memory, file_names, run_folder, write_record
-from ..scanner import (
-    METHODS,
-    MixtureLikelihood,
-    ParameterSpace,
-    ScanResult,
-    model_errors,
-    optimizer,
-)
+from ..exceptions import InputError
+from ..io import check_memory, run_folder, write_record
+from ..scanner import METHODS, MixtureLikelihood, ParameterSpace, ScanResult, compare_methods, fit
 from ..stats import pulls_and_impacts
 from . import _options as o
 
@@ -42,14 +34,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     scan.add_argument("--n-bkg", type=o.events, help="background events in the data")
     scan.add_argument(
-        "--method", default="minuit,gradient", help="comma-separated methods or 'all'"
+        "--method",
+        default="minuit,gradient",
+        help=f"comma-separated methods of {', '.join(METHODS)}, or 'all' (default "
+        "minuit,gradient: each from the global search's lowest minimum)",
     )
-    scan.add_argument("--start", help="starting values, e.g. m_pole=450,gamma=30")
-    scan.add_argument("--fix", help="parameters held at their start, comma-separated")
-    scan.add_argument(
-        "--budget", type=o.positive_int, default=64, help="evaluations for bayesopt/random"
-    )
-    scan.add_argument("--grid", type=o.positive_int, default=11, help="grid points per parameter")
+    o.add_fit(scan)
     scan.add_argument("--minos", action="store_true", help="MINOS intervals with minuit")
     scan.add_argument(
         "--profiles",
@@ -67,21 +57,24 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    r"""Fits the data with each method and writes to `--out`: `scan.json` (settings,
-    seed, versions, every result), `convergence.png`, and with `--profiles`
-    `profiles.png` and `contours.png`. A method whose NLL was not finite gives a
-    `"failed"` result (`ScanResult.failed`). Where a model is an ensemble, every fit
-    gets its model error (`model_errors`), and a best fit in a gap of a model's training
-    grid a warning (`MixtureLikelihood.coverage`). With constrained nuisances (the
-    models', `--analysis`, `--nuisance`), the Minuit fit's pulls, constraints and
-    impacts (`pulls_and_impacts`) go to a table, `scan.json` and `impacts.png`.
-    Returns the exit code."""
+    r"""Fits the data with each method (`fit`: the global search, then the method from
+    its lowest minimum; the model error where a model is an ensemble, a warning where
+    the fit lies in a gap of a model's training grid), checks the local methods against
+    each other (`compare_methods`: a minimum above another's is a failure), prints a
+    table per method and writes to `--out`: `scan.json` (the options, versions, and every
+    result with its `FitSettings`), `convergence.png`, and with `--profiles`
+    `profiles.png` and `contours.png`. With constrained nuisances (the models',
+    `--analysis`, `--nuisance`), the Minuit fit's pulls, constraints and impacts
+    (`pulls_and_impacts`) go to a table, `scan.json` and `impacts.png`. Returns the exit
+    code."""
     methods = list(METHODS) if args.method == "all" else o.names(args.method)
     unknown = sorted(set(methods) - set(METHODS))
     if unknown or not methods:
         raise InputError(
             f"unknown method(s) {unknown or methods}; choose from {list(METHODS)} or 'all'"
         )
+    flags = {k: True for k in ("minos", "profiles") if getattr(args, k)}
+    settings = o.fit_settings(args, minuit=flags)
     sig, bkg = o.load_models(args.signal, args.background)
     observables = [v.name for v in sig.observables]
     columns = o.names(args.columns) or observables
@@ -96,66 +89,24 @@ def run(args: argparse.Namespace) -> int:
         sig, bkg, x, args.n_sig, args.n_bkg, check_models=not args.no_model_check,
         constraints=constraints,
     )  # fmt: skip
-    names = nll.names
-    start = o.parse_start(args.start)
-    bad = sorted(set(start) - set(names))
-    if bad:
-        raise InputError(f"--start names {bad} are not parameters; parameters are {names}")
-    centre = [(v.low + v.high) / 2 for v in nll.theta_vars]
-    fixed = o.names(args.fix)
-    space = ParameterSpace(
-        nll.theta_vars, [start.get(n, c) for n, c in zip(names, centre, strict=True)], fixed
-    )
-    q = int(space.floating.sum())
+    space = settings.space(nll)
+    q, width = int(space.floating.sum()), 24 * len(nll.names)
     if "grid" in methods:
-        check_memory(float(args.grid) ** q, 24 * len(names), f"--grid {args.grid} to the power {q}")
-    if {"random", "bayesopt"} & set(methods):
-        check_memory(args.budget, 24 * len(names), "--budget")
+        points = settings.keywords("grid")["points"]
+        check_memory(float(points) ** q, width, f"grid.points={points} to the power {q}")
+    for method, key in (("random", "n"), ("bayesopt", "budget")):
+        if method in methods:
+            check_memory(settings.keywords(method)[key], width, f"{method}.{key}")
     out = run_folder(args.out, "scan")
 
     results = {}
     for method in methods:
-        print(f"running {method} ...")
-        fit = optimizer(
-            method,
-            args.budget,
-            args.grid,
-            minos=args.minos,
-            profiles=args.profiles,
-            seed=args.seed,
-        )
-        t0 = time.perf_counter()
-        try:
-            results[method] = fit(nll, space)
-        except FitError as e:
-            results[method] = ScanResult.failed(method, space, str(e), time.perf_counter() - t0)
-        try:
-            model_errors(nll, results[method], space)
-        except FitError as e:
-            results[method].message += f"; {e}"
-        if results[method].status != "failed":
-            results[method].warnings += nll.coverage(results[method].theta)
-        print(results[method].table(nll.theta_vars))
-    config = {
-        "signal": str(args.signal),
-        "background": str(args.background),
-        "data": file_names(args.data),
-        "columns": columns,
-        "where": args.where,
-        "n_sig": args.n_sig,
-        "n_bkg": args.n_bkg,
-        "methods": methods,
-        "start": dict(zip(names, space.start.tolist(), strict=True)),
-        "fixed": fixed,
-        "budget": args.budget,
-        "grid": args.grid,
-        "minos": args.minos,
-        "profiles": args.profiles,
-        "check_models": not args.no_model_check,
-        "nuisances": [asdict(c) for c in constraints],
-        "seed": args.seed,
-        "events": len(x),
-    }
+        print(f"running {method} ...", flush=True)
+        results[method] = fit(nll, replace(settings, method=method))
+    results = compare_methods(results)
+    for result in results.values():
+        print(result.table(nll.theta_vars))
+    config = o.record(args) | {"nuisances": [asdict(c) for c in constraints], "events": len(x)}
     pois = [n for n in space.floating_names if n not in {c.name for c in constraints}]
     impacts = _impacts(nll, space, results.get("minuit"), pois)
     extra = {} if impacts is None else {"impacts": impacts.to_dict("records")}
@@ -163,25 +114,27 @@ def run(args: argparse.Namespace) -> int:
     write_record(out / "scan.json", config, results=record, **extra)
     files = ["scan.json"]
     if impacts is not None and len(impacts):
-        plots.plot_impacts(impacts, nll.theta_vars[names.index(pois[0])], out / "impacts.png")
+        plots.plot_impacts(impacts, nll.theta_vars[nll.names.index(pois[0])], out / "impacts.png")
         files.append("impacts.png")
     traces = {m: r.trace for m, r in results.items() if len(r.trace)}
     if traces:
         plots.plot_convergence(traces, out / "convergence.png")
         files.append("convergence.png")
-    fit = results.get("minuit")
-    if fit is not None and fit.profiles is not None:
-        errors = dict(zip(names, fit.errors.tolist(), strict=True))
+    minuit = results.get("minuit")
+    if minuit is not None and minuit.profiles is not None:
+        names = nll.names
+        errors = dict(zip(names, minuit.errors.tolist(), strict=True))
         model = None
-        if fit.errors_model is not None:
-            model = dict(zip(names, fit.errors_model.tolist(), strict=True))
+        if minuit.errors_model is not None:
+            model = dict(zip(names, minuit.errors_model.tolist(), strict=True))
         plots.plot_profiles(
-            fit.profiles, nll.theta_vars, fit.values, errors, out / "profiles.png", fit.minos,
-            model,
+            minuit.profiles, nll.theta_vars, minuit.values, errors, out / "profiles.png",
+            minuit.minos, model,
         )  # fmt: skip
         files.append("profiles.png")
-        if fit.contours:
-            plots.plot_contours(fit.contours, nll.theta_vars, fit.values, out / "contours.png")
+        if minuit.contours:
+            contours = out / "contours.png"
+            plots.plot_contours(minuit.contours, nll.theta_vars, minuit.values, contours)
             files.append("contours.png")
     print(f"wrote {out}/ ({', '.join(files)})")
     return o.exit_code([r.status for r in results.values()])

@@ -4,7 +4,7 @@ distribution under background only."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 from scipy import stats
@@ -26,7 +26,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "toys",
         help="pseudo-experiments: pulls, interval coverage and the q0 distribution",
         description="Draws pseudo-datasets from a truth, fits each with the extended "
-        "likelihood of saved models (Minuit, HESSE, optionally MINOS), and reports pulls and "
+        "likelihood of saved models as data are fitted (the global search, Minuit, HESSE, "
+        "optionally MINOS), and reports pulls and "
         "68%% coverage per parameter; then background-only toys give the distribution of "
         "q0 against the asymptotic chi2. Writes toys.csv, null_toys.csv, toys.json, "
         "pulls.png and q0.png.",
@@ -44,7 +45,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     toys.add_argument(
         "--null-toys", type=o.count, help="background-only toys for q0 (default: as --toys)"
     )
-    toys.add_argument("--fix", help="parameters held at their truth in the fits")
+    o.add_fit(toys, "starting values of the fits (default: the centre of the box)")
     toys.add_argument(
         "--sampler",
         "--generator",
@@ -101,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
     seed. With `--member K` the toys are drawn from member K of each ensemble model and
     fitted with the ensemble of the others. Returns 1 if no fit of an ensemble is valid
     (some failures are part of a toy study: they are counted)."""
-    truth, toys, fixed, minos = o.parse_start(args.truth), args.toys, o.names(args.fix), args.minos
+    truth, toys = o.parse_start(args.truth), args.toys
+    settings = o.fit_settings(args, minuit={"minos": True} if args.minos else {})
+    fixed = settings.fixed
     samples = o.names(args.samples)
     sig, bkg = o.load_models(args.signal, args.background)
     columns = o.names(args.columns) or [v.name for v in sig.observables]
@@ -119,16 +122,19 @@ def run(args: argparse.Namespace) -> int:
     null_toys = toys if args.null_toys is None else args.null_toys
     nuisances = {c.name for c in constraints}  # a nuisance the signal shares floats
     held = sorted({*fixed, *(v.name for v in sig.theta_vars)} - {"n_sig", *nuisances})
-    runs = [("truth", truth, toys, fixed, minos)]
+    runs = [("truth", truth, toys, settings)]
     if null_toys > 0:
-        runs.append(("null", {**truth, "n_sig": 0.0}, null_toys, held, False))
-    for _, values, count, held_now, _ in runs:  # every input, before any worker starts
-        check_truth(sig, bkg, values, count, held_now)
+        minuit = {k: v for k, v in settings.options.get("minuit", {}).items() if k != "minos"}
+        null = replace(settings, fixed=held, options=settings.options | {"minuit": minuit})
+        runs.append(("null", {**truth, "n_sig": 0.0}, null_toys, null))
+    for _, values, count, run_settings in runs:  # every input, before any worker starts
+        check_truth(sig, bkg, values, count, run_settings.fixed)
         check_memory(count, 2_000, "--toys")
+        check_memory(values["n_sig"] + values["n_bkg"], 2_000, "the yields of --truth")
     out = run_folder(args.out, "toys")
     results = {}
     with dask_client(args.jobs, args.scheduler) as client:
-        for name, values, count, held_now, with_minos in runs:
+        for name, values, count, run_settings in runs:
             what = "at the truth" if name == "truth" else "under background only"
             print(f"{count} pseudo-experiments {what} ...")
             results[name] = pseudo_experiments(
@@ -136,8 +142,7 @@ def run(args: argparse.Namespace) -> int:
                 bkg,
                 values,
                 count,
-                fixed=held_now,
-                minos=with_minos,
+                settings=run_settings,
                 generator=draw,
                 seed=args.seed,
                 constraints=constraints,
@@ -168,24 +173,11 @@ def run(args: argparse.Namespace) -> int:
             plots.plot_q0(null.valid["q0"].to_numpy(), out / "q0.png")
             q0 = _q0_rows(null)
             files.append("q0.png")
-    config = {
-        "signal": str(args.signal),
-        "background": str(args.background),
-        "truth": dict(truth),
-        "toys": toys,
-        "null_toys": null_toys,
-        "fixed": list(fixed),
-        "sampler": args.sampler,
-        "member": args.member,
-        "samples": samples,
-        "columns": columns,
-        "minos": minos,
-        "nuisances": [asdict(c) for c in constraints],
-        "seed": args.seed,
-    }
+    config = o.record(args) | {"nuisances": [asdict(c) for c in constraints]}
     write_record(
         out / "toys.json",
         config,
+        settings={name: asdict(run_settings) for name, _, _, run_settings in runs},
         summary=None if summary is None else summary.to_dict(orient="index"),
         q0_tail=q0,
     )

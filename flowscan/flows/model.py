@@ -32,10 +32,10 @@ from ..constraints import Constraint
 from ..exceptions import FlowscanWarning, InputError, ModelFileError, first_line
 from ..variables import Variable, bounds_tensor, check_events, check_theta
 from .architecture import Architecture
-from .coverage import grid_points
 from .logistic import Logistic
 from .mixture import AutoregressiveMixture
 from .preprocessing import BoundedStandardize, ResponseCurve
+from .training_grid import grid_points
 
 SPLINE_BOUND = 10.0
 
@@ -127,7 +127,7 @@ class DensityModel(nn.Module):
     After training, `support` `(F, len(QUANTILES))` holds the training data's quantiles
     of each observable, which `check_trained_range` compares data with, and
     `training_points` `(K, D)` the distinct training parameter points of a grid (`None`
-    for continuously drawn theta), which fits are checked against (`coverage_gap`).
+    for continuously drawn theta), which fits are checked against (`grid_gap`).
 
     Example:
         >>> m = DensityModel([Variable("m", "GeV", 100.0, 1000.0)])

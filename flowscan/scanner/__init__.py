@@ -1,36 +1,44 @@
-r"""Fitting: the unbinned likelihood, its parameter space, the optimizers and their
-results."""
+r"""Fitting: the unbinned likelihood, its parameter space, the global search, the
+optimizers, one `fit` that puts them together, and their results."""
 
 from .bayesopt import bayesopt_scan
-from .gradient import default_starts, gradient_scan
+from .fitting import LOCAL, METHODS, FitSettings, compare_methods, fit, parse_option
+from .gradient import gradient_scan
 from .likelihood import Density, MixtureLikelihood, check_model_pair
-from .methods import METHODS, optimizer
 from .minuit import MinuitCost, minuit_scan
 from .model_error import model_errors
-from .result import STATUSES, ScanResult, fit_status, model_warning
+from .result import DISTINCT_NLL, FAILURES, STATUSES, ScanResult, fit_status, model_warning
 from .sampling import grid_scan, random_scan
+from .search import Search, global_search
 from .space import ParameterSpace
 from .uncertainties import covariance, error_scale_hessian
 
 __all__ = [
+    "DISTINCT_NLL",
+    "FAILURES",
+    "LOCAL",
     "METHODS",
     "STATUSES",
     "Density",
+    "FitSettings",
     "MinuitCost",
     "MixtureLikelihood",
     "ParameterSpace",
     "ScanResult",
+    "Search",
     "bayesopt_scan",
     "check_model_pair",
+    "compare_methods",
     "covariance",
-    "default_starts",
     "error_scale_hessian",
+    "fit",
     "fit_status",
     "gradient_scan",
     "grid_scan",
     "minuit_scan",
     "model_errors",
     "model_warning",
-    "optimizer",
+    "parse_option",
     "random_scan",
+    "global_search",
 ]

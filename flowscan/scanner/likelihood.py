@@ -16,10 +16,10 @@ from torch.utils.checkpoint import checkpoint
 
 from ..constraints import Constraint
 from ..exceptions import FitError, FlowscanWarning, InputError, ModelFileError
-from ..flows.coverage import coverage_gap
 from ..flows.ensemble import DensityEnsemble
 from ..flows.fixed import FixedEnsemble, FixedEvents
 from ..flows.model import DensityModel, check_trained_range
+from ..flows.training_grid import grid_gap
 from ..variables import Variable, check_events
 
 
@@ -343,6 +343,58 @@ class MixtureLikelihood:
 
     __call__ = nll
 
+    def log_densities(self, theta: Tensor) -> tuple[Tensor, Tensor]:
+        r"""The signal's and the background's log-densities on every event at thetas
+        `(K, P)`, each `(K, N)` float64, without a gradient: what `from_log_densities`
+        combines. A density whose parameters are one value for the whole batch is
+        computed once (`nll_split`'s cache), so a batch over the signal parameters at
+        fixed background parameters costs the signal model alone."""
+        theta = torch.as_tensor(theta, dtype=torch.float64, device=self.x.device)
+        self._check(theta)
+        theta = theta.reshape(-1, len(self.names))
+        out = []
+        with torch.no_grad():
+            for which, part in zip(("signal", "background"), self.split(theta)[:2], strict=True):
+                cached = self._cached_log_prob(which, part)
+                if cached is not None:
+                    out.append(cached.expand(len(theta), -1))
+                    continue
+                events = self._events[which]
+                at, n = events.at(part), len(self.x)
+                step = max(1, (self.chunk_pairs or events.chunk_pairs) // len(theta))
+                out.append(torch.cat([at(slice(i, i + step)) for i in range(0, n, step)], -1))
+        return out[0], out[1]
+
+    def from_log_densities(
+        self, lp_s: Tensor, lp_b: Tensor, yields: Tensor | None = None
+    ) -> Tensor:
+        r"""The NLL `(K,)` from per-event log-densities `lp_s`, `lp_b` `(K, N)`
+        (`log_densities`) and, for the extended form, `yields` `(K, 2)`; without the
+        constraint terms."""
+        if (yields is None) == self.extended:
+            raise InputError("yields (n_sig, n_bkg) are needed exactly for the extended form")
+        nll = self._nll(slice(None), self.weights, lp_s, lp_b, yields, len(lp_s))
+        return nll if yields is None else nll + yields.sum(dim=-1)
+
+    def subset(self, rows: Tensor) -> MixtureLikelihood:
+        r"""This likelihood on the events `rows` (indices), their weights scaled so that
+        they sum to this likelihood's: its NLL estimates this one's, with the same
+        parameters and ranges, at the cost of `len(rows)` events (the global search's
+        coarse stages)."""
+        rows = torch.as_tensor(rows, dtype=torch.long, device=self.x.device)
+        if rows.ndim != 1 or not len(rows):
+            raise InputError("a subset needs at least one event index")
+        weights = torch.ones(len(self.x), dtype=torch.float64, device=self.x.device)
+        weights = weights if self.weights is None else self.weights
+        other = copy.copy(self)
+        other.x, other.weights = self.x[rows], weights[rows] * (weights.sum() / weights[rows].sum())
+        other._events = {
+            "signal": _fixed(self.signal, other.x),
+            "background": _fixed(self.background, other.x),
+        }
+        other._cache = {}
+        return other
+
     def value_and_grad(
         self, theta: Tensor, floating: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
@@ -379,15 +431,15 @@ class MixtureLikelihood:
             values.append(value.detach())
         return torch.cat(values), torch.cat(grads)
 
-    def coverage(self, theta: Sequence[float]) -> list[str]:
+    def grid_gaps(self, theta: Sequence[float]) -> list[str]:
         r"""Why the densities' parameters at theta `(P,)` lie outside the training grid
-        of a model that has one (`coverage_gap`), one sentence per density; empty where
+        of a model that has one (`grid_gap`), one sentence per density; empty where
         they lie inside, or the models were trained on continuous theta."""
         theta_sig, theta_bkg, _ = self.split(torch.as_tensor(theta, dtype=torch.float64))
         out = []
         for which, part in (("signal", theta_sig), ("background", theta_bkg)):
             density = getattr(self, which)
-            gap = coverage_gap(
+            gap = grid_gap(
                 getattr(density, "training_points", None), part.tolist(), density.theta_vars
             )
             if gap is not None:

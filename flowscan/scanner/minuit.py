@@ -5,7 +5,6 @@ from __future__ import annotations
 __all__ = ["MinuitCost", "minuit_scan"]
 
 import itertools
-import math
 import time
 from collections.abc import Callable
 
@@ -14,7 +13,7 @@ import torch
 from iminuit import Minuit
 from torch import Tensor
 
-from ..exceptions import FitError
+from ..exceptions import FitError, InputError
 from .result import ScanResult, fit_status
 from .space import ParameterSpace
 from .uncertainties import error_scale_hessian
@@ -135,17 +134,12 @@ def minuit_scan(
     profiles: bool = False,
     tol: float = 0.1,
     strategy: int = 0,
-    prescan: int = 0,
-    seed: int = 0,
 ) -> ScanResult:
     r"""MIGRAD with the exact gradient; HESSE errors from the curvature at the error
     scale; MINOS intervals, 1D profiles and 2D contours if asked.
 
-    With `prescan > 0` the NLL is first evaluated at `space.start` and `prescan` Sobol
-    points of the box (`seed`), in one batch, and MIGRAD starts from the best of them:
-    from the box centre on the LHCO pseudo-data MIGRAD asked 96 values and 11 gradients
-    (70 s), from the best of 16 Sobol points 37 and 13 (38 s, plus 9 s for the batch),
-    to the same minimum.
+    MIGRAD starts from `space.start` and finds the minimum of its basin: `fit` starts
+    it from the global search's lowest minimum.
 
     Strategy 0 trusts the supplied gradient (no numerical checks or second-derivative
     estimates during MIGRAD); with `tol = 0.1`, Minuit's default, MIGRAD stops at an
@@ -173,16 +167,9 @@ def minuit_scan(
         `profiles=True` `profiles` = name -> `(17, 2)` rows (value, NLL - minimum) and
         `contours` = "x,y" -> {"0.68": `(48, 2)`, "0.95": `(48, 2)`}.
     """
+    if strategy not in (0, 1, 2) or not tol > 0:
+        raise InputError(f"Minuit needs strategy 0, 1 or 2 and tol > 0, got {strategy}, {tol}")
     t0 = time.perf_counter()
-    if prescan > 0:
-        start = torch.from_numpy(space.start[space.floating])[None]
-        candidates = torch.cat([start, space.sobol(prescan, seed)])
-        with torch.no_grad():
-            values = nll(space.full(candidates)).nan_to_num(nan=math.inf)
-        # a point where the NLL is not finite is never the start; the start is the fallback
-        best = int(values.argmin()) if torch.isfinite(values).any() else 0
-        best = space.full(candidates[best]).numpy()
-        space = ParameterSpace(space.theta_vars, best, space.fixed_names)
     cost = MinuitCost(nll, space)
     limits = [tuple(b) for b in space.floating_bounds]
     fit, failures = _migrad(cost, limits, strategy, tol)
@@ -232,7 +219,7 @@ def minuit_scan(
         names=space.names,
         theta=full,
         nll=m.fval + cost.offset,
-        nll_evals=cost.nll_evals + (prescan + 1 if prescan > 0 else 0),
+        nll_evals=cost.nll_evals,
         grad_evals=cost.grad_evals,
         seconds=time.perf_counter() - t0,
         converged=valid,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 __all__ = ["MODEL_STEPS", "model_errors"]
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
@@ -25,7 +27,7 @@ def model_errors(
     space: ParameterSpace,
     steps: int = MODEL_STEPS,
 ) -> ScanResult:
-    r"""`result` with the model error of its fit filled in (`errors_model`,
+    r"""A copy of `result` with the model error of its fit filled in (`errors_model`,
     `covariance_model`, `errors_model_by`, `theta_members`), where the signal or
     background density of `nll` is an ensemble (has `members`: a `DensityEnsemble`).
 
@@ -76,11 +78,13 @@ def model_errors(
     covariance[stuck, :] = covariance[:, stuck] = np.nan
     for share in by.values():
         share[stuck] = np.nan
-    result.covariance_model = covariance
-    result.errors_model = np.sqrt(np.diag(covariance))
-    result.errors_model_by = by
-    result.theta_members = members
-    return result
+    return replace(
+        result,
+        covariance_model=covariance,
+        errors_model=np.sqrt(np.diag(covariance)),
+        errors_model_by=by,
+        theta_members=members,
+    )
 
 
 def _inverse_curvature(

@@ -2,7 +2,7 @@ r"""The result every optimizer returns."""
 
 from __future__ import annotations
 
-__all__ = ["STATUSES", "ScanResult", "fit_status", "model_warning"]
+__all__ = ["DISTINCT_NLL", "FAILURES", "STATUSES", "ScanResult", "fit_status", "model_warning"]
 
 import math
 from collections.abc import Sequence
@@ -18,9 +18,15 @@ if TYPE_CHECKING:
     from .space import ParameterSpace
 
 # What a fit's `status` can be: a minimum inside the box; a minimum on a bound of the
-# box (`at_bound` names the parameters); the method's stopping rule not met, or a
-# curvature that is not positive definite; no finite NLL to stop at (`ScanResult.failed`).
-STATUSES = ("valid", "at bound", "invalid", "failed")
+# box (`at_bound` names the parameters); a minimum above one found elsewhere (by another
+# method or descent, `compare_methods`); the method's stopping rule not met, or a curvature that
+# is not positive definite; no finite NLL to stop at (`ScanResult.failed`). The last
+# three are failures: exit code 1.
+STATUSES = ("valid", "at bound", "local minimum", "invalid", "failed")
+FAILURES = ("local minimum", "invalid", "failed")
+# Two minima more than this apart in NLL are different answers (a quarter of a standard
+# deviation in one parameter is 0.03).
+DISTINCT_NLL = 0.5
 # A parameter this close to a bound, as a fraction of its range, is at the bound.
 AT_BOUND = 1e-3
 
@@ -88,7 +94,14 @@ class ScanResult:
             "signal"/"background" -> `(P,)` (their quadrature sum is `errors_model`).
         theta_members: Each member's minimum, "signal"/"background" -> `(K, P)`.
         warnings: What makes the fit less trustworthy than its errors say (a best fit
-            in a gap of a model's training grid: `MixtureLikelihood.coverage`).
+            in a gap of a model's training grid, `MixtureLikelihood.grid_gaps`; a
+            signal parameter on a bound, and why; another minimum as low).
+        minima: Other minima found, each `{"source": ..., "theta": (P,), "nll": ...}`:
+            the ends of other descents of the search (`fit`) or other methods'
+            (`compare_methods`).
+        search: What the global search before the fit did (`Search`: cells, events,
+            descents, evaluations, seconds), where one ran.
+        settings: The `FitSettings` of the fit (`dataclasses.asdict`), where `fit` ran it.
         minos: MINOS intervals, name -> (lower, upper) offsets, where asked for.
         profiles: 1D profiles, name -> rows `(value, NLL - minimum)`, where asked for.
         contours: 2D confidence contours, "x,y" -> coverage ("0.68", "0.95") -> points
@@ -116,6 +129,9 @@ class ScanResult:
     errors_model_by: dict[str, np.ndarray] | None = field(default=None, repr=False)
     theta_members: dict[str, np.ndarray] | None = field(default=None, repr=False)
     warnings: list[str] = field(default_factory=list)
+    minima: list[dict] = field(default_factory=list)
+    search: dict | None = None
+    settings: dict | None = None
     minos: dict[str, tuple[float, float]] | None = None
     profiles: dict[str, np.ndarray] | None = field(default=None, repr=False)
     contours: dict[str, dict[str, np.ndarray]] | None = field(default=None, repr=False)
@@ -221,6 +237,8 @@ class ScanResult:
             f"{head}, NLL = {self.nll:.3f}, {self.nll_evals} NLL and {self.grad_evals} "
             f"gradient evaluations, {self.seconds:.1f} s; {self.message}"
         ]
+        if self.search is not None:
+            lines.append(f"    {self.search['summary']}")
         if self.at_bound:
             lines.append(
                 f"    at a bound of its range: {', '.join(self.at_bound)} (the minimum may lie "
@@ -259,6 +277,13 @@ class ScanResult:
                 text += f" (MINOS {lo:+.{digits}f} / {hi:+.{digits}f})"
             flag = "  AT BOUND" if name in self.at_bound else ""
             lines.append(f"    {name:<10}{text} {units[name]}{flag}")
+        for other in self.minima:
+            where = ", ".join(
+                f"{n} = {v:.4g}" for n, v in zip(self.names, other["theta"], strict=True)
+                if n not in self.fixed
+            )
+            above = other["nll"] - self.nll
+            lines.append(f"    another minimum ({other['source']}), NLL {above:+.2f}: {where}")
         if self.model_limited:
             lines.append(f"    {model_warning(self.model_limited)}")
         lines.extend(f"    WARNING: {w}" for w in self.warnings)

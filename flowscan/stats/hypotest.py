@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 
 from scipy import stats
 
-from ..exceptions import InputError
-from ..scanner import MixtureLikelihood, ParameterSpace, ScanResult, minuit_scan
+from ..exceptions import FitError, InputError
+from ..scanner import FitSettings, MixtureLikelihood, ParameterSpace, ScanResult
+from ..scanner import fit as fit_likelihood
 from .profile import conditional_minimum
 
 
@@ -51,7 +52,8 @@ def discovery(
 ) -> Discovery:
     r"""Tests the background-only hypothesis n_sig = 0 with q0 = 2 (NLL(n_sig = 0) -
     NLL(best)) when the fitted n_sig is positive, else 0; the other floating parameters
-    are profiled (Minuit for the free fit, L-BFGS for the null fit, where the signal
+    are profiled (`flowscan.scanner.fit` for the free fit: Minuit from the global search
+    over the floating signal parameters; L-BFGS for the null fit, where the signal
     parameters drop out and are held).
 
     With the signal parameters fixed in `space` this is the local significance at those
@@ -61,10 +63,12 @@ def discovery(
     Arguments:
         nll: An extended `MixtureLikelihood` (built without `n_sig`, `n_bkg`).
         space: Its parameters; `n_sig` must float.
-        fit: The free fit of `nll` in `space`, if done already; else `minuit_scan`.
+        fit: The free fit of `nll` in `space`, if done already.
     """
     check_signal_yield(nll, space, "the discovery test")
-    fit = fit if fit is not None else minuit_scan(nll, space)
+    fit = fit if fit is not None else fit_likelihood(nll, FitSettings.at(space))
+    if fit.status == "failed":
+        raise FitError(f"the discovery test has no free fit: {fit.message}")
     held = [v.name for v in nll.signal.theta_vars]
     null_space = ParameterSpace(space.theta_vars, fit.theta, [*space.fixed_names, *held])
     nll_null, _ = conditional_minimum(nll, null_space, {"n_sig": 0.0})

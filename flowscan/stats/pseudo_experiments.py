@@ -13,7 +13,7 @@ __all__ = [
 ]
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,16 +22,10 @@ import torch
 from torch import Tensor
 
 from ..constraints import Constraint
-from ..exceptions import InputError
+from ..exceptions import FitError, InputError
 from ..parallel import map_tasks
 from ..samples import Sampler
-from ..scanner import (
-    Density,
-    MixtureLikelihood,
-    ParameterSpace,
-    check_model_pair,
-    minuit_scan,
-)
+from ..scanner import Density, FitSettings, MixtureLikelihood, check_model_pair, fit
 from ..variables import check_theta
 from .hypotest import discovery
 
@@ -98,8 +92,7 @@ class _Toy:
     background: Density
     generator: tuple[Sampler, Sampler]
     truth: dict[str, float]  # every parameter of the extended likelihood, by name
-    fixed: tuple[str, ...]
-    minos: bool
+    settings: FitSettings  # its fixed parameters held at their truth
     negative_signal: bool
     seed: int
     constraints: tuple[Constraint, ...] = ()
@@ -132,27 +125,34 @@ class _Toy:
             check_data=False,  # drawn from the truth's samplers
             constraints=constraints,
         )
-        truth = [self.truth[n] for n in nll.names]
-        start = np.clip(truth, *np.array([(v.low, v.high) for v in nll.theta_vars]).T)
-        space = ParameterSpace(nll.theta_vars, start, self.fixed)
+        held = {n: self.truth[n] for n in self.settings.fixed}
+        settings = replace(self.settings, start=self.settings.start | held)
+        result = fit(nll, settings)
+        if result.status == "failed":
+            return row | {"valid": False, "status": "failed", "message": result.message}
+        space = settings.space(nll)
         try:
-            fit = minuit_scan(nll, space, minos=self.minos)
-            q0 = discovery(nll, space, fit).q0 if "n_sig" not in self.fixed else np.nan
-        except FloatingPointError as e:
+            q0 = discovery(nll, space, result).q0 if "n_sig" in space.floating_names else np.nan
+        except FitError as e:
             return row | {"valid": False, "status": "failed", "message": str(e)}
         row |= {
-            "valid": fit.valid,
-            "status": fit.status + "".join(f" {n}" for n in fit.at_bound),
-            "message": fit.message,
-            "nll": fit.nll,
+            "valid": result.valid,
+            "status": result.status + "".join(f" {n}" for n in result.at_bound),
+            "message": result.message,
+            "nll": result.nll,
             "q0": q0,
         }
         for name in space.floating_names:
             k = space.names.index(name)
-            row |= {name: fit.theta[k], f"{name}_error": fit.errors[k]}
-            if fit.minos is not None:
-                lo, hi = fit.minos[name]
-                row |= {f"{name}_lower": fit.theta[k] + lo, f"{name}_upper": fit.theta[k] + hi}
+            row |= {name: result.theta[k]}
+            if result.errors is not None:
+                row |= {f"{name}_error": result.errors[k]}
+            if result.errors_model is not None:
+                row |= {f"{name}_model": result.errors_model[k]}
+            if result.minos is not None:
+                lo, hi = result.minos[name]
+                value = result.theta[k]
+                row |= {f"{name}_lower": value + lo, f"{name}_upper": value + hi}
         return row
 
 
@@ -167,7 +167,8 @@ class PseudoExperiments:
             definite curvature, inside the parameter box), `status` (`ScanResult.status`,
             the parameters at a bound after it, or `"failed"`), `message`, `nll`, `q0`
             (the discovery test statistic; NaN with `n_sig` fixed), and per floating
-            parameter its value, `<name>_error` (HESSE) and with MINOS `<name>_lower`,
+            parameter its value, `<name>_error` (HESSE), `<name>_model` (the model error,
+            with ensembles) and with MINOS `<name>_lower`,
             `<name>_upper` (interval ends).
     """
 
@@ -266,9 +267,8 @@ def pseudo_experiments(
     truth: Mapping[str, float],
     toys: int,
     *,
-    fixed: Sequence[str] = (),
+    settings: FitSettings | None = None,
     generator: tuple[Sampler, Sampler] | None = None,
-    minos: bool = False,
     negative_signal: bool = True,
     seed: int = 0,
     constraints: Sequence[Constraint] = (),
@@ -276,8 +276,9 @@ def pseudo_experiments(
     progress: bool = True,
 ) -> PseudoExperiments:
     r"""Draws `toys` pseudo-datasets from `truth` and fits each with the extended
-    likelihood of `signal` and `background` (Minuit from the truth, HESSE errors, MINOS if
-    asked), with the discovery statistic q0 where `n_sig` floats.
+    likelihood of `signal` and `background` as data are fitted (`fit` with `settings`,
+    default `FitSettings()`: Minuit from the global search, HESSE errors, the model error
+    of ensembles), with the discovery statistic q0 where `n_sig` floats.
 
     Each toy has Poisson(n_sig) signal and Poisson(n_bkg) background events and its own
     seed `toy_seed(seed, toy)`, so the results do not depend on how the toys are spread
@@ -288,10 +289,11 @@ def pseudo_experiments(
         truth: A value for each parameter of the extended likelihood, by name: `n_sig`,
             `n_bkg` (expected events), then the signal and background parameters.
         toys: Number of pseudo-experiments.
-        fixed: Parameters held at their true value in the fits.
+        settings: How each toy is fitted (method, start, options such as
+            `{"minuit": {"minos": True}}` for MINOS intervals); its `fixed` parameters
+            are held at their true values.
         generator: Signal and background samplers of the truth (a closed-form toy, a
             `Bootstrap` of simulated events); the fitted densities if `None`.
-        minos: MINOS intervals too (a few fits more per toy).
         negative_signal: Let the fitted n_sig go below 0, so its pulls are not cut at 0.
         seed: Seed of the study.
         constraints: Constraint terms of nuisance parameters. Each toy draws its global
@@ -301,6 +303,8 @@ def pseudo_experiments(
         client: A Dask client (`dask_client`) to run the toys on; here, in turn, if `None`.
         progress: Show a progress bar.
     """
+    settings = FitSettings() if settings is None else settings
+    fixed = settings.fixed
     names = check_truth(signal, background, truth, toys, fixed)
     for c in constraints:
         if c.name not in names:
@@ -312,8 +316,7 @@ def pseudo_experiments(
         background=background,
         generator=generator or (signal, background),
         truth={n: float(truth[n]) for n in names},
-        fixed=tuple(fixed),
-        minos=minos,
+        settings=settings,
         negative_signal=negative_signal,
         seed=seed,
         constraints=tuple(constraints),

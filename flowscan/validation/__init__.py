@@ -1,7 +1,8 @@
-r"""Is a model good enough? Two-sample metrics against their noise floor, and closure
-of fits over theta."""
+r"""Is a model good enough? Two-sample metrics against their noise floor, closure of
+fits over theta, and whether a fit found the global minimum."""
 
 from .closure import closure, interpolation_error, leave_out
+from .global_minimum import DenseMinimum, dense_minimum
 from .metrics import (
     Metric,
     classifier_auc,
@@ -15,11 +16,13 @@ from .metrics import (
 from .table import validation_table
 
 __all__ = [
+    "DenseMinimum",
     "Metric",
     "classifier_auc",
     "closure",
     "compare",
     "correlation_distance",
+    "dense_minimum",
     "hpdi",
     "hpdi_error",
     "interpolation_error",

@@ -15,10 +15,10 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..constraints import declared
-from ..exceptions import FitError, InputError
+from ..exceptions import InputError
 from ..flows import DensityEnsemble, DensityModel, train, train_ensemble
 from ..samples import Sampler
-from ..scanner import Density, MixtureLikelihood, ParameterSpace, minuit_scan, model_errors
+from ..scanner import Density, FitSettings, MixtureLikelihood, fit
 
 
 def closure(
@@ -31,14 +31,18 @@ def closure(
     n_sig: int = 1_000,
     n_bkg: int = 10_000,
     datasets: int = 5,
+    settings: FitSettings | None = None,
     seed: int = 0,
     progress: bool = True,
 ) -> pd.DataFrame:
     r"""At each signal parameter point of `points` `(M, D)`, fits `datasets`
     pseudo-datasets of `n_sig` signal and `n_bkg` background events drawn from the
     `reference` samplers (signal at the point, background at `background_theta`) with
-    the likelihood of `signal` and `background` (fixed fraction; Minuit from the truth,
-    the background parameters floating, `model_errors` where a model is an ensemble).
+    the likelihood of `signal` and `background` (fixed fraction, the background
+    parameters floating) by `fit` with `settings` (default `FitSettings()`: Minuit from
+    the global search, from the centre of the box as a user would fit; the model error
+    where a model is an ensemble). A fit that fails or is not valid counts in `datasets`
+    but not in `valid`.
     Nuisances the models were trained on (`nuisances`) are constrained as in every fit
     (`flowscan.constraints.declared`), their global observables at the nominal values:
     points at a nominal nuisance value close; others show the constraint's pull.
@@ -55,7 +59,6 @@ def closure(
     points = torch.as_tensor(points, dtype=torch.float64).reshape(len(points), -1)
     names = [v.name for v in signal.theta_vars]
     b_theta = torch.as_tensor(background_theta, dtype=torch.float64)
-    b_names = [v.name for v in background.theta_vars]
     constraints = declared(signal, background)
     rows = []
     bar = tqdm(total=len(points) * datasets, desc="closure fits", disable=not progress)
@@ -68,13 +71,7 @@ def closure(
             nll = MixtureLikelihood(
                 signal, background, x, n_sig, n_bkg, constraints=constraints, check_models=False
             )
-            values = dict(zip(b_names, b_theta.tolist(), strict=True))
-            values |= dict(zip(names, theta.tolist(), strict=True))  # shared: one value
-            space = ParameterSpace(nll.theta_vars, [values[n] for n in nll.names])
-            try:
-                fits.append(model_errors(nll, minuit_scan(nll, space), space))
-            except FitError:
-                pass
+            fits.append(fit(nll, settings))
             bar.update()
         rows += _rows(names, theta.numpy(), fits, datasets)
     bar.close()

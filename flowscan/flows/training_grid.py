@@ -3,7 +3,7 @@ gaps a fit may land in."""
 
 from __future__ import annotations
 
-__all__ = ["MAX_GRID_POINTS", "coverage_gap", "grid_points"]
+__all__ = ["MAX_GRID_POINTS", "grid_gap", "grid_points"]
 
 from collections.abc import Sequence
 
@@ -15,7 +15,7 @@ from torch import Tensor
 from ..variables import Variable
 
 # Training sets with more distinct parameter points than this sample theta continuously
-# (seed 002's toy draws every event's theta): their coverage is the trained range.
+# (seed 002's toy draws every event's theta): the whole trained range counts as trained.
 MAX_GRID_POINTS = 1000
 
 
@@ -47,7 +47,7 @@ def _step(values: np.ndarray) -> float:
     return float(kinds[np.argmax(counts)] * diffs.max())
 
 
-def coverage_gap(
+def grid_gap(
     points: Tensor | None, theta: Sequence[float], theta_vars: Sequence[Variable]
 ) -> str | None:
     r"""Why theta `(D,)` lies outside the region the training grid `points` `(K, D)`
@@ -62,9 +62,9 @@ def coverage_gap(
 
     Example:
         >>> grid, m_x = torch.tensor([[250.0], [500.0], [1000.0]]), [Variable("m_x", "GeV")]
-        >>> coverage_gap(grid, [400.0], m_x) is None
+        >>> grid_gap(grid, [400.0], m_x) is None
         True
-        >>> coverage_gap(grid, [750.0], m_x).split(", ")[0]
+        >>> grid_gap(grid, [750.0], m_x).split(", ")[0]
         'm_x = 750 GeV lies between the training values 500 and 1000 GeV'
     """
     if points is None:
