@@ -251,6 +251,7 @@ def _local(nll: MixtureLikelihood, space: ParameterSpace, settings: FitSettings)
             raise FitError(f"every one of {len(near)} descents from the search's minima failed")
     best = min(refined, key=lambda i: refined[i].nll) if refined else 0
     start = refined[best].theta if refined else found.starts[0]
+    seconds = time.perf_counter() - t0
     result = _FUNCTIONS[settings.method](
         nll, _at(space, start), **settings.keywords(settings.method)
     )
@@ -276,7 +277,7 @@ def _local(nll: MixtureLikelihood, space: ParameterSpace, settings: FitSettings)
         status=status,
         warnings=[*result.warnings, *warnings],
         minima=minima,
-        seconds=result.seconds + found.seconds + time.perf_counter() - t0,
+        seconds=result.seconds + found.seconds + seconds,
         nll_evals=result.nll_evals + found.nll_evals + evals[0],
         grad_evals=result.grad_evals + found.grad_evals + evals[1],
         search=_summary(found),

@@ -9,11 +9,16 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from scipy import optimize
 from torch import Tensor
 
 from ..exceptions import FitError, InputError
 from .result import ScanResult, fit_status
 from .space import ParameterSpace
+
+# How far inside the unit box L-BFGS-B keeps (`fit_status` puts a point within 1e-3 of
+# the range of a bound on the bound).
+EDGE = 1e-9
 
 
 def gradient_scan(
@@ -26,33 +31,35 @@ def gradient_scan(
     max_iter: int = 200,
     seed: int = 0,
 ) -> ScanResult:
-    r"""Minimizes `nll` by L-BFGS with autograd gradients, inside the parameter box.
+    r"""Minimizes `nll` by L-BFGS-B (scipy) with autograd gradients, inside the parameter
+    box.
 
-    The box is never left: the search runs on `u` with
-    `theta = low + (high - low) * sigmoid(u)` for the floating parameters. L-BFGS
-    (strong-Wolfe line search) starts at `space.start`. With `starts > 0`, `space.start`
-    and `starts` scrambled Sobol points (seeded) are evaluated as one batch, and L-BFGS
-    descends from each of the `descents` best of them in turn, so one start in the wrong
-    basin (the toy's signal placed on a background fluctuation) does not decide the
-    result. (Descending them jointly, as one L-BFGS on the sum of their NLLs, shares one
-    line search and took 57-73 iterations instead of ~18 on the demo's flows.) It stops when the
-    largest gradient component with respect to `u` falls below `tol`, or an iteration
-    changes the NLL (or the step's directional derivative is) below `tol / 100`, or after
-    `max_iter` iterations. (At `tol` the second rule stopped a fit of a yield near its
-    bound, where the sigmoid flattens the NLL in `u`, 5e-3 above its minimum.) With `tol = 1e-4`
-    the NLL is within ~1e-4 of its minimum, i.e. theta is within ~0.01 standard
-    deviations of it (float64 likelihood; see the README on precision).
+    L-BFGS-B works on the unit box of the floating parameters, less 1e-9 at each end,
+    and keeps to it: a bound is reached and held (to 1e-9 of the range: a yield there is
+    not quite 0, so that both yields at 0, where the NLL is infinite, are never asked
+    for), where a smooth map onto the box (a sigmoid) flattens the NLL near it and
+    stalled torch's L-BFGS there, 0.01-2 above the minimum (a Breit-Wigner width near its
+    lower bound; a fit with two parameters on bounds). It
+    starts at `space.start`. With `starts > 0`, `space.start` and `starts` scrambled
+    Sobol points (seeded) are evaluated as one batch, and L-BFGS-B descends from each of
+    the `descents` best of them in turn, so one start in the wrong basin does not decide
+    the result (`fit` starts it from the global search's lowest minimum instead). It
+    stops when the largest component of the projected gradient with respect to the unit
+    box falls below `tol`, or an iteration changes the NLL by less than `tol / 100`
+    (relative to the NLL less its value at the start, or absolute below 1), or after
+    `max_iter` iterations. With `tol = 1e-4` the NLL is within ~1e-4 of its minimum,
+    i.e. theta is within ~0.01 standard deviations of it (float64 likelihood; see the
+    README on precision).
 
     Arguments:
         nll: Differentiable NLL of the full theta, shape `(P,)` or a batch `(K, P)`; a
             `MixtureLikelihood`.
         space: Parameters, bounds, start and fixed parameters.
         starts: Sobol starting points to try besides `space.start` (multi-start); 0:
-            L-BFGS from `space.start` only (`fit` starts it from the global search's
-            lowest minimum).
+            from `space.start` only.
         descents: How many of the best starting points are descended (with `starts > 0`).
         tol: Stopping tolerance on NLL changes and gradients (NLL units).
-        max_iter: Most L-BFGS iterations.
+        max_iter: Most L-BFGS-B iterations per descent.
         seed: Seed of the Sobol points.
     """
     if descents < 1 or not tol > 0 or max_iter < 1:
@@ -81,22 +88,19 @@ def gradient_scan(
         start = candidates[np.argsort(batch)[:descents]]
     n_batch = len(values)
 
-    def objective(u: Tensor) -> Tensor:
-        theta = space.full(low + width * torch.sigmoid(u))
+    def objective(u: np.ndarray) -> tuple[float, np.ndarray]:
+        leaf = torch.from_numpy(u).requires_grad_()
+        theta = space.full(low + width * leaf)
         value = nll(theta)
         if not torch.isfinite(value):
             raise FitError(f"NLL is {value.item()} at theta = {theta.tolist()}")
+        (grad,) = torch.autograd.grad(value, leaf)
         record(theta.detach().clone()[None], [value.item()])
-        return value
+        return value.item(), grad.numpy()
 
-    # A start within 5% of a bound moves to 5% inside. Nearer, the sigmoid's slope hides
-    # the gradient along that parameter from L-BFGS's first steps, and its lack-of-progress
-    # rule stops it: from 1% of the range a Breit-Wigner width stayed 0.7 GeV (0.01 in
-    # NLL) from its minimum at 21.3 GeV, 1.3 GeV above the bound; at 1e-6 a yield started
-    # at 0 stayed there. A minimum on the bound is reached again from 5%.
-    units = torch.logit(((start - low) / width).clamp(5e-2, 1 - 5e-2))
-    iterations = [_descend(objective, u, tol, max_iter) for u in units]
-
+    iterations = [
+        _descend(objective, ((u - low) / width).numpy(), tol, max_iter) for u in start
+    ]
     best = int(np.argmin(values))
     running = np.minimum.accumulate(values)
     improving = [0] + [i for i in range(1, len(values)) if running[i] < running[i - 1]]
@@ -111,7 +115,7 @@ def gradient_scan(
         grad_evals=len(values) - n_batch,
         seconds=time.perf_counter() - t0,
         converged=converged,
-        message=f"L-BFGS stopped after {'+'.join(map(str, iterations))} iterations"
+        message=f"L-BFGS-B stopped after {'+'.join(map(str, iterations))} iterations"
         + (f" from the best {len(start)} starts" if len(start) > 1 else "")
         + ("" if converged else f" (budget of {max_iter} iterations reached)"),
         path=torch.stack([points[i] for i in improving]).numpy(),
@@ -122,25 +126,29 @@ def gradient_scan(
     )
 
 
-def _descend(objective: Callable[[Tensor], Tensor], u: Tensor, tol: float, max_iter: int) -> int:
-    r"""L-BFGS (strong-Wolfe line search) on `objective` from `u`; returns its iterations."""
-    u = u.clone().requires_grad_()
-    opt = torch.optim.LBFGS(
-        [u],
-        lr=1.0,
-        max_iter=max_iter,
-        max_eval=10 * max_iter,
-        tolerance_grad=tol,
-        tolerance_change=tol * 1e-2,
-        history_size=20,
-        line_search_fn="strong_wolfe",
+def _descend(
+    objective: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    u: np.ndarray,
+    tol: float,
+    max_iter: int,
+) -> int:
+    r"""L-BFGS-B on `objective` (value and gradient) over the unit box from `u`, the value
+    offset by its start so that the relative change test acts on O(1) numbers; returns
+    its iterations."""
+    offset: list[float] = []
+
+    def shifted(v: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grad = objective(v)
+        offset.append(offset[0] if offset else value)
+        return value - offset[0], grad
+
+    result = optimize.minimize(
+        shifted,
+        np.clip(u, EDGE, 1 - EDGE),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(EDGE, 1 - EDGE)] * len(u),
+        options={"maxiter": max_iter, "maxfun": 10 * max_iter, "ftol": tol * 1e-2,
+                 "gtol": tol, "maxcor": 20},  # fmt: skip
     )
-
-    def closure() -> Tensor:
-        value = objective(u)
-        # the gradient with respect to u only: no weight gradients of the models
-        (u.grad,) = torch.autograd.grad(value, u)
-        return value.detach()
-
-    opt.step(closure)
-    return opt.state[u]["n_iter"]
+    return int(result.nit)

@@ -78,6 +78,7 @@ def global_search(
     points: int = 512,
     events: int = 20_000,
     descents: int = 4,
+    within: float = 25.0,
     seed: int = 0,
 ) -> Search:
     r"""Candidate minima of `nll` over the whole box of `space`, for a local fit to
@@ -102,7 +103,10 @@ def global_search(
     3. L-BFGS descends, in every floating parameter, from the `descents` lowest cells
        that are local minima of the cells (no neighbour lower: one per valley of the
        coarse scan, so that a broad low region, a wide signal soaking up background at
-       an edge, takes one descent, not all);
+       an edge, takes one descent, not all) and lie within `within` of the lowest cell's
+       NLL (a cell lies above its valley's minimum by what half a cell and the
+       background's offset cost: about 1-2 on the toy's subsample; a valley 25 above is
+       ~7 standard deviations worse);
     4. the ends are evaluated on the full data, and ends within `SAME_MINIMUM` of each
        other merged.
 
@@ -110,24 +114,25 @@ def global_search(
     events, one background fit, and one batch on the full data. At the defaults
     the toy's narrowest signal (20 GeV wide) has 22 cells of 18 GeV along m_pole; the
     LHCO masses get 8 cells each. With no floating signal parameter apart from the
-    background's, or `points=0`, there is nothing to search and the start is the one
-    candidate.
+    background's, or `points=0`, there is nothing to search and the start, with the
+    yields profiled there, is the one candidate.
 
     Arguments:
         nll: The likelihood.
         space: Its parameters, bounds, start and fixed parameters.
         points: Cells of the coarse scan; 0: no search.
         events: Most events of the coarse stages (all if the data hold fewer).
-        descents: Local descents from the best distinct cells.
+        descents: Most local descents, from the lowest valleys of the cells.
+        within: NLL above the lowest cell within which a valley is descended.
         seed: Of the subsample and of the Sobol cells.
 
     Raises:
         FitError: If the NLL is not finite at any cell, or every descent failed.
     """
-    if points < 0 or events < 1 or descents < 1:
+    if points < 0 or events < 1 or descents < 1 or not within > 0:
         raise InputError(
-            f"the search needs points >= 0, events >= 1 and descents >= 1, got points={points}, "
-            f"events={events}, descents={descents}"
+            f"the search needs points >= 0, events >= 1, descents >= 1 and within > 0, got "
+            f"points={points}, events={events}, descents={descents}, within={within}"
         )
     t0 = time.perf_counter()
     background = {v.name for v in nll.background.theta_vars}
@@ -137,10 +142,9 @@ def global_search(
         if v.name in space.floating_names and v.name not in background
     ]
     start = torch.as_tensor(space.start, dtype=torch.float64)
-    if not points or not axes:
-        with torch.no_grad():
-            value = float(nll(start))
-        return Search(start.numpy()[None], np.array([value]), 1.0, axes, 0, len(nll.x), 0, 1, 0,
+    if not points or not axes:  # the start alone, with the yields profiled there
+        values, cells = _evaluate(nll, space, start[None], [0, 0])
+        return Search(cells.numpy(), values, 1.0, axes, 0, len(nll.x), 0, 1, 0,
                       time.perf_counter() - t0)  # fmt: skip
     n = len(nll.x)
     sub = nll
@@ -153,6 +157,7 @@ def global_search(
     cells, unit, width = _cells(space, axes, start, points, seed)
     values, cells = _evaluate(sub, space, cells, counts)
     chosen = _distinct(unit, values, descents, len(axes) <= 3, width)
+    chosen = [c for c in chosen if values[c] <= values[chosen[0]] + within]
     ends = []
     for c in chosen:
         try:

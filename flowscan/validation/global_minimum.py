@@ -54,8 +54,9 @@ def dense_minimum(
     parameter (the edges included), the other parameters at the fit's values, on all
     events or a seeded subsample of `events` (`MixtureLikelihood.subset`). Every local
     minimum of the grid (no neighbour lower, diagonals included) whose value lies
-    within `within` of the grid's value nearest the fit, other than the fit's own cell,
-    is descended on the full data in every floating parameter (L-BFGS). A grid cell
+    within `within` of the grid's value nearest the fit, other than the fit's own cell
+    and its neighbours, is descended on the full data in every floating parameter
+    (L-BFGS to 1e-3 in NLL). A grid cell
     lies above its valley's minimum by at most what half a cell and the other
     parameters' offset cost: `within` bounds that (10 covers half a cell at a spacing
     of up to 4.5 errors per parameter on the full data).
@@ -95,18 +96,21 @@ def dense_minimum(
         yields = batch[:, :2] if sub.extended else None
         values.append(sub.from_log_densities(lp_s, lp_b, yields) + sub.constraint_nll(batch))
     grid = torch.cat(values).nan_to_num(nan=np.inf).numpy().reshape(*(cells[a] for a in axes))
-    own = tuple(
-        int(np.abs(v - result.theta[c]).argmin()) for v, c in zip(values_1d, columns, strict=True)
+    own = np.array(
+        [int(np.abs(v - result.theta[c]).argmin()) for v, c in zip(values_1d, columns, strict=True)]
     )
     valleys = np.argwhere(grid == minimum_filter(grid, size=3, mode="nearest"))
+    own_value = grid[tuple(own)]
     best_nll, best_theta, descents = float(result.nll), np.asarray(result.theta), 0
     for index in valleys:
-        if tuple(index) == own or not grid[tuple(index)] <= grid[own] + within:
+        if np.abs(index - own).max() <= 1 or not grid[tuple(index)] <= own_value + within:
             continue
         start = points[np.ravel_multi_index(tuple(index), grid.shape)]
         descents += 1
         try:
-            end = gradient_scan(nll, ParameterSpace(space.theta_vars, start, space.fixed_names))
+            end = gradient_scan(
+                nll, ParameterSpace(space.theta_vars, start, space.fixed_names), tol=1e-3
+            )
         except FitError:
             continue
         if end.nll < best_nll:
