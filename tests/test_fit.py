@@ -5,13 +5,16 @@ import json
 from dataclasses import asdict
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from conftest import scipy_mixture_nll
 from scipy import optimize, stats
 
+from flowscan.cli import main
 from flowscan.exceptions import InputError
-from flowscan.samples import MASS, BreitWigner, Exponential, pseudo_data
+from flowscan.flows import Architecture, train_ensemble
+from flowscan.samples import MASS, BreitWigner, Exponential, pseudo_data, training_set
 from flowscan.scanner import (
     DISTINCT_NLL,
     FitSettings,
@@ -25,7 +28,9 @@ from flowscan.scanner import (
     parse_option,
 )
 from flowscan.scanner.search import _signal_fraction
-from flowscan.validation import dense_minimum
+from flowscan.stats import discovery, pseudo_experiments
+from flowscan.studies import bump_hunt
+from flowscan.validation import closure, dense_minimum
 
 LO, HI = MASS.low, MASS.high
 BOX = [(300.0, 700.0), (20.0, 80.0), (100.0, 300.0)]
@@ -206,3 +211,85 @@ def test_dense_minimum_confirms_a_global_fit_and_catches_a_trapped_one():
     assert dense_minimum(nll, space, good, {"m_pole": 41, "gamma": 13}).at_global
     check = dense_minimum(nll, space, _trapped(nll), {"m_pole": 41, "gamma": 13})
     assert not check.at_global and check.nll == pytest.approx(good.nll, abs=1e-3)
+
+
+@pytest.fixture(scope="module")
+def gap_models(tmp_path_factory):
+    r"""Ensembles of 2 small models: the signal trained on a grid of m_pole without 500
+    GeV (300, 350, ..., 700 without 500, at gamma 20, 30, ..., 80), the background on continuous tau; their
+    files, and 600 signal events at m_pole = 500 GeV (in the gap) on 3000 background."""
+    t = torch.empty(16_000, 2, dtype=torch.float64)
+    t[:, 0] = torch.tensor([300.0, 350.0, 400.0, 450.0, 550.0, 600.0, 650.0, 700.0])[
+        torch.arange(len(t)) % 8
+    ]
+    t[:, 1] = torch.arange(20.0, 81.0, 10.0)[torch.arange(len(t)) // 8 % 7]
+    small = {"members": 2, "architecture": Architecture(hidden_features=(16, 16)), "epochs": 20,
+             "progress": False}  # fmt: skip
+    signal = train_ensemble([MASS], BreitWigner.theta_vars, BreitWigner().sample(len(t), t, 3),
+                            t, role="signal", **small)  # fmt: skip
+    xb, tb = training_set(Exponential(), 16_000, seed=5)
+    background = train_ensemble([MASS], Exponential.theta_vars, xb, tb, role="background",
+                                **small)  # fmt: skip
+    folder = tmp_path_factory.mktemp("gap")
+    signal.save(folder / "signal.pt")
+    background.save(folder / "background.pt")
+    x = pseudo_data(torch.tensor([500.0, 40.0]), torch.tensor([180.0]), 600, 3_000, seed=8)
+    np.savetxt(folder / "data.csv", x.numpy(), delimiter=",", header="m", comments="")
+    return folder, signal.for_fit(), background.for_fit(), x
+
+
+def _by_scan(folder, signal, background, x, tmp_path):
+    files = ["--signal", str(folder / "signal.pt"), "--background", str(folder / "background.pt")]
+    assert main(["scan", *files, "--data", str(folder / "data.csv"), "--n-sig", "600",
+                 "--n-bkg", "3000", "--method", "minuit", "--out", str(tmp_path)]) in (0, 1)
+    result = json.loads((tmp_path / "scan.json").read_text())["results"]["minuit"]
+    return result["errors_model"][0], result["warnings"]
+
+
+def _by_limits(folder, signal, background, x, tmp_path):
+    files = ["--signal", str(folder / "signal.pt"), "--background", str(folder / "background.pt")]
+    main(["limits", *files, "--data", str(folder / "data.csv"), "--at", "m_pole=500", "--at",
+          "gamma=40", "--jobs", "1", "--out", str(tmp_path), "--no-progress"])  # fmt: skip
+    row = pd.read_csv(tmp_path / "limits.csv").iloc[0]
+    return row["n_sig_hat_model"], [row["message"]]
+
+
+def _by_closure(folder, signal, background, x, tmp_path):
+    row = closure(signal, background, (BreitWigner(), Exponential()), torch.tensor([[500.0, 40.0]]),
+                  [180.0], n_sig=600, n_bkg=3_000, datasets=1, progress=False,
+                  settings=FitSettings(fixed=["gamma", "tau"])).iloc[0]  # fmt: skip
+    return row["model"], [row["warnings"]]
+
+
+def _by_demo(folder, signal, background, x, tmp_path):
+    config = bump_hunt.BumpHuntConfig(n_sig=600, n_bkg=3_000)
+    _, result = bump_hunt.fit(signal, background, x, config)
+    return result.errors_model[0], result.warnings
+
+
+def _by_toys(folder, signal, background, x, tmp_path):
+    truth = {"n_sig": 600.0, "n_bkg": 3_000.0, "m_pole": 500.0, "gamma": 40.0, "tau": 180.0}
+    toys = pseudo_experiments(signal, background, truth, 1, generator=(BreitWigner(),
+                              Exponential()), settings=FitSettings(fixed=["gamma", "tau"]),
+                              progress=False)  # fmt: skip
+    return toys.table["m_pole_model"][0], [toys.table["warnings"][0]]
+
+
+def _by_discovery(folder, signal, background, x, tmp_path):
+    nll = MixtureLikelihood(signal, background, x)
+    result = discovery(nll, ParameterSpace(nll.theta_vars)).fit
+    return result.errors_model[2], result.warnings
+
+
+@pytest.mark.parametrize(
+    "caller", [_by_scan, _by_limits, _by_closure, _by_demo, _by_toys, _by_discovery],
+    ids=["scan", "limits", "closure", "demo", "toys", "discovery"],
+)  # fmt: skip
+def test_every_caller_of_fit_gets_the_model_error_and_the_training_grid_warning(
+    gap_models, caller, tmp_path
+):
+    model, warnings = caller(*gap_models, tmp_path)
+    # the members' spread of m_pole (n_sig for limits): positive wherever two members
+    # of different weights fit; the warning names the gap at 500 GeV between 450 and 550
+    assert np.isfinite(model) and model > 0
+    assert any("lies between the training values 450 and 550 GeV" in w for w in warnings)

@@ -139,6 +139,7 @@ class _Toy:
             "valid": result.valid,
             "status": result.status + "".join(f" {n}" for n in result.at_bound),
             "message": result.message,
+            "warnings": "; ".join(result.warnings),
             "nll": result.nll,
             "q0": q0,
         }
@@ -165,11 +166,12 @@ class PseudoExperiments:
         floating: The fitted parameters.
         table: One row per toy: `toy`, `events`, `valid` (a valid minimum with positive
             definite curvature, inside the parameter box), `status` (`ScanResult.status`,
-            the parameters at a bound after it, or `"failed"`), `message`, `nll`, `q0`
+            the parameters at a bound after it, or `"failed"`), `message`, `warnings`
+            (the fit's, e.g. a minimum in a gap of a model's training grid), `nll`, `q0`
             (the discovery test statistic; NaN with `n_sig` fixed), and per floating
-            parameter its value, `<name>_error` (HESSE), `<name>_model` (the model error,
-            with ensembles) and with MINOS `<name>_lower`,
-            `<name>_upper` (interval ends).
+            parameter its value, `<name>_error` (HESSE), `<name>_model` (the model
+            error, with ensembles) and with MINOS `<name>_lower`, `<name>_upper`
+            (interval ends).
     """
 
     truth: dict[str, float]

@@ -51,9 +51,10 @@ def closure(
     `bias` (mean of fit - truth) and `spread` (its standard deviation over datasets),
     `stat`, `model` and `total` (mean errors: HESSE, the model error, their quadrature
     sum), `pull_stat`, `pull_total` (mean of (fit - truth) / error), `valid` (fits
-    with a minimum inside the box) and `datasets`. Dataset d at point m is drawn from
-    `numpy.random.SeedSequence((seed, m, d))` (its signal and background events from its
-    first and second state), so any one can be redrawn and none shares a seed with a
+    with a minimum inside the box), `datasets` and `warnings` (the fits' warnings, each
+    once: a point in a gap of a model's training grid). Dataset d at point m is drawn
+    from `numpy.random.SeedSequence((seed, m, d))` (its signal and background events from
+    its first and second state), so any one can be redrawn and none shares a seed with a
     training set drawn from small seeds.
     """
     points = torch.as_tensor(points, dtype=torch.float64).reshape(len(points), -1)
@@ -87,7 +88,7 @@ def _rows(names: list[str], truth: np.ndarray, fits: list, datasets: int) -> lis
     model = (
         np.array([f.errors_model[:d] for f in valid])
         if valid and valid[0].errors_model is not None
-        else np.zeros_like(stat)
+        else np.where(np.isnan(stat), np.nan, 0.0)  # a single model has none
     )
     total = np.hypot(stat, model)
     out = []
@@ -107,6 +108,7 @@ def _rows(names: list[str], truth: np.ndarray, fits: list, datasets: int) -> lis
                 "pull_total": (diff / total[:, j]).mean(),
                 "valid": len(valid),
                 "datasets": datasets,
+                "warnings": "; ".join(dict.fromkeys(w for f in fits for w in f.warnings)),
             }
         )
     return out
