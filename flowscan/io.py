@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from .constraints import Constraint
-from .exceptions import DependencyError, InputError
+from .exceptions import DependencyError, InputError, first_line
 
 _PACKAGES = [
     "flowscan",
@@ -209,21 +209,88 @@ def _read_root(path: Path, tree: str | None) -> pd.DataFrame:
     return frame
 
 
-_PANDAS: dict[str, Callable[[Path], pd.DataFrame]] = {
+def _text(value: object) -> str | None:
+    r"""An HDF5 attribute that is a string (bytes or str), else `None`."""
+    if isinstance(value, bytes | np.bytes_):
+        return value.decode(errors="replace")
+    return value if isinstance(value, str) else None
+
+
+def _read_hdf(path: Path) -> pd.DataFrame:
+    r"""A table of an HDF5 file, read by h5py, which unpickles nothing: a pandas frame
+    in the fixed format (`DataFrame.to_hdf`'s default, as the LHCO R&D files and `flowscan
+    generate` write it), or the file's top-level one-dimensional numeric datasets of one
+    length, a column each. pandas stores a column of Python objects (and the metadata of
+    its table format) as pickles, which run code when unpickled: such a file is refused
+    before anything of it is decoded, naming the columns."""
+    import h5py
+
+    try:
+        file = h5py.File(path, "r")
+    except OSError as e:
+        raise InputError(f"{path}: cannot be read as HDF5 ({first_line(e)})") from None
+    with file:
+        frames = [k for k, g in file.items() if _text(g.attrs.get("pandas_type")) is not None]
+        if len(frames) > 1:
+            raise InputError(f"{path} holds {len(frames)} pandas tables {frames}: keep one a file")
+        if not frames:
+            columns = {
+                k: d[()]
+                for k, d in file.items()
+                if isinstance(d, h5py.Dataset) and d.ndim == 1 and d.dtype.kind in "biuf"
+            }
+            if not columns or len({len(v) for v in columns.values()}) > 1:
+                raise InputError(
+                    f"{path}: neither a pandas table nor one-dimensional numeric datasets of "
+                    "one length (a column each): write it with DataFrame.to_hdf or as Parquet"
+                )
+            return pd.DataFrame(columns)
+        group = file[frames[0]]
+        kind = _text(group.attrs["pandas_type"])
+        if kind == "frame_table":
+            raise InputError(
+                f"{path}: a pandas table in the 'table' format, whose metadata are pickled "
+                "Python objects that flowscan does not unpickle (unpickling runs code): "
+                f"rewrite it with DataFrame.to_hdf(path, key={frames[0]!r}, format='fixed'), "
+                "or as Parquet or CSV"
+            )
+        if kind != "frame":
+            raise InputError(f"{path}: a pandas {kind}, not a table of columns (a DataFrame)")
+        columns = {}
+        for k in range(int(group.attrs["nblocks"])):
+            names = [_text(n) for n in group[f"block{k}_items"][()]]
+            values = group[f"block{k}_values"]
+            if values.dtype.kind not in "biuf":
+                raise InputError(
+                    f"{path}: columns {names} are stored as pickled Python objects, which "
+                    "flowscan does not unpickle (unpickling runs code from the file): write "
+                    "them as numbers (frame[columns].astype(float)), or leave them out, and "
+                    "save the table again"
+                )
+            data = values[()]
+            data = data.T if values.attrs.get("transposed", 0) else data
+            columns.update(zip(names, data, strict=True))
+        order = [_text(n) for n in group["axis0"][()]]
+        return pd.DataFrame({n: columns[n] for n in order if n in columns})
+
+
+_READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
     ".csv": pd.read_csv,
     ".parquet": pd.read_parquet,
-    ".h5": pd.read_hdf,
-    ".hdf5": pd.read_hdf,
+    ".h5": _read_hdf,
+    ".hdf5": _read_hdf,
 }
-FORMATS = (*_PANDAS, ".root")
+FORMATS = (*_READERS, ".root")
 
 
 def read_table(path: str | os.PathLike, derive: Derivation | None = None) -> pd.DataFrame:
-    r"""A table of events: CSV, Parquet or HDF5 through pandas, or a ROOT TTree (or
+    r"""A table of events: CSV or Parquet through pandas (pyarrow), HDF5 through h5py
+    (`_read_hdf`: pandas' fixed format or plain numeric datasets), or a ROOT TTree (or
     RNTuple) through uproot (`file.root` with one tree, or `file.root:tree`;
     one-value-per-event branches become columns), with the columns of `derive` added.
-    An unknown format or a file that cannot be read raises `InputError`. Event weights
-    are not read (every event counts once)."""
+    None of them runs code from the file: nothing is unpickled. An unknown format or a
+    file that cannot be read raises `InputError`. Event weights are not read (every
+    event counts once)."""
     file, tree = _split_tree(path)
     suffix = file.suffix.lower()
     if suffix not in FORMATS:
@@ -232,9 +299,11 @@ def read_table(path: str | os.PathLike, derive: Derivation | None = None) -> pd.
         raise FileNotFoundError(f"{file}: no such data file")
     if suffix == ".root":
         frame = _read_root(file, tree)
+    elif suffix in (".h5", ".hdf5"):
+        frame = _read_hdf(file)
     else:
         try:
-            frame = _PANDAS[suffix](file)
+            frame = _READERS[suffix](file)
         except Exception as e:  # pandas raises many types for unreadable files
             raise InputError(
                 f"{file}: cannot be read as {file.suffix} ({type(e).__name__}: {e})"
@@ -265,6 +334,13 @@ def read_events(
         naming the problem.
     """
     if not isinstance(path, (str, os.PathLike)):
+        files = [_split_tree(p)[0].resolve() for p in path]
+        twice = sorted({os.fspath(p) for p in path if files.count(_split_tree(p)[0].resolve()) > 1})
+        if twice:
+            raise InputError(
+                f"{twice} given more than once: each event would count as many times; give "
+                "each file once"
+            )
         return torch.cat([read_events(p, columns, where, derive) for p in path])
     frame = read_table(path, derive)
     if where:
@@ -288,6 +364,11 @@ def read_events(
             "(name the columns with --columns)"
         )
     for column in columns:
+        if frame[column].dtype.kind == "c":
+            raise InputError(
+                f"{path}: column {column} holds complex numbers; an observable is real: "
+                "write its real value (or its modulus) to the file"
+            )
         values = pd.to_numeric(frame[column], errors="coerce")
         text = values.isna() & frame[column].notna()
         if text.any() or frame[column].dtype == bool:
@@ -324,6 +405,8 @@ def read_analysis(path: str | os.PathLike) -> list[Constraint]:
     `InputError` naming them.
     """
     file = Path(path)
+    if file.is_dir():
+        raise InputError(f"{file} is a folder: name the analysis file (TOML) in it")
     if not file.is_file():
         raise InputError(f"{file}: no such analysis file")
     try:
@@ -340,9 +423,18 @@ def read_analysis(path: str | os.PathLike) -> list[Constraint]:
             raise InputError(
                 f"{file}: [nuisances.{name}] takes kind, width and observed, got {sorted(keys)}"
             )
+        values = {"width": table["width"], "observed": table.get("observed", 0.0)}
+        for key, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InputError(
+                    f"{file}: [nuisances.{name}] {key} = {value!r} is not a number (write "
+                    f"it without quotes, e.g. {key} = 5.0)"
+                )
+        if not isinstance(table["kind"], str):
+            raise InputError(f"{file}: [nuisances.{name}] kind is a string, e.g. \"gaussian\"")
         try:
-            out.append(Constraint(name, table["kind"], float(table["width"]),
-                                  float(table.get("observed", 0.0))))  # fmt: skip
-        except (TypeError, ValueError):
-            raise InputError(f"{file}: [nuisances.{name}] width and observed are numbers") from None
+            out.append(Constraint(name, table["kind"], float(values["width"]),
+                                  float(values["observed"])))  # fmt: skip
+        except InputError as e:
+            raise InputError(f"{file}: [nuisances.{name}] {e}") from None
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 __all__ = ["SCHEDULER_TIMEOUT", "dask_client", "map_tasks"]
 
+import logging
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -71,6 +72,9 @@ def dask_client(
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
+            # its warnings on closing ("Worker process still alive ..., killing") are
+            # not the user's: errors only
+            silence_logs=logging.ERROR,
         ) as cluster,
         Client(cluster) as client,
     ):

@@ -250,7 +250,7 @@ CASES = [
     ("train empty", lambda f: _train(f, "--data", f["empty.csv"], "--observables", "m"), 2,
      "no events"),
     ("train corrupt h5", lambda f: _train(f, "--data", f["garbage.h5"], "--observables", "m"),
-     2, "cannot be read as .h5"),
+     2, "cannot be read as HDF5"),
     ("train bad where", lambda f: _train(f, "--data", f["toy.csv"], "--observables", "m",
      "--where", "m >"), 2, "cannot select"),
     ("train where keeps none", lambda f: _train(f, "--data", f["toy.csv"], "--observables",
@@ -302,7 +302,7 @@ CASES = [
     ("train out is a file", lambda f: _train(f, "--data", f["toy.csv"], "--observables",
      "m:100:1000", "--out", f["a_file"]), 2, "is an existing file"),
     ("train one event", lambda f: _train(f, "--data", f["one.csv"], "--observables",
-     "m:100:1000"), 2, "too few events"),
+     "m:100:1000"), 2, "a model needs at least 50"),
     ("train tau2 zero", lambda f: _train(f, "--data", f["tau2zero.h5"]), 2,
      "tau2j1 = 0 (tau21 = 0"),
     # scan: model files

@@ -120,6 +120,11 @@ def run(args: argparse.Namespace) -> int:
     if sorted(given) != sorted(b_names):
         raise InputError(f"--background-theta needs exactly the background parameters {b_names}")
     b_theta = [given[n] for n in b_names]
+    if b_theta:
+        try:
+            check_theta(torch.tensor(b_theta, dtype=torch.float64), bkg.theta_vars)
+        except InputError as e:
+            raise InputError(f"--background-theta, the background's truth: {e}") from None
     unknown = sorted((set(settings.start) | set(settings.fixed)) - {*names, *b_names})
     if unknown:
         raise InputError(f"--start/--fix name {unknown}: the parameters are {[*names, *b_names]}")

@@ -179,6 +179,9 @@ def run(args: argparse.Namespace) -> int:
         name, values = o.parse_values(text)
         if name in at:
             raise InputError(f"--at {name} given twice: give its values in one --at")
+        twice = sorted({v for v in values if values.count(v) > 1})
+        if twice:
+            raise InputError(f"--at {text}: {name} = {twice} given twice; give each value once")
         at[name] = values
     settings = o.fit_settings(args, "gradient")
     start, fixed, cl, method = settings.start, settings.fixed, args.cl, args.method

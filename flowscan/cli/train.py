@@ -198,6 +198,12 @@ def run(args: argparse.Namespace) -> int:
         ctx = parse_variables(o.names(args.context), context=True)
         x = o.read_data(args.data, [v.name for v in obs], args.where)
         theta = o.read_data(args.data, [v.name for v in ctx], args.where) if ctx else None
+    both = sorted({v.name for v in obs} & {v.name for v in ctx})
+    if both:
+        raise InputError(
+            f"{both} are both observables and --context: a model of a quantity conditional "
+            "on itself; name each column once"
+        )
     nuisances = _nuisances(args, ctx)
     print(
         f"training on {len(x)} events of {[v.name for v in obs]}"

@@ -22,7 +22,7 @@ from ..parallel import map_tasks
 from ..variables import Variable, check_events
 from .architecture import Architecture
 from .model import ENSEMBLE_FORMAT, DensityModel, read_model_file
-from .training import train
+from .training import check_split, train
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -257,8 +257,7 @@ def train_ensemble(
     states = np.random.SeedSequence(seed).generate_state(members + 1)
     split = torch.randperm(len(x), generator=torch.Generator().manual_seed(int(states[-1])))
     n_val = max(1, int(val_fraction * len(x)))
-    if n_val >= len(x):
-        raise InputError(f"too few events ({len(x)}) to split off a validation set")
+    check_split(len(x), n_val)  # each member trains on a replica of the rest
     val, trn = split[:n_val], split[n_val:]
     data = {
         "x": x[trn],

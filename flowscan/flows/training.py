@@ -2,7 +2,7 @@ r"""Maximum-likelihood training of density models."""
 
 from __future__ import annotations
 
-__all__ = ["train"]
+__all__ = ["MIN_TRAINING_EVENTS", "check_split", "train"]
 
 import copy
 import math
@@ -15,6 +15,23 @@ from tqdm.auto import tqdm
 from ..exceptions import InputError
 from ..variables import check_events
 from .model import DensityModel
+
+# The fewest events a model trains on (after the validation split, per ensemble member):
+# a density with tens of parameters fitted to fewer is noise, whether the events come
+# from a file or a generator.
+MIN_TRAINING_EVENTS = 50
+
+
+def check_split(events: int, validation: int) -> None:
+    r"""Raises `InputError` unless a training set of `events` events, `validation` of
+    them split off for validation, leaves a validation set and `MIN_TRAINING_EVENTS`
+    to train on."""
+    if validation < 1 or events - validation < MIN_TRAINING_EVENTS:
+        raise InputError(
+            f"{events} events leave {events - validation} to train on after the validation "
+            f"split of {validation}: a model needs at least {MIN_TRAINING_EVENTS}; give or "
+            "draw more events (--events, --data)"
+        )
 
 
 def _ema(averaged: Tensor, current: Tensor, n: Tensor) -> Tensor:
@@ -73,14 +90,14 @@ def train(
             )
         if not torch.isfinite(theta).all():
             raise InputError("training theta contains NaN or inf")
+    n_val = max(1, int(val_fraction * len(x)))
+    if validation is None:
+        check_split(len(x), n_val)  # before `adapt`, which takes the events' mean and std
     model.adapt(x, theta)
     ref = model.theta_range
     gen = torch.Generator().manual_seed(seed)
     if validation is None:
         perm = torch.randperm(len(x), generator=gen)
-        n_val = max(1, int(val_fraction * len(x)))
-        if n_val >= len(x):
-            raise InputError(f"too few events ({len(x)}) to split off a validation set")
         val, trn = perm[:n_val], perm[n_val:]
         validation = (x[val], None if theta is None else theta[val])
         x, theta = x[trn], None if theta is None else theta[trn]
