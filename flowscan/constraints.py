@@ -99,10 +99,15 @@ def parse_nuisance(spec: str) -> Constraint:
         raise InputError(
             f"--nuisance {spec!r}: write name:kind:width[:observed], e.g. tau:gaussian:5:170"
         )
-    try:
-        numbers = [float(p) for p in parts[2:]]
-    except ValueError:
-        raise InputError(f"--nuisance {spec!r}: the width and observed value are numbers") from None
+    for text in parts[2:]:
+        try:
+            float(text)
+        except ValueError:
+            raise InputError(
+                f"--nuisance {spec!r}: {text!r} is not a number (the width and the observed "
+                "value are numbers)"
+            ) from None
+    numbers = [float(p) for p in parts[2:]]
     return Constraint(parts[0], parts[1], *numbers)
 
 

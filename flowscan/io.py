@@ -237,7 +237,7 @@ def _read_hdf(path: Path) -> pd.DataFrame:
             columns = {
                 k: d[()]
                 for k, d in file.items()
-                if isinstance(d, h5py.Dataset) and d.ndim == 1 and d.dtype.kind in "biuf"
+                if isinstance(d, h5py.Dataset) and d.ndim == 1 and d.dtype.kind in "biufc"
             }
             if not columns or len({len(v) for v in columns.values()}) > 1:
                 raise InputError(
@@ -260,13 +260,15 @@ def _read_hdf(path: Path) -> pd.DataFrame:
         for k in range(int(group.attrs["nblocks"])):
             names = [_text(n) for n in group[f"block{k}_items"][()]]
             values = group[f"block{k}_values"]
-            if values.dtype.kind not in "biuf":
+            if values.dtype.kind == "O":  # pandas' pickles, in variable-length bytes
                 raise InputError(
                     f"{path}: columns {names} are stored as pickled Python objects, which "
                     "flowscan does not unpickle (unpickling runs code from the file): write "
                     "them as numbers (frame[columns].astype(float)), or leave them out, and "
                     "save the table again"
                 )
+            if values.dtype.kind not in "biufc":  # complex: refused by name in read_events
+                raise InputError(f"{path}: columns {names} hold {values.dtype}, not numbers")
             data = values[()]
             data = data.T if values.attrs.get("transposed", 0) else data
             columns.update(zip(names, data, strict=True))

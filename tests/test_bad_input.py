@@ -83,6 +83,27 @@ def files(tmp_path_factory) -> dict[str, str]:
         f.write('[nuisances.tau]\nkind = "gaussian"\nsigma = 5.0\n')
     with open(put("unknown.toml"), "w") as f:
         f.write('[nuisances.jes]\nkind = "gaussian"\nwidth = 1.0\n')
+    analyses = {  # an analysis file each with one thing wrong
+        "true.toml": 'kind = "gaussian"\nwidth = true\nobserved = 170.0',
+        "quoted.toml": 'kind = "gaussian"\nwidth = "5"\nobserved = 170.0',
+        "zero.toml": 'kind = "gaussian"\nwidth = 0.0\nobserved = 170.0',
+        "kind.toml": "kind = 5\nwidth = 5.0\nobserved = 170.0",
+        "nanobs.toml": 'kind = "gaussian"\nwidth = 5.0\nobserved = nan',
+        "infwidth.toml": 'kind = "gaussian"\nwidth = inf\nobserved = 170.0',
+    }
+    for name, table in analyses.items():
+        with open(put(name), "w") as f:
+            f.write(f"[nuisances.tau]\n{table}\n")
+    with open(put("flat.toml"), "w") as f:
+        f.write("[nuisances]\ntau = 5.0\n")
+    with open(put("extra.toml"), "w") as f:
+        f.write('[signal]\nm_pole = 450.0\n[nuisances.tau]\nkind = "gaussian"\nwidth = 5.0\n')
+    with open(put("binary.toml"), "wb") as f:
+        f.write(b"\x80\x81\xfe\xff")
+    (d / "analysis").mkdir()
+    paths["analysis"] = str(d / "analysis")
+    pd.DataFrame({"m": m.astype(complex)}).to_hdf(put("complex.h5"), key="df")
+    pd.DataFrame({"m": m}).to_parquet(put("toy.parquet"))
     with open(put("a_file"), "w") as f:
         f.write("x")
     (d / "folder.h5").mkdir()
@@ -488,7 +509,9 @@ CASES = [
      "--background-samples goes with --signal-samples"),
     # nuisances
     ("simulate jet scale", lambda f: ["simulate", "--process", "qcd", "--jes", "-1.5",
-     "--out", "qcd.h5"], 2, "--jes and --jms are relative shifts above -1"),
+     "--out", "qcd.h5"], 2, "--jes and --jms are relative shifts in (-1, 1)"),
+    ("simulate jet scale in percent", lambda f: ["simulate", "--process", "qcd", "--jes", "5",
+     "--out", "qcd.h5"], 2, "e.g. 0.02 for +2%; got 5.0"),
     ("nuisance spec", lambda f: _scan(f, "--n-sig", "30", "--n-bkg", "270", "--nuisance",
      "tau:5"), 2, "write name:kind:width[:observed]"),
     ("nuisance unknown parameter", lambda f: _scan(f, "--n-sig", "30", "--n-bkg", "270",
@@ -520,6 +543,120 @@ CASES = [
     ("train nuisance not in context", lambda f: _train(f, "--data", f["const.csv"],
      "--observables", "m", "--context", "tau", "--nuisance", "jes:gaussian:1"), 2,
      "a nuisance of --data is one of the --context columns"),
+    # negative seeds, refused by the one seed type of every command
+    ("scan negative seed", lambda f: _scan(f, "--seed", "-1"), 2, "must be 0 or more"),
+    ("limits negative seed", lambda f: _limits(f, *AT, "--seed", "-1"), 2, "must be 0 or more"),
+    ("toys negative seed", lambda f: _toys(f, "n_sig=20,n_bkg=200,m_pole=450,gamma=40,tau=170",
+     "--seed", "-1"), 2, "must be 0 or more"),
+    ("validate negative seed", lambda f: ["validate", f["bkg.pt"], "--reference", "breit-wigner",
+     "--seed", "-1"], 2, "must be 0 or more"),
+    ("train negative seed", lambda f: _train(f, "--sampler", "breit-wigner", "--role", "signal",
+     "--seed", "-1"), 2, "must be 0 or more"),
+    ("generate negative seed", lambda f: ["generate", "--events", "5", "--seed", "-1", "--out",
+     "x.h5"], 2, "must be 0 or more"),
+    ("closure negative seed", lambda f: _closure(f, "--at", "m_pole=450", "--at", "gamma=40",
+     "--seed", "-1"), 2, "must be 0 or more"),
+    ("simulate negative seed", lambda f: ["simulate", "--process", "qcd", "--seed", "-3", "--out",
+     "x.h5"], 2, "must be 0 or more"),
+    # sizes that would not fit in memory
+    ("toys absurd yields", lambda f: _toys(f, "n_sig=1,n_bkg=1e13,m_pole=450,gamma=40,tau=170"),
+     2, "GB of memory"),
+    ("closure absurd yields", lambda f: _closure(f, "--at", "m_pole=450", "--at", "gamma=40",
+     "--n-bkg", "10000000000000"), 2, "GB of memory"),
+    # what used to pass silently
+    ("scan complex column", lambda f: _scan(f, data="complex.h5"), 2, "holds complex numbers"),
+    ("scan the same file twice", lambda f: _scan(f) + [f["toy.csv"]], 2,
+     "given more than once"),
+    ("scan the same file by two names", lambda f: _scan(f) + [f["toy.csv"].replace("/toy.csv",
+     "/./toy.csv")], 2, "given more than once"),
+    ("analysis width true", lambda f: _scan(f, "--n-sig", "30", "--n-bkg", "270", "--analysis",
+     f["true.toml"]), 2, "width = True is not a number"),
+    ("analysis width quoted", lambda f: _scan(f, "--n-sig", "30", "--n-bkg", "270",
+     "--analysis", f["quoted.toml"]), 2, "width = '5' is not a number (write it without quotes"),
+    ("limits value twice", lambda f: _limits(f, "--at", "m_pole=450,450", "--at", "gamma=40"), 2,
+     "m_pole = [450.0] given twice"),
+    ("closure value twice", lambda f: _closure(f, "--at", "m_pole=450,500,450", "--at",
+     "gamma=40"), 2, "m_pole = [450.0] given twice"),
+    ("closure parameter twice", lambda f: _closure(f, "--at", "m_pole=450", "--at", "gamma=40",
+     "--at", "m_pole=500"), 2, "--at m_pole given twice"),
+    ("train sampler few events", lambda f: _train(f, "--sampler", "breit-wigner", "--role",
+     "signal", "--events", "3"), 2, "a model needs at least 50"),
+    ("train ensemble few events", lambda f: _train(f, "--sampler", "breit-wigner", "--role",
+     "signal", "--events", "5", "--ensemble", "2"), 2, "a model needs at least 50"),
+    ("train context is an observable", lambda f: _train(f, "--data", f["const.csv"],
+     "--observables", "m:100:1000", "--context", "m"), 2, "both observables and --context"),
+    # messages that named the wrong problem
+    ("analysis width zero", lambda f: _scan(f, "--n-sig", "30", "--n-bkg", "270", "--analysis",
+     f["zero.toml"]), 2, "[nuisances.tau] nuisance tau: the width must be positive, got 0.0"),
+    ("validate theta text", lambda f: ["validate", f["sig.pt"], "--reference", "breit-wigner",
+     "--theta", "m_pole=abc,gamma=40"], 2, "m_pole='abc': the value is not a number"),
+    ("analysis is a folder", lambda f: _scan(f, "--n-sig", "30", "--n-bkg", "270", "--analysis",
+     f["analysis"]), 2, "is a folder: name the analysis file"),
+    ("closure background truth outside", lambda f: _closure(f, "--at", "m_pole=450", "--at",
+     "gamma=40", background="tau=1e6"), 2, "--background-theta, the background's truth"),
+    # new: analysis files and nuisances
+    ("analysis kind a number", lambda f: _scan(f, "--n-sig", "30", "--n-bkg", "270",
+     "--analysis", f["kind.toml"]), 2, "kind is a string"),
+    ("analysis observed nan", lambda f: _scan(f, "--n-sig", "30", "--n-bkg", "270",
+     "--analysis", f["nanobs.toml"]), 2, "observed"),
+    ("analysis width inf", lambda f: _scan(f, "--n-sig", "30", "--n-bkg", "270", "--analysis",
+     f["infwidth.toml"]), 2, "the width must be positive, got inf"),
+    ("analysis not a table", lambda f: _scan(f, "--n-sig", "30", "--n-bkg", "270", "--analysis",
+     f["flat.toml"]), 2, "[nuisances.tau] takes kind, width and observed"),
+    ("analysis other table", lambda f: _scan(f, "--n-sig", "30", "--n-bkg", "270", "--analysis",
+     f["extra.toml"]), 2, "has [nuisances.NAME] tables, not ['signal']"),
+    ("analysis binary", lambda f: _scan(f, "--n-sig", "30", "--n-bkg", "270", "--analysis",
+     f["binary.toml"]), 2, "not a TOML analysis file"),
+    ("nuisance twice", lambda f: _scan(f, "--n-sig", "30", "--n-bkg", "270", "--nuisance",
+     "tau:gaussian:5:170", "--nuisance", "tau:gaussian:6:170"), 2,
+     "--nuisance ['tau'] given twice"),
+    ("nuisance negative width", lambda f: _scan(f, "--n-sig", "30", "--n-bkg", "270",
+     "--nuisance", "tau:gaussian:-5:170"), 2, "the width must be positive, got -5.0"),
+    ("nuisance text width", lambda f: _scan(f, "--n-sig", "30", "--n-bkg", "270", "--nuisance",
+     "tau:gaussian:abc:170"), 2, "'abc' is not a number"),
+    ("nuisance observed outside", lambda f: _scan(f, "--n-sig", "30", "--n-bkg", "270",
+     "--nuisance", "tau:gaussian:5:1000"), 2,
+     "observed value 1000 GeV lies outside the models' range [100, 300] GeV"),
+    # new: generate and simulate
+    ("generate negative mass", lambda f: ["generate", "--masses", "3500,-500,100",
+     "--signal-events", "5", "--out", "x.h5"], 2, "need m_X, m_Y > 0"),
+    ("generate nan mass", lambda f: ["generate", "--masses", "nan,500,100", "--signal-events",
+     "5", "--out", "x.h5"], 2, "got (nan, 500.0, 100.0) GeV"),
+    ("generate negative signal", lambda f: ["generate", "--masses", "3500,500,100",
+     "--signal-events", "-1", "--out", "x.h5"], 2, "must be 0 or more"),
+    ("generate out under a file", lambda f: ["generate", "--events", "5", "--out",
+     f["a_file"] + "/x.h5"], 2, "is an existing file"),
+    ("simulate two masses", lambda f: ["simulate", "--process", "signal", "--masses",
+     "3500,500", "--out", "x.h5"], 2, "takes m_zprime,m_x,m_y"),
+    ("simulate into a folder", lambda f: ["simulate", "--process", "qcd", "--out",
+     f["folder.h5"]], 2, "is a folder"),
+    ("simulate smearing nan", lambda f: ["simulate", "--process", "qcd", "--smearing", "nan",
+     "--out", "x.h5"], 2, "must be a number >= 0"),
+    ("simulate jet mass scale", lambda f: ["simulate", "--process", "qcd", "--jms", "-2",
+     "--out", "x.h5"], 2, "relative shifts in (-1, 1)"),
+    ("simulate jet scale nan", lambda f: ["simulate", "--process", "qcd", "--jes", "nan",
+     "--out", "x.h5"], 2, "--jes"),
+    ("simulate grid text", lambda f: ["simulate", "--process", "signal", "--grid", "a;b;c",
+     "--out", "g"], 2, "each a number or comma-separated numbers"),
+    # new: closure and validate
+    ("closure value text", lambda f: _closure(f, "--at", "m_pole=abc", "--at", "gamma=40"), 2,
+     "is not name=low:high:count"),
+    ("closure background truth text", lambda f: _closure(f, "--at", "m_pole=450", "--at",
+     "gamma=40", background="tau=abc"), 2, "tau='abc': the value is not a number"),
+    ("closure negative yield", lambda f: _closure(f, "--at", "m_pole=450", "--at", "gamma=40",
+     "--n-sig", "-5"), 2, "--n-sig: must be a positive integer"),
+    ("closure fix unknown", lambda f: _closure(f, "--at", "m_pole=450", "--at", "gamma=40",
+     "--fix", "mass"), 2, "['mass']"),
+    ("closure leave-out text", lambda f: _closure(f, "--at", "m_pole=450", "--at", "gamma=40",
+     "--leave-out", "m_pole=abc"), 2, "--leave-out takes one grid value"),
+    ("validate theta twice", lambda f: ["validate", f["sig.pt"], "--reference", "breit-wigner",
+     "--theta", "m_pole=450,gamma=40,gamma=50"], 2, "given twice"),
+    ("validate corrupt model", lambda f: ["validate", f["garbage.pt"], "--reference",
+     "breit-wigner"], 2, "not a readable flowscan model file"),
+    ("validate reference without the column", lambda f: ["validate", f["bkg.pt"],
+     "--reference", f["lhco.h5"]], 2, "missing columns ['m', 'tau']"),
+    ("validate events negative", lambda f: ["validate", f["bkg.pt"], "--reference",
+     "breit-wigner", "--events", "-5"], 2, "must be a positive integer"),
     # validate
     ("validate missing model", lambda f: ["validate", "nowhere.pt", "--reference",
      "breit-wigner"], 2, "no such model file"),

@@ -215,9 +215,10 @@ def test_dense_minimum_confirms_a_global_fit_and_catches_a_trapped_one():
 
 @pytest.fixture(scope="module")
 def gap_models(tmp_path_factory):
-    r"""Ensembles of 2 small models: the signal trained on a grid of m_pole without 500
-    GeV (300, 350, ..., 700 without 500, at gamma 20, 30, ..., 80), the background on continuous tau; their
-    files, and 600 signal events at m_pole = 500 GeV (in the gap) on 3000 background."""
+    r"""Ensembles of 2 small models: the signal trained on a grid of m_pole, 300, 350,
+    ..., 700 GeV without 500, at gamma 20, 30, ..., 80 GeV, the background on continuous
+    tau; their files, and 600 signal events at m_pole = 500 GeV (in the gap) on 3000
+    background."""
     t = torch.empty(16_000, 2, dtype=torch.float64)
     t[:, 0] = torch.tensor([300.0, 350.0, 400.0, 450.0, 550.0, 600.0, 650.0, 700.0])[
         torch.arange(len(t)) % 8

@@ -226,7 +226,7 @@ def parse_start(text: str | None) -> dict[str, float]:
     return out
 
 
-def parse_values(text: str) -> tuple[str, list[float]]:
+def _parse_values(text: str) -> tuple[str, list[float]]:
     r"""`"m_pole=300:700:9"` (9 values from 300 to 700), `"m_pole=300,450"` or
     `"gamma=40"` to a name and its values; a malformed item raises `InputError`."""
     name, sep, values = text.partition("=")
@@ -240,7 +240,28 @@ def parse_values(text: str) -> tuple[str, list[float]]:
         sep = ""
     if not sep or not name.strip() or not out or not np.isfinite(out).all():
         raise InputError(f"--at {text!r} is not name=low:high:count or name=v1,v2,...")
+    twice = sorted({v for v in out if out.count(v) > 1})
+    if twice:
+        raise InputError(f"--at {text}: {name.strip()} = {twice} given twice; give each value once")
     return name.strip(), out
+
+
+def parse_at(texts: Sequence[str]) -> dict[str, list[float]]:
+    r"""The `--at` options, each `"m_pole=300:700:9"` (9 values from 300 to 700),
+    `"m_pole=300,450"` or `"gamma=40"`, to a dict of each name's values; a malformed
+    item, a name or a value given twice raise `InputError`.
+
+    Example:
+        >>> parse_at(["m_pole=300:700:3", "gamma=40"])
+        {'m_pole': [300.0, 500.0, 700.0], 'gamma': [40.0]}
+    """
+    at = {}
+    for text in texts:
+        name, values = _parse_values(text)
+        if name in at:
+            raise InputError(f"--at {name} given twice: give its values in one --at")
+        at[name] = values
+    return at
 
 
 def read_data(
@@ -317,5 +338,18 @@ def constraints(args: argparse.Namespace, *models: object) -> list[Constraint]:
     r"""The constraint terms of a fit: the nuisances the `models` declare, then those
     of `--analysis`, then `--nuisance` (a later one replaces an earlier of its name)."""
     given = read_analysis(args.analysis) if args.analysis else []
-    given += [parse_nuisance(spec) for spec in args.nuisance]
+    options = [parse_nuisance(spec) for spec in args.nuisance]
+    twice = sorted({c.name for c in options if [d.name for d in options].count(c.name) > 1})
+    if twice:
+        raise InputError(f"--nuisance {twice} given twice: give each nuisance once")
+    given += options
+    ranges = {v.name: v for m in models for v in getattr(m, "theta_vars", ())}
+    for c in given:
+        v = ranges.get(c.name)
+        inside = v is None or None in (v.low, v.high) or v.low <= c.observed <= v.high
+        if c.kind == "gaussian" and not inside:
+            raise InputError(
+                f"nuisance {c.name}: the observed value {c.observed:g} {v.unit} lies outside "
+                f"the models' range [{v.low:g}, {v.high:g}] {v.unit} (a unit or a typo?)"
+            )
     return list(({c.name: c for c in declared(*models)} | {c.name: c for c in given}).values())

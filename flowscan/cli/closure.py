@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     sig, bkg = o.load_models(args.signal, args.background)
     check_model_pair(sig, bkg)
     names = [v.name for v in sig.theta_vars]
-    at = dict(o.parse_values(text) for text in args.at)
+    at = o.parse_at(args.at)
     if sorted(at) != sorted(names):
         raise InputError(f"--at needs values of exactly the signal parameters {names}")
     points = torch.tensor(list(itertools.product(*(at[n] for n in names))), dtype=torch.float64)

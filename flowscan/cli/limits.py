@@ -174,15 +174,7 @@ def run(args: argparse.Namespace) -> int:
     `--method toys` runs `upper_limit_toys` on 10 n_sig values spanning the asymptotic
     limits and band. The points run on Dask once every input has been checked.
     Returns 1 if every point failed."""
-    at = {}
-    for text in args.at:
-        name, values = o.parse_values(text)
-        if name in at:
-            raise InputError(f"--at {name} given twice: give its values in one --at")
-        twice = sorted({v for v in values if values.count(v) > 1})
-        if twice:
-            raise InputError(f"--at {text}: {name} = {twice} given twice; give each value once")
-        at[name] = values
+    at = o.parse_at(args.at)
     settings = o.fit_settings(args, "gradient")
     start, fixed, cl, method = settings.start, settings.fixed, args.cl, args.method
     toys, asimov_events, seed = args.toys, args.asimov_events, args.seed

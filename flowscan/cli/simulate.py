@@ -77,9 +77,10 @@ def run(args: argparse.Namespace) -> int:
     masses, out = o.masses(args.masses), args.out
     process, events, seed, chunk_size = args.process, args.events, args.seed, args.chunk_size
     grid = parse_grid(args.grid) if args.grid is not None else None
-    if not (args.jes > -1 and args.jms > -1):
+    if not (-1 < args.jes < 1 and -1 < args.jms < 1):
         raise InputError(
-            f"--jes and --jms are relative shifts above -1, got {args.jes}, {args.jms}"
+            f"--jes and --jms are relative shifts in (-1, 1), e.g. 0.02 for +2%; got "
+            f"{args.jes}, {args.jms}"
         )
     settings = SimulationSettings(
         max_eta=args.max_eta, smearing=args.smearing, jes=args.jes, jms=args.jms
@@ -123,7 +124,12 @@ def parse_grid(text: str | None) -> list[tuple[float, float, float]]:
     axes = text.split(";")
     if len(axes) != 3:
         raise InputError(f"--grid takes MZ;MX;MY (comma-separated GeV per axis), got {text!r}")
-    points = training_grid(*([float(m) for m in axis.split(",")] for axis in axes))
+    try:
+        values = [[float(m) for m in axis.split(",")] for axis in axes]
+    except ValueError:
+        raise InputError(f"--grid takes MZ;MX;MY, each a number or comma-separated numbers "
+                         f"in GeV, got {text!r}") from None  # fmt: skip
+    points = training_grid(*values)
     if not points:
         raise InputError(f"--grid {text!r} has no point with m_Z' - m_X > 1000, m_X - m_Y > 100")
     return points

@@ -12,6 +12,7 @@ from .. import plots
 from ..constraints import Constraint, parse_nuisance
 from ..exceptions import FitError, InputError
 from ..flows import DensityModel, torch_device, train, train_ensemble
+from ..flows.training import check_split
 from ..io import check_memory, file_names, run_folder, write_record
 from ..parallel import dask_client
 from ..samples import GENERATORS, SCALES, lhco, samplers, training_events
@@ -204,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
             f"{both} are both observables and --context: a model of a quantity conditional "
             "on itself; name each column once"
         )
+    check_split(len(x))  # before a Dask cluster starts for an ensemble
     nuisances = _nuisances(args, ctx)
     print(
         f"training on {len(x)} events of {[v.name for v in obs]}"

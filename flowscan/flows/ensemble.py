@@ -256,8 +256,7 @@ def train_ensemble(
         ]
     states = np.random.SeedSequence(seed).generate_state(members + 1)
     split = torch.randperm(len(x), generator=torch.Generator().manual_seed(int(states[-1])))
-    n_val = max(1, int(val_fraction * len(x)))
-    check_split(len(x), n_val)  # each member trains on a replica of the rest
+    n_val = check_split(len(x), val_fraction)  # each member trains on a replica of the rest
     val, trn = split[:n_val], split[n_val:]
     data = {
         "x": x[trn],

@@ -22,16 +22,20 @@ from .model import DensityModel
 MIN_TRAINING_EVENTS = 50
 
 
-def check_split(events: int, validation: int) -> None:
-    r"""Raises `InputError` unless a training set of `events` events, `validation` of
-    them split off for validation, leaves a validation set and `MIN_TRAINING_EVENTS`
-    to train on."""
-    if validation < 1 or events - validation < MIN_TRAINING_EVENTS:
+def check_split(events: int, val_fraction: float = 0.2) -> int:
+    r"""The size of the validation set split off `events` training events
+    (`val_fraction` of them, at least 1). Raises `InputError` unless `MIN_TRAINING_EVENTS`
+    are left to train on."""
+    if events == 0:
+        raise InputError("no events to train on; give or draw events (--events, --data)")
+    validation = max(1, int(val_fraction * events))
+    if events - validation < MIN_TRAINING_EVENTS:
         raise InputError(
             f"{events} events leave {events - validation} to train on after the validation "
             f"split of {validation}: a model needs at least {MIN_TRAINING_EVENTS}; give or "
             "draw more events (--events, --data)"
         )
+    return validation
 
 
 def _ema(averaged: Tensor, current: Tensor, n: Tensor) -> Tensor:
@@ -90,9 +94,8 @@ def train(
             )
         if not torch.isfinite(theta).all():
             raise InputError("training theta contains NaN or inf")
-    n_val = max(1, int(val_fraction * len(x)))
-    if validation is None:
-        check_split(len(x), n_val)  # before `adapt`, which takes the events' mean and std
+    if validation is None:  # before `adapt`, which takes the events' mean and std
+        n_val = check_split(len(x), val_fraction)
     model.adapt(x, theta)
     ref = model.theta_range
     gen = torch.Generator().manual_seed(seed)

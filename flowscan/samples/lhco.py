@@ -270,8 +270,11 @@ def scale_jets(frame: pd.DataFrame, jes: float = 0.0, jms: float = 0.0) -> pd.Da
         >>> bool(np.allclose(features(scaled)["m_jj"], features(frame)["m_jj"] * 1.01, rtol=1e-3))
         True
     """
-    if not (jes > -1 and jms > -1):
-        raise InputError(f"jet scales are relative shifts above -1, got jes={jes}, jms={jms}")
+    if not (-1 < jes < 1 and -1 < jms < 1):
+        raise InputError(
+            f"jet scales are relative shifts in (-1, 1), e.g. 0.02 for +2%; got jes={jes}, "
+            f"jms={jms}"
+        )
     out = frame.copy()
     for j in (1, 2):
         for c in (f"pxj{j}", f"pyj{j}", f"pzj{j}"):
