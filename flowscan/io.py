@@ -271,6 +271,9 @@ def _read_hdf(path: Path) -> pd.DataFrame:
                 raise InputError(f"{path}: columns {names} hold {values.dtype}, not numbers")
             data = values[()]
             data = data.T if values.attrs.get("transposed", 0) else data
+            stored = _text(values.attrs.get("value_type")) or ""
+            if stored.startswith(("datetime64", "timedelta64")):  # int64 ticks: refused by
+                data = data.astype(stored)  # name in read_events, not read as numbers
             columns.update(zip(names, data, strict=True))
         order = [_text(n) for n in group["axis0"][()]]
         return pd.DataFrame({n: columns[n] for n in order if n in columns})
@@ -336,8 +339,8 @@ def read_events(
         naming the problem.
     """
     if not isinstance(path, (str, os.PathLike)):
-        files = [_split_tree(p)[0].resolve() for p in path]
-        twice = sorted({os.fspath(p) for p in path if files.count(_split_tree(p)[0].resolve()) > 1})
+        keys = [(f.resolve(), tree) for f, tree in map(_split_tree, path)]
+        twice = sorted({os.fspath(p) for p, k in zip(path, keys, strict=True) if keys.count(k) > 1})
         if twice:
             raise InputError(
                 f"{twice} given more than once: each event would count as many times; give "
@@ -366,10 +369,17 @@ def read_events(
             "(name the columns with --columns)"
         )
     for column in columns:
-        if frame[column].dtype.kind == "c":
+        kind = frame[column].dtype.kind
+        if kind == "c":
             raise InputError(
                 f"{path}: column {column} holds complex numbers; an observable is real: "
                 "write its real value (or its modulus) to the file"
+            )
+        if kind in "mM":
+            what = "dates and times" if kind == "M" else "time spans"
+            raise InputError(
+                f"{path}: column {column} holds {what}, not numbers; write the observable "
+                "as a number in its unit to the file"
             )
         values = pd.to_numeric(frame[column], errors="coerce")
         text = values.isna() & frame[column].notna()

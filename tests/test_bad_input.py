@@ -104,6 +104,10 @@ def files(tmp_path_factory) -> dict[str, str]:
     paths["analysis"] = str(d / "analysis")
     pd.DataFrame({"m": m.astype(complex)}).to_hdf(put("complex.h5"), key="df")
     pd.DataFrame({"m": m}).to_parquet(put("toy.parquet"))
+    when = pd.Timestamp("2026-01-01") + pd.to_timedelta(m, unit="s")
+    pd.DataFrame({"m": when}).to_parquet(put("dates.parquet"))
+    pd.DataFrame({"m": pd.to_timedelta(m, unit="s")}).to_parquet(put("spans.parquet"))
+    pd.DataFrame({"m": when}).to_hdf(put("dates.h5"), key="df")
     with open(put("a_file"), "w") as f:
         f.write("x")
     (d / "folder.h5").mkdir()
@@ -384,6 +388,14 @@ CASES = [
      "grid.points must be an integer >= 1"),
     ("scan absurd grid", lambda f: _scan(f, "--method", "grid", "--option",
      "grid.points=100000"), 2, "GB of memory"),
+    ("scan absurd search", lambda f: _scan(f, "--option", "search.points=2000000"), 2,
+     "search.points must be an integer in 0..1048576"),
+    ("scan absurd starts", lambda f: _scan(f, "--option", "gradient.starts=2000000"), 2,
+     "gradient.starts must be an integer in 0..1048576"),
+    ("scan grid batch", lambda f: _scan(f, "--option", "grid.batch=0"), 2,
+     "grid.batch must be an integer >= 1"),
+    ("scan random batch", lambda f: _scan(f, "--option", "random.batch=0"), 2,
+     "random.batch must be an integer >= 1"),
     ("scan option syntax", lambda f: _scan(f, "--option", "strategy=1"), 2,
      "is not SECTION.NAME=VALUE"),
     ("scan unknown option", lambda f: _scan(f, "--option", "minuit.stratgy=1"), 2,
@@ -565,6 +577,12 @@ CASES = [
      "--n-bkg", "10000000000000"), 2, "GB of memory"),
     # what used to pass silently
     ("scan complex column", lambda f: _scan(f, data="complex.h5"), 2, "holds complex numbers"),
+    ("scan dates column", lambda f: _scan(f, data="dates.parquet"), 2,
+     "column m holds dates and times, not numbers"),
+    ("scan dates column h5", lambda f: _scan(f, data="dates.h5"), 2,
+     "column m holds dates and times, not numbers"),
+    ("scan time spans column", lambda f: _scan(f, data="spans.parquet"), 2,
+     "column m holds time spans, not numbers"),
     ("scan the same file twice", lambda f: _scan(f) + [f["toy.csv"]], 2,
      "given more than once"),
     ("scan the same file by two names", lambda f: _scan(f) + [f["toy.csv"].replace("/toy.csv",
@@ -745,7 +763,7 @@ API = [
     ("fit option", lambda f: FitSettings(options={"minuit": {"tol": 0}}), InputError,
      "minuit.tol must be a positive number"),
     ("negative starts", lambda f: gradient_scan(Flat().log_prob, ParameterSpace(
-     BreitWigner.theta_vars), starts=-1), InputError, "starts must be at least 0"),
+     BreitWigner.theta_vars), starts=-1), InputError, "starts must be 0 to"),
     ("bayesopt budget", lambda f: bayesopt_scan(Flat().log_prob, ParameterSpace(
      BreitWigner.theta_vars), 0), InputError, "must be positive"),
     ("coverage shapes", lambda f: coverage(np.ones(3), np.ones(2), 1.0), InputError,

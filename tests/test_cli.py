@@ -266,6 +266,36 @@ def test_a_failed_fit_is_reported_in_the_table_the_json_and_the_exit_code(
     assert result["status"] == "failed" and result["theta"] == [None, None, None]
 
 
+def test_two_methods_that_disagree_exit_1_and_record_both_minima(
+    quick_demo, tmp_path, capsys, monkeypatch
+):
+    from dataclasses import replace
+
+    from flowscan.scanner import ParameterSpace, fitting, minuit_scan
+
+    def stuck(nll, space, **kwargs):
+        r"""Minuit ending in a local minimum: m_pole held at 650 GeV, far from the
+        demo's signal at 455 GeV (500 events on 5000)."""
+        start = space.start.copy()
+        start[space.names.index("m_pole")] = 650.0
+        held = ParameterSpace(space.theta_vars, start, [*space.fixed_names, "m_pole"])
+        return replace(minuit_scan(nll, held, **kwargs), fixed=space.fixed_names)
+
+    monkeypatch.setitem(fitting._FUNCTIONS, "minuit", stuck)
+    assert main(_scan_args(quick_demo, tmp_path)) == 1
+    out = capsys.readouterr().out
+    assert "minuit: LOCAL MINIMUM" in out and "gradient found a minimum" in out
+    results = json.loads((tmp_path / "scan.json").read_text())["results"]
+    minuit, gradient = results["minuit"], results["gradient"]
+    assert minuit["status"] == "local minimum" and gradient["status"] != "local minimum"
+    # each records the other's minimum, the gradient scan's lower by more than 0.5
+    assert minuit["minima"][-1] == {"source": "gradient", "theta": gradient["theta"],
+                                    "nll": gradient["nll"]}  # fmt: skip
+    assert gradient["minima"][-1]["source"] == "minuit"
+    assert gradient["minima"][-1]["nll"] == minuit["nll"] > gradient["nll"] + 0.5
+    assert abs(gradient["theta"][gradient["names"].index("m_pole")] - 455) < 20
+
+
 def test_debug_shows_the_traceback_and_an_internal_error_is_one_line(monkeypatch, capsys, tmp_path):
     from flowscan.studies import bump_hunt
 

@@ -152,7 +152,18 @@ def test_a_signal_beyond_the_box_ends_on_its_bound_with_the_reason():
     result = fit(nll)
     assert "m_pole" in result.at_bound and result.values["m_pole"] == pytest.approx(700, abs=0.5)
     assert result.status == "at bound"  # not a failure: the lowest NLL in the box
-    assert any("no signal inside the box (or one beyond its edge)" in w for w in result.warnings)
+    # the reason, whether gamma ended inside or on its bound too
+    assert any(w.startswith("m_pole") and "whole box (484 cells, " in w
+               and "beyond the box's edge" in w for w in result.warnings)  # fmt: skip
+    # a 5 GeV wide resonance at 450 GeV, narrower than gamma's range [20, 80]: gamma on
+    # its lower bound, m_pole inside
+    narrow = stats.cauchy(450.0, 2.5)
+    u = np.random.default_rng(7).uniform(narrow.cdf(LO), narrow.cdf(HI), 800)
+    x = torch.cat([torch.from_numpy(narrow.ppf(u)[:, None]), background])
+    width = fit(MixtureLikelihood(BreitWigner(), Exponential(), x, 800, 20_000))
+    assert width.at_bound == ["gamma"] and width.values["m_pole"] == pytest.approx(450, abs=2)
+    assert any(w.startswith("gamma on a bound of the box, m_pole inside it") and
+               "gamma beyond the box's edge" in w for w in width.warnings)  # fmt: skip
     alone = fit(nll, FitSettings(options={"search": {"points": 0}}, start={"m_pole": 690.0}))
     assert alone.search["cells"] == 0 and "m_pole" in alone.at_bound
     assert any("a lower minimum may lie elsewhere" in w for w in alone.warnings)
@@ -171,6 +182,18 @@ def test_methods_that_disagree_are_marked_and_record_each_other():
     assert "another minimum (minuit)" in out["gradient"].table(nll.theta_vars)
     same = compare_methods({"minuit": good, "gradient": good})
     assert same["minuit"].status == "valid" and same["minuit"].minima == good.minima
+
+
+def test_the_gradient_scan_gets_errors_from_the_curvature_as_hesse():
+    x = pseudo_data(torch.tensor([620.0, 30.0]), torch.tensor([200.0]), 300, 3000, seed=4)
+    nll = MixtureLikelihood(BreitWigner(), Exponential(), x, 300, 3000)  # (m_pole, gamma, tau)
+    gradient = fit(nll, FitSettings("gradient"))
+    assert gradient.status == "valid"
+    # independent reference: the inverse of the exact autograd Hessian of the closed-form
+    # NLL at the same minimum; the curvature over +-1 error differs from the pointwise
+    # one by the NLL's cubic terms, a few percent at 300 signal events
+    exact = np.sqrt(np.diag(covariance(nll, gradient.theta)))
+    np.testing.assert_allclose(gradient.errors, exact, rtol=0.05)
 
 
 def test_settings_check_their_options_and_round_trip_through_json():

@@ -66,6 +66,9 @@ def test_read_events_from_a_root_tree_named_or_alone(tmp_path):
         f["background"] = {"m": m[10:]}
     x = read_events(f"{tmp_path / 'two.root'}:background", ["m"])
     np.testing.assert_array_equal(x[:, 0].numpy(), m[10:])
+    # two trees of one file are two sets of events, not one file given twice
+    both = read_events([f"{tmp_path / 'two.root'}:{t}" for t in ("signal", "background")], ["m"])
+    np.testing.assert_array_equal(both[:, 0].numpy(), m)
     with pytest.raises(ValueError, match=r"holds 2 trees \['signal', 'background'\]: name one"):
         read_events(tmp_path / "two.root", ["m"])
     with pytest.raises(ValueError, match="has no tree 'data'; its trees are"):

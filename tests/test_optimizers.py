@@ -290,7 +290,7 @@ def test_budgets_must_be_positive():
     x = pseudo_data(torch.tensor([450.0, 40.0]), torch.tensor([180.0]), n_sig=20, n_bkg=200, seed=6)
     nll = MixtureLikelihood(BreitWigner(), Exponential(), x, 20, 200)
     space = ParameterSpace(nll.theta_vars)
-    with pytest.raises(ValueError, match="at least one point"):
+    with pytest.raises(ValueError, match="the budget must be 1 to"):
         random_scan(nll, space, 0)
     with pytest.raises(ValueError, match="positive number of grid points"):
         grid_scan(nll, space, [5, 0, 5])

@@ -20,7 +20,14 @@ from ..exceptions import FitError, InputError
 from ..flows import DensityModel
 from ..io import check_memory, run_folder, write_record
 from ..parallel import dask_client, map_tasks
-from ..scanner import FitSettings, MixtureLikelihood, ParameterSpace, check_model_pair, fit
+from ..scanner import (
+    FAILURES,
+    FitSettings,
+    MixtureLikelihood,
+    ParameterSpace,
+    check_model_pair,
+    fit,
+)
 from ..stats import SIGMAS, upper_limit, upper_limit_toys
 from ..variables import check_theta
 from . import _options as o
@@ -92,7 +99,7 @@ class _LimitAt:
         r"""The limits at `point`; a fit that fails there gives a row of NaN limits with
         status `"failed"` and the reason, instead of stopping the whole grid. The free
         fit at the point (`fit`: its model error and training-grid warnings) gives
-        `n_sig_hat`, and its warnings go to `message`."""
+        `n_sig_hat` and the row's `status`, and its warnings go to `message`."""
         nll = MixtureLikelihood(
             self.signal, self.background, self.x, check_models=False, check_data=False,
             constraints=self.constraints,
@@ -110,7 +117,9 @@ class _LimitAt:
             return dict(point) | nan | {"status": "failed", "message": str(e)}
         if result.errors_model is not None:
             limits["n_sig_hat_model"] = float(result.errors_model[result.names.index("n_sig")])
-        return dict(point) | limits | {"status": "valid", "message": "; ".join(result.warnings)}
+        why = [result.message] if result.status in FAILURES else []
+        status = {"status": result.status, "message": "; ".join([*why, *result.warnings])}
+        return dict(point) | limits | status
 
     def at(self, point: Mapping[str, float]) -> FitSettings:
         r"""The settings of the fits at `point`: the signal parameters there and the
@@ -173,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     parameter with several values (one file per combination of any others).
     `--method toys` runs `upper_limit_toys` on 10 n_sig values spanning the asymptotic
     limits and band. The points run on Dask once every input has been checked.
-    Returns 1 if every point failed."""
+    Returns 1 if the fit at any point failed (`FAILURES`; its row says why), else 0."""
     at = o.parse_at(args.at)
     settings = o.fit_settings(args, "gradient")
     start, fixed, cl, method = settings.start, settings.fixed, args.cl, args.method
@@ -222,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
     with dask_client(args.jobs, args.scheduler) as client:
         rows = map_tasks(task, points, client, progress=not args.no_progress, desc="limits")
     table = pd.DataFrame(rows)
-    failed = table[table["status"] == "failed"]
+    failed = table[table["status"].isin(FAILURES)]
     units = {v.name: v.unit for v in sig.theta_vars}
     shown = table.drop(
         columns=[c for c in table if c == "message" or "_signal_" in c or "_background_" in c]
@@ -233,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
     )
     for row in failed.itertuples():
         where = ", ".join(f"{n} = {getattr(row, n):g}" for n in names)
-        print(f"  FAILED at {where}: {row.message}")
+        print(f"  {row.status.upper()} at {where}: {row.message}")
     if len(failed):
         print(f"  {len(failed)} of {len(table)} points failed (status and message in limits.csv)")
     table.to_csv(out / "limits.csv", index=False)
@@ -264,4 +273,4 @@ def run(args: argparse.Namespace) -> int:
             )
             files.append(f"{name}.png")
     print(f"wrote {out}/ ({', '.join(files)})")
-    return int(table["status"].eq("failed").all())
+    return o.exit_code(table["status"])

@@ -3,14 +3,14 @@ r"""`flowscan scan`: every optimizer on one likelihood from saved models and a d
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 import pandas as pd
 
 from .. import plots
 from ..exceptions import InputError
 from ..io import check_memory, run_folder, write_record
-from ..scanner import METHODS, MixtureLikelihood, ParameterSpace, ScanResult, compare_methods, fit
+from ..scanner import METHODS, MixtureLikelihood, ParameterSpace, ScanResult, fit_methods
 from ..stats import pulls_and_impacts
 from . import _options as o
 
@@ -99,11 +99,8 @@ def run(args: argparse.Namespace) -> int:
             check_memory(settings.keywords(method)[key], width, f"{method}.{key}")
     out = run_folder(args.out, "scan")
 
-    results = {}
-    for method in methods:
-        print(f"running {method} ...", flush=True)
-        results[method] = fit(nll, replace(settings, method=method))
-    results = compare_methods(results)
+    print(f"fitting by {', '.join(methods)} ...", flush=True)
+    results = fit_methods(nll, settings, methods)
     for result in results.values():
         print(result.table(nll.theta_vars))
     config = o.record(args) | {"nuisances": [asdict(c) for c in constraints], "events": len(x)}

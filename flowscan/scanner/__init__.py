@@ -2,7 +2,15 @@ r"""Fitting: the unbinned likelihood, its parameter space, the global search, th
 optimizers, one `fit` that puts them together, and their results."""
 
 from .bayesopt import bayesopt_scan
-from .fitting import LOCAL, METHODS, FitSettings, compare_methods, fit, parse_option
+from .fitting import (
+    LOCAL,
+    METHODS,
+    FitSettings,
+    compare_methods,
+    fit,
+    fit_methods,
+    parse_option,
+)
 from .gradient import gradient_scan
 from .likelihood import Density, MixtureLikelihood, check_model_pair
 from .minuit import MinuitCost, minuit_scan
@@ -11,7 +19,7 @@ from .result import DISTINCT_NLL, FAILURES, STATUSES, ScanResult, fit_status, mo
 from .sampling import grid_scan, random_scan
 from .search import Search, global_search
 from .space import ParameterSpace
-from .uncertainties import covariance, error_scale_hessian
+from .uncertainties import covariance, curvature_errors, error_scale_hessian
 
 __all__ = [
     "DISTINCT_NLL",
@@ -30,8 +38,10 @@ __all__ = [
     "check_model_pair",
     "compare_methods",
     "covariance",
+    "curvature_errors",
     "error_scale_hessian",
     "fit",
+    "fit_methods",
     "fit_status",
     "gradient_scan",
     "grid_scan",

@@ -3,12 +3,20 @@ the finished result with its model error and warnings."""
 
 from __future__ import annotations
 
-__all__ = ["LOCAL", "METHODS", "FitSettings", "compare_methods", "fit", "parse_option"]
+__all__ = [
+    "LOCAL",
+    "METHODS",
+    "FitSettings",
+    "compare_methods",
+    "fit",
+    "fit_methods",
+    "parse_option",
+]
 
 import inspect
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -20,9 +28,10 @@ from .likelihood import MixtureLikelihood
 from .minuit import minuit_scan
 from .model_error import model_errors
 from .result import DISTINCT_NLL, ScanResult
-from .sampling import grid_scan, random_scan
+from .sampling import MAX_POINTS, grid_scan, random_scan
 from .search import SAME_MINIMUM, Search, global_search
 from .space import ParameterSpace
+from .uncertainties import curvature_errors
 
 # The optimizers by name: the local ones start from the global search's best minimum;
 # the others scan the box themselves, for comparison.
@@ -36,18 +45,24 @@ _FUNCTIONS = {
     "grid": grid_scan,
     "random": random_scan,
 }
+# How the warnings on a signal parameter at a bound begin, after its name.
+BOUND_REASON = "on a bound of the box"
 # Bounds of the options that have them (others: integers >= 0, numbers > 0).
 _RANGES = {
     "minuit.strategy": (0, 2),
+    "gradient.starts": (0, MAX_POINTS),
     "gradient.descents": (1, None),
     "gradient.max_iter": (1, None),
+    "search.points": (0, MAX_POINTS),
     "search.events": (1, None),
     "search.descents": (1, None),
     "bayesopt.budget": (1, None),
     "bayesopt.q": (1, None),
     "bayesopt.n_init": (1, None),
     "grid.points": (1, None),
-    "random.n": (1, None),
+    "grid.batch": (1, None),
+    "random.n": (1, MAX_POINTS),
+    "random.batch": (1, None),
 }
 
 
@@ -185,7 +200,9 @@ class FitSettings:
         return ParameterSpace(nll.theta_vars, values, self.fixed)
 
 
-def fit(nll: MixtureLikelihood, settings: FitSettings | None = None) -> ScanResult:
+def fit(
+    nll: MixtureLikelihood, settings: FitSettings | None = None, *, search: Search | None = None
+) -> ScanResult:
     r"""Fits `nll` as `settings` say (the defaults: `FitSettings()`), and returns the
     finished result.
 
@@ -196,12 +213,20 @@ def fit(nll: MixtureLikelihood, settings: FitSettings | None = None) -> ScanResu
     within `DISTINCT_NLL` of the reported one to its warnings (the data do not choose
     between them). A signal parameter on a bound gets a warning saying why: the lowest
     NLL over the whole box lies there (no signal inside the box), or, without a search,
-    that a lower minimum may lie elsewhere. The other methods scan the box themselves.
+    that a lower minimum may lie elsewhere. The gradient scan's errors come from the
+    curvature at the scale of the errors (`curvature_errors`), as HESSE's do for Minuit.
+    The other methods scan the box themselves.
 
     Then the model error where a density is an ensemble (`model_errors`), and a warning
     where the minimum lies in a gap of a model's training grid (`grid_gaps`). A fit whose
     NLL was not finite gives a `"failed"` result (`ScanResult.failed`), not an
     exception. Seconds and evaluations include the search's.
+
+    Arguments:
+        nll: The likelihood.
+        settings: The method, start, fixed parameters, seed and options.
+        search: The global search of `nll` with these settings, where the caller has
+            it already (`fit_methods` runs one for all local methods); else it is run.
 
     Example:
         >>> import torch
@@ -217,7 +242,9 @@ def fit(nll: MixtureLikelihood, settings: FitSettings | None = None) -> ScanResu
     method, t0 = settings.method, time.perf_counter()
     try:
         if method in LOCAL:
-            result = _local(nll, space, settings)
+            if search is None:
+                search = global_search(nll, space, **settings.keywords("search"))
+            result = _local(nll, space, settings, search)
         else:
             result = _FUNCTIONS[method](nll, space, **settings.keywords(method))
     except FitError as e:
@@ -232,10 +259,35 @@ def fit(nll: MixtureLikelihood, settings: FitSettings | None = None) -> ScanResu
     return replace(result, warnings=[*result.warnings, *nll.grid_gaps(result.theta)])
 
 
-def _local(nll: MixtureLikelihood, space: ParameterSpace, settings: FitSettings) -> ScanResult:
+def fit_methods(
+    nll: MixtureLikelihood, settings: FitSettings, methods: Sequence[str]
+) -> dict[str, ScanResult]:
+    r"""`fit` by each of `methods` (`settings.method` replaced), the local ones from one
+    global search (its seconds counted in each), checked against each other
+    (`compare_methods`)."""
+    search, failure, t0 = None, None, time.perf_counter()
+    if set(methods) & set(LOCAL):
+        try:
+            search = global_search(nll, settings.space(nll), **settings.keywords("search"))
+        except FitError as e:
+            failure = e
+    results = {}
+    for method in methods:
+        each = replace(settings, method=method)
+        if failure is not None and method in LOCAL:
+            seconds = time.perf_counter() - t0
+            failed = ScanResult.failed(method, each.space(nll), str(failure), seconds)
+            results[method] = replace(failed, settings=asdict(each))
+        else:
+            results[method] = fit(nll, each, search=search)
+    return compare_methods(results)
+
+
+def _local(
+    nll: MixtureLikelihood, space: ParameterSpace, settings: FitSettings, found: Search
+) -> ScanResult:
     r"""A local method from the search's lowest minimum, the search's other minima in
     `minima`; see `fit`."""
-    found = global_search(nll, space, **settings.keywords("search"))
     near = [i for i, v in enumerate(found.values) if v - found.values[0] <= found.margin]
     t0, refined, evals = time.perf_counter(), {}, [0, 0]
     if len(near) > 1:  # their order is not settled: descend each on the full data
@@ -255,8 +307,21 @@ def _local(nll: MixtureLikelihood, space: ParameterSpace, settings: FitSettings)
     result = _FUNCTIONS[settings.method](
         nll, _at(space, start), **settings.keywords(settings.method)
     )
-    minima = _minima(space, result, found, refined, best)
     warnings = []
+    if settings.method == "gradient":  # errors from the curvature, as HESSE's for Minuit
+        t1 = time.perf_counter()
+        curvature, gradients = curvature_errors(nll, space, result.theta)
+        seconds += time.perf_counter() - t1
+        evals[1] += gradients
+        if curvature is None:  # inside the box a flat direction: not a minimum
+            result = result if result.at_bound else replace(result, status="invalid")
+            warnings.append(
+                "no errors: the curvature at the minimum is not positive definite (a "
+                "parameter at its bound, or a flat direction)"
+            )
+        else:
+            result = replace(result, errors=curvature[0], covariance=curvature[1])
+    minima = _minima(space, result, found, refined, best)
     lower = [m for m in minima if m["nll"] < result.nll - DISTINCT_NLL]
     close = [m for m in minima if abs(m["nll"] - result.nll) <= DISTINCT_NLL]
     status = result.status
@@ -271,7 +336,8 @@ def _local(nll: MixtureLikelihood, space: ParameterSpace, settings: FitSettings)
             f"another minimum lies within {DISTINCT_NLL} of this one in NLL ({m['source']}): "
             "the data do not choose between them"
         )
-    warnings += _bound_reasons(result, found)
+    if not lower:  # else the warning above says why it is on a bound
+        warnings += _bound_reasons(result, found)
     return replace(
         result,
         status=status,
@@ -319,18 +385,23 @@ def _minima(
 
 
 def _bound_reasons(result: ScanResult, found: Search) -> list[str]:
-    r"""Why the signal parameters of `result` that lie on a bound are there."""
+    r"""Why the signal parameters of `result` that lie on a bound are there, where no
+    lower minimum was found elsewhere."""
     names = [n for n in result.at_bound if n in found.axes]
     if not names:
         return []
-    where = f"{', '.join(names)} on a bound of the box"
-    if found.cells:
-        return [
-            f"{where}: the lowest NLL over the whole box ({found.cells} cells, "
-            f"{found.descents} descents) lies there, so the data hold no signal inside "
-            "the box (or one beyond its edge)"
-        ]
-    return [f"{where} after a local fit from the start alone: a lower minimum may lie elsewhere"]
+    where = f"{', '.join(names)} {BOUND_REASON}"
+    if not found.cells:
+        return [f"{where} after a local fit from the start alone: a lower minimum may lie "
+                "elsewhere"]  # fmt: skip
+    searched = f"the lowest NLL over the whole box ({found.cells} cells, {found.descents} descents)"
+    inside = [n for n in found.axes if n not in names and n not in result.fixed]
+    where += f", {', '.join(inside)} inside it" if inside else ""
+    return [
+        f"{where}: {searched} lies there, so the data hold no signal inside the box, or "
+        f"one best described with {', '.join(names)} beyond the box's edge (widen the box "
+        "there if the model allows it)"
+    ]
 
 
 def _summary(found: Search) -> dict:
@@ -359,7 +430,7 @@ def compare_methods(results: Mapping[str, ScanResult]) -> dict[str, ScanResult]:
             high,
             status="local minimum",
             warnings=[
-                *high.warnings,
+                *(w for w in high.warnings if BOUND_REASON not in w),
                 f"{best} found a minimum {gap:.2f} lower in NLL, at {where}: this fit ended "
                 "in a local minimum, not the lowest in the box; report the lower one",
             ],

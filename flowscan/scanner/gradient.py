@@ -14,6 +14,7 @@ from torch import Tensor
 
 from ..exceptions import FitError, InputError
 from .result import ScanResult, fit_status
+from .sampling import MAX_POINTS
 from .space import ParameterSpace
 
 # How far inside the unit box L-BFGS-B keeps (`fit_status` puts a point within 1e-3 of
@@ -67,8 +68,8 @@ def gradient_scan(
             f"the gradient scan needs descents >= 1, tol > 0 and max_iter >= 1, got "
             f"descents={descents}, tol={tol}, max_iter={max_iter}"
         )
-    if starts < 0:
-        raise InputError(f"starts must be at least 0, got {starts}")
+    if not 0 <= starts <= MAX_POINTS:
+        raise InputError(f"starts must be 0 to {MAX_POINTS}, got {starts}")
     bounds = torch.from_numpy(space.floating_bounds)
     low, width = bounds[:, 0], bounds[:, 1] - bounds[:, 0]
     t0 = time.perf_counter()

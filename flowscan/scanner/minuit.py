@@ -16,7 +16,7 @@ from torch import Tensor
 from ..exceptions import FitError, InputError
 from .result import ScanResult, fit_status
 from .space import ParameterSpace
-from .uncertainties import error_scale_hessian
+from .uncertainties import batch_gradients, error_scale_hessian
 
 CL = (0.68, 0.95)  # contour levels: coverage probabilities for two parameters
 
@@ -90,20 +90,10 @@ class MinuitCost:
     def _gradients(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         r"""NLL `(K,)` and its gradient `(K, Q)` at floating values `(K, Q)`; through
         the likelihood's `value_and_grad` where it has one (it sizes the batches)."""
-        theta = self._theta(values)
-        batched = getattr(self.nll, "value_and_grad", None)
-        if batched is not None:
-            floating = torch.from_numpy(self.space.floating)
-            value, g = batched(self.space.full(theta), floating)
-            g = g[:, floating.to(g.device)]
-        else:
-            theta.requires_grad_()
-            value = self.nll(self.space.full(theta))
-            (g,) = torch.autograd.grad(value.sum(), theta)
+        value, g = batch_gradients(self.nll, self.space, values)
         self.grad_evals += len(values)
-        value = value.detach().cpu().numpy()
         self._record(value.min())
-        return value, g.cpu().numpy()
+        return value, g
 
     def grad(self, *values: float) -> np.ndarray:
         x = np.asarray(values, dtype=np.float64)

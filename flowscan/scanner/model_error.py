@@ -14,7 +14,7 @@ from ..exceptions import FitError
 from .likelihood import MixtureLikelihood
 from .result import ScanResult
 from .space import ParameterSpace
-from .uncertainties import error_scale_hessian
+from .uncertainties import curvature_errors
 
 # Newton steps per member at most; they stop earlier once a step is below 1e-4 of the
 # statistical error of every parameter.
@@ -98,18 +98,10 @@ def _inverse_curvature(
         c = np.asarray(result.covariance)[np.ix_(floating, floating)]
         if np.isfinite(c).all() and (np.linalg.eigvalsh(c) > 0).all():
             return c
-    theta = np.asarray(result.theta, dtype=np.float64)
-
-    def gradients(points: np.ndarray) -> np.ndarray:
-        full = np.repeat(theta[None], len(points), axis=0)
-        full[:, floating] = points
-        _, grad = nll.value_and_grad(torch.as_tensor(full), torch.from_numpy(floating))
-        return grad.cpu().numpy()[:, floating]
-
-    hessian, _ = error_scale_hessian(gradients, theta[floating], space.bounds[floating], passes=1)
-    if not (np.linalg.eigvalsh(hessian) > 0).all():
+    curvature, _ = curvature_errors(nll, space, result.theta, passes=1)
+    if curvature is None:
         raise FitError(
             "no model error: the NLL curvature at the fit is not positive definite (a "
             "parameter at a bound, or a flat direction)"
         )
-    return np.linalg.inv(hessian)
+    return curvature[1][np.ix_(floating, floating)]

@@ -18,6 +18,7 @@ from torch import Tensor
 from ..exceptions import FitError, InputError
 from .gradient import gradient_scan
 from .likelihood import MixtureLikelihood
+from .sampling import MAX_POINTS
 from .space import ParameterSpace
 
 # Cells evaluated per batch: 64 cells of 20k events keep two (64, 20k) float64 tensors of
@@ -129,9 +130,10 @@ def global_search(
     Raises:
         FitError: If the NLL is not finite at any cell, or every descent failed.
     """
-    if points < 0 or events < 1 or descents < 1 or not within > 0:
+    if not 0 <= points <= MAX_POINTS or events < 1 or descents < 1 or not within > 0:
         raise InputError(
-            f"the search needs points >= 0, events >= 1, descents >= 1 and within > 0, got "
+            f"the search needs points in 0..{MAX_POINTS}, events >= 1, descents >= 1 and "
+            "within > 0, got "
             f"points={points}, events={events}, descents={descents}, within={within}"
         )
     t0 = time.perf_counter()

@@ -2,7 +2,7 @@ r"""Parameter uncertainties from the curvature of the NLL."""
 
 from __future__ import annotations
 
-__all__ = ["covariance", "error_scale_hessian"]
+__all__ = ["batch_gradients", "covariance", "curvature_errors", "error_scale_hessian"]
 
 from collections.abc import Callable
 
@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from ..exceptions import InputError
+from .space import ParameterSpace
 
 
 def covariance(nll: Callable[[Tensor], Tensor], theta: np.ndarray | Tensor) -> np.ndarray:
@@ -72,3 +73,60 @@ def error_scale_hessian(
         diagonal = np.diag(hessian)
         step = np.where(diagonal > 0, 1 / np.sqrt(np.abs(diagonal)), step)
     return hessian, step
+
+
+def batch_gradients(
+    nll: Callable[[Tensor], Tensor], space: ParameterSpace, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""NLL `(K,)` and its gradient `(K, Q)` with respect to the floating parameters of
+    `space`, at their values `(K, Q)` (the others at the start): through the likelihood's
+    `value_and_grad` where it has one (it sizes the batches), else autograd of the sum."""
+    theta = torch.as_tensor(np.asarray(values, dtype=np.float64))
+    batched = getattr(nll, "value_and_grad", None)
+    if batched is not None:
+        floating = torch.from_numpy(space.floating)
+        value, g = batched(space.full(theta), floating)
+        g = g[:, floating.to(g.device)]
+    else:
+        theta.requires_grad_()
+        value = nll(space.full(theta))
+        (g,) = torch.autograd.grad(value.sum(), theta)
+    return value.detach().cpu().numpy(), g.cpu().numpy()
+
+
+def curvature_errors(
+    nll: Callable[[Tensor], Tensor], space: ParameterSpace, theta: np.ndarray, passes: int = 3
+) -> tuple[tuple[np.ndarray, np.ndarray] | None, int]:
+    r"""Errors `(P,)` and covariance `(P, P)` at a minimum `theta` `(P,)` (0 for fixed
+    parameters): the inverse of the curvature at the scale of the errors
+    (`error_scale_hessian`, `passes` of 2Q gradients), what HESSE gives Minuit's; `None`
+    where that curvature is not positive definite (a flat direction). With the number
+    of gradients taken.
+
+    Example:
+        >>> from flowscan.variables import Variable
+        >>> nll = lambda t: ((t / torch.tensor([2.0, 0.5])) ** 2).sum(-1) / 2
+        >>> space = ParameterSpace([Variable("a", "", -5, 5), Variable("b", "", -5, 5)])
+        >>> (errors, _), gradients = curvature_errors(nll, space, np.zeros(2))
+        >>> errors.round(6).tolist()
+        [2.0, 0.5]
+        >>> gradients
+        12
+    """
+    theta = np.asarray(theta, dtype=np.float64)
+    floating = space.floating
+    at = ParameterSpace(space.theta_vars, theta, space.fixed_names)
+    hessian, _ = error_scale_hessian(
+        lambda values: batch_gradients(nll, at, values)[1], theta[floating],
+        space.floating_bounds, passes=passes,
+    )  # fmt: skip
+    gradients = 2 * len(hessian) * passes
+    if not (np.isfinite(hessian).all() and np.linalg.eigvalsh(hessian).min() > 0):
+        return None, gradients
+    inverse = np.linalg.inv(hessian)
+    index = np.flatnonzero(floating)
+    errors = np.zeros(len(theta))
+    errors[index] = np.sqrt(np.diag(inverse))
+    out = np.zeros((len(theta),) * 2)
+    out[np.ix_(index, index)] = inverse
+    return (errors, out), gradients

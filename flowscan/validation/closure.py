@@ -132,7 +132,7 @@ def leave_out(
     model trains with `train`'s defaults). Fits at the left-out value then measure how
     well the model interpolates across a gap of the grid (`closure`,
     `interpolation_error`); its `training_points` lack the value, so fits there get the
-    coverage warning.
+    training-grid warning (`MixtureLikelihood.grid_gaps`).
 
     Raises `InputError` if `name` is not a parameter of `model` or `value` is not one of
     its training grid values (a model trained on continuously drawn theta has none).
