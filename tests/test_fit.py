@@ -203,7 +203,7 @@ def test_settings_check_their_options_and_round_trip_through_json():
     )  # fmt: skip
     assert settings.options == {"search": {"points": 1024}, "gradient": {"starts": 63}}
     assert FitSettings(**json.loads(json.dumps(asdict(settings)))) == settings
-    assert settings.keywords("search") == {"points": 1024, "events": 20_000, "descents": 4,
+    assert settings.keywords("search") == {"points": 1024, "events": 40_000, "descents": 4,
                                            "within": 25.0, "seed": 3}  # fmt: skip
     assert parse_option("minuit.tol=0.01") == ("minuit", "tol", 0.01)
     for text, words in [
