@@ -34,8 +34,9 @@ share. Rows go to `<out>/lhco.csv`.
 Every row is written as soon as it is done and a rerun skips the points already in the
 CSV, so a long run can be resumed.
 
-Run: `python benchmarks/box_closure.py toy [--points 100]` (trains the models into
-`<out>/models/` on the first run; about 2 minutes per point on 2 cores) and
+Run: `python benchmarks/box_closure.py toy [--points 100] [--models demo,seed002]`
+(trains the models into `<out>/models/` on the first run; about 2 minutes per point on
+2 cores) and
 `python benchmarks/box_closure.py lhco --signal runs/lhco-sig/model.pt --background
 runs/lhco-bkg/model.pt [--points 20]` (about 2.6 minutes per point).
 """
@@ -139,7 +140,7 @@ def toy(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     path = out / "toy.csv"
     done = set(_done(path)["point"])
-    models = {name: _models(name, out) for name in MODELS}
+    models = {name: _models(name, out) for name in args.models.split(",")}
     bounds = np.array([[v.low, v.high] for v in THETA_VARS])
     sobol = qmc.Sobol(3, scramble=True, seed=SEED)  # the first n of 2^m are the same for every m
     unit = sobol.random_base2(math.ceil(math.log2(max(2, args.points))))[: args.points]
@@ -308,12 +309,16 @@ def main() -> None:
     parser.add_argument("workload", choices=["toy", "lhco"])
     parser.add_argument("--points", type=int, help="points (default: toy 100, lhco 20)")
     parser.add_argument("--timed", type=int, default=20, help="toy points timed against today")
+    parser.add_argument("--models", default=",".join(MODELS), help="toy: the model sets fitted")
     parser.add_argument("--signal", help="lhco: the signal model")
     parser.add_argument("--background", help="lhco: the QCD model")
     parser.add_argument("--out", default="runs/box_closure")
     args = parser.parse_args()
     torch.set_num_threads(2)
     if args.workload == "toy":
+        unknown = set(args.models.split(",")) - set(MODELS)
+        if unknown:
+            parser.error(f"--models: unknown {sorted(unknown)}; choose from {list(MODELS)}")
         args.points = args.points or 100
         toy(args)
     else:

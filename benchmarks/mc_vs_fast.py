@@ -93,6 +93,12 @@ def speed(client, events: int) -> list[str]:
 
 
 def fit_masses(model: DensityModel, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    r"""The three masses and their HESSE errors `(3,)`, `(3,)` from one MIGRAD of the
+    signal-only NLL of signal events `x`, from the box centre.
+
+    Not `flowscan.scanner.fit`, which fits a `MixtureLikelihood` and searches for a
+    small signal's narrow valley on a large background: signal events alone have no
+    background to hide a signal in (docs/simulation.md)."""
     model = copy.deepcopy(model).double().eval()
 
     def nll(theta: torch.Tensor) -> torch.Tensor:

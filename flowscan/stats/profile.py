@@ -14,7 +14,7 @@ from scipy import stats
 from torch import Tensor
 
 from ..exceptions import InputError
-from ..scanner import ParameterSpace, ScanResult, gradient_scan, minuit_scan
+from ..scanner import ParameterSpace, ScanResult, gradient_scan
 
 
 def wilks_threshold(cl: float, dof: int) -> float:
@@ -92,7 +92,7 @@ def profile_likelihood(
     space: ParameterSpace,
     scan: Mapping[str, Sequence[float]],
     *,
-    minimum: ScanResult | None = None,
+    minimum: ScanResult,
     tol: float = 1e-4,
 ) -> ProfileResult:
     r"""The NLL at each point of a grid of one or two parameters, minimized over the
@@ -106,7 +106,8 @@ def profile_likelihood(
         nll: Differentiable NLL of the full theta, e.g. a `MixtureLikelihood`.
         space: Parameters, bounds, start (of the global fit) and fixed parameters.
         scan: One or two parameter names, each with the values to scan.
-        minimum: The global fit; `minuit_scan(nll, space)` if `None`. `dnll` is measured
+        minimum: The global fit (`flowscan.scanner.fit` for a `MixtureLikelihood`: one
+            local fit can end in a valley that is not the lowest). `dnll` is measured
             from the lower of its NLL and the lowest profile point.
         tol: NLL tolerance of each re-minimization.
     """
@@ -123,7 +124,6 @@ def profile_likelihood(
             raise InputError(f"{name}: give at least 2 increasing values to scan")
         if values[0] < v.low or values[-1] > v.high:
             raise InputError(f"{name}: scanned values leave the range [{v.low}, {v.high}]")
-    minimum = minimum if minimum is not None else minuit_scan(nll, space)
     columns = [space.names.index(n) for n in names]
     shape = tuple(len(g) for g in grid)
     index = np.array(list(np.ndindex(shape)))  # (n, 1 or 2) grid indices
