@@ -104,7 +104,7 @@ def profile_likelihood(
 
     Arguments:
         nll: Differentiable NLL of the full theta, e.g. a `MixtureLikelihood`.
-        space: Parameters, bounds, start (of the global fit) and fixed parameters.
+        space: Parameters, bounds and fixed parameters; the profile starts at `minimum`.
         scan: One or two parameter names, each with the values to scan.
         minimum: The global fit (`flowscan.scanner.fit` for a `MixtureLikelihood`: one
             local fit can end in a valley that is not the lowest). `dnll` is measured
