@@ -13,13 +13,18 @@ weights):
   demo's spline flows (`--flow nsf`) in the likelihood.
 - lhco: 100k QCD + 10k signal events of the fast generator at (3500, 500, 100) GeV; the
   signal model on the three masses, the QCD model unconditional (its density is
-  computed once per dataset). Rows: the likelihood and the bare models.
+  computed once per dataset). Rows: the likelihood and the bare models, single models
+  and 3-member ensembles (`DensityEnsemble`) of each.
+- resonances: the many-parameter toy at D = 19 (`flowscan.samples.resonances`), its
+  default yields (5k signal + 50k background events at the truth), 3-member ensembles
+  of the signal (19 parameters) and of the background (tau), all 20 floating. Rows:
+  the exact densities and the ensembles in the likelihood; ratios to the exact ones.
 
 Each cell is the best of `--repeat` calls at thetas that change from call to call (no
 cached value is reused), with wall, user and system seconds (`resource.getrusage`) and
 the ratio to the exact densities (toy) or to the bare models (lhco) measured in the same
 run. Run once per thread count: `python benchmarks/nll_throughput.py --threads 1` and
-`--threads 2`.
+`--threads 2`; `--workloads` picks some of toy, lhco, resonances.
 """
 
 from __future__ import annotations
@@ -32,9 +37,10 @@ from collections.abc import Callable
 
 import torch
 
-from flowscan.flows import Architecture, DensityModel, train
+from flowscan.flows import Architecture, DensityModel, train, train_ensemble
 from flowscan.flows.mixture import mixture_log_prob
 from flowscan.samples import MASS, BreitWigner, Exponential, lhco, pseudo_data, training_set
+from flowscan.samples.resonances import N_BKG, N_SIG, FallingSpectra, Resonances, truth
 from flowscan.scanner import MixtureLikelihood
 
 Clock = tuple[float, float, float]
@@ -134,30 +140,16 @@ def _lhco_models() -> tuple[DensityModel, DensityModel]:
     return signal.for_fit(), background.for_fit()
 
 
-def _row(label: str, clocks: tuple[Clock, Clock], reference: tuple[Clock, Clock] | None):
-    (v, g) = clocks
-    ratio = (
-        "" if reference is None else f"{v[0] / reference[0][0]:>8.1f}{g[0] / reference[1][0]:>8.1f}"
-    )
-    print(
-        f"  {label:<34}{v[0]:>9.4f}{v[1]:>7.3f}{v[2]:>7.3f}"
-        f"{g[0]:>11.4f}{g[1]:>7.3f}{g[2]:>7.3f}{ratio}"
-    )
+def _ensemble(density, x: torch.Tensor, theta: torch.Tensor | None, role: str):
+    r"""A 3-member ensemble of the default architecture, 1 epoch each, float64."""
+    ensemble = train_ensemble(
+        density.observables, density.theta_vars, x, theta,
+        members=3, role=role, epochs=1, progress=False,
+    )  # fmt: skip
+    return ensemble.for_fit()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    parser.add_argument("--repeat", type=int, default=10, help="best of this many calls")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    warnings.simplefilter("ignore")  # the models' extrapolation warnings
-    print(f"torch {torch.__version__}, {args.threads} thread(s), float64 models")
-    head = (
-        f"  {'likelihood':<34}{'NLL s':>9}{'user':>7}{'sys':>7}"
-        f"{'NLL+grad s':>11}{'user':>7}{'sys':>7}  ratio NLL, +grad"
-    )
-
+def _toy(args, head: str) -> None:
     truth = torch.tensor([455.0, 33.0, 170.0], dtype=torch.float64)
     x = pseudo_data(truth[:2], truth[2:], 1_000, 100_000, seed=3)
     print(f"toy: {len(x)} events, theta = (m_pole, gamma, tau); ratios to the exact densities")
@@ -178,6 +170,8 @@ def main() -> None:
     nsf = MixtureLikelihood(*_toy_models("nsf"), x, 1000, 100_000)
     _row("spline flows (nsf), fit path", _value_and_grad(nsf, truth, args.repeat), exact)
 
+
+def _lhco(args, head: str) -> None:
     frame = lhco.pseudo_data(100_000, 10_000, (3500.0, 500.0, 100.0), seed=2000)
     names = [v.name for v in lhco.OBSERVABLES]
     x = torch.tensor(lhco.features(frame)[names].to_numpy())
@@ -189,6 +183,59 @@ def main() -> None:
     _row("mixture models, bare", bare, None)
     nll = MixtureLikelihood(signal, background, x, 10_000, 100_000)
     _row("mixture models, fit path", _value_and_grad(nll, masses, args.repeat), bare)
+    xs, m = lhco.training_set(1000, seed=1)
+    signal = _ensemble(signal, torch.tensor(xs), torch.tensor(m), "signal")
+    qcd = torch.tensor(lhco.features(lhco.generate(50_000, seed=2))[names].to_numpy())
+    background = _ensemble(background, qcd, None, "background")
+    nll = MixtureLikelihood(signal, background, x, 10_000, 100_000)
+    _row("3-member ensembles, fit path", _value_and_grad(nll, masses, args.repeat), bare)
+
+
+def _resonances(args, head: str) -> None:
+    dim = 19
+    t = torch.tensor(truth(dim), dtype=torch.float64)
+    densities = (Resonances(dim), FallingSpectra())
+    x = pseudo_data(t[:dim], t[dim:], N_SIG, N_BKG, seed=19_000, densities=densities)
+    print(f"resonances: D = {dim}, {len(x)} events, {len(t)} parameters floating; ratios to exact")
+    print(head)
+    exact = _value_and_grad(MixtureLikelihood(*densities, x, N_SIG, N_BKG), t, args.repeat)
+    _row("exact densities", exact, None)
+    models = [
+        _ensemble(d, *d.training_set(20_000, seed=i), role)
+        for i, (d, role) in enumerate(zip(densities, ("signal", "background"), strict=True))
+    ]
+    nll = MixtureLikelihood(*models, x, N_SIG, N_BKG)
+    _row("3-member ensembles, fit path", _value_and_grad(nll, t, args.repeat), exact)
+
+
+def _row(label: str, clocks: tuple[Clock, Clock], reference: tuple[Clock, Clock] | None):
+    (v, g) = clocks
+    ratio = (
+        "" if reference is None else f"{v[0] / reference[0][0]:>8.1f}{g[0] / reference[1][0]:>8.1f}"
+    )
+    print(
+        f"  {label:<34}{v[0]:>9.4f}{v[1]:>7.3f}{v[2]:>7.3f}"
+        f"{g[0]:>11.4f}{g[1]:>7.3f}{g[2]:>7.3f}{ratio}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--repeat", type=int, default=10, help="best of this many calls")
+    parser.add_argument("--workloads", default="toy,lhco,resonances", help="comma-separated")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    warnings.simplefilter("ignore")  # the models' extrapolation warnings
+    print(f"torch {torch.__version__}, {args.threads} thread(s), float64 models")
+    head = (
+        f"  {'likelihood':<34}{'NLL s':>9}{'user':>7}{'sys':>7}"
+        f"{'NLL+grad s':>11}{'user':>7}{'sys':>7}  ratio NLL, +grad"
+    )
+
+    workloads = {"toy": _toy, "lhco": _lhco, "resonances": _resonances}
+    for name in args.workloads.split(","):
+        workloads[name](args, head)
 
 
 if __name__ == "__main__":

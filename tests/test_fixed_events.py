@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from flowscan import Variable
-from flowscan.flows import Architecture, DensityModel, FixedEvents, train
+from flowscan.flows import Architecture, DensityEnsemble, DensityModel, FixedEvents, train
 from flowscan.samples import MASS, BreitWigner, Exponential, pseudo_data, training_set
 from flowscan.scanner import MixtureLikelihood, ParameterSpace, gradient_scan, minuit_scan
 
@@ -33,13 +33,18 @@ def _events(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack([a.clamp_min(1e-3), b.clamp(1e-6, 1 - 1e-6)], 1), t
 
 
-def _model(flow: str, preprocessing: str | None, conditional: bool) -> DensityModel:
-    torch.manual_seed(0)
-    x, t = _events(600, seed=1)
-    arch = Architecture(flow, 2, (8, 8), 4, 3, preprocessing)
-    model = DensityModel(X2, THETA if conditional else (), arch, seed=1)
-    train(model, x, t if conditional else None, epochs=1, batch_size=200, progress=False)
-    return copy.deepcopy(model).double()  # float64: the two paths round alike to ~1e-15
+def _model(
+    flow: str, preprocessing: str | None, conditional: bool, members: int = 1
+) -> DensityModel | DensityEnsemble:
+    out = []
+    for k in range(members):
+        torch.manual_seed(k)
+        x, t = _events(600, seed=1)
+        arch = Architecture(flow, 2, (8, 8), 4, 3, preprocessing)
+        model = DensityModel(X2, THETA if conditional else (), arch, seed=1 + k)
+        train(model, x, t if conditional else None, epochs=1, batch_size=200, progress=False)
+        out.append(copy.deepcopy(model).double())  # float64: the paths round alike to ~1e-15
+    return out[0] if members == 1 else DensityEnsemble(out)
 
 
 def _reference(signal, background, x, theta, f_sig, weights=None):
@@ -55,10 +60,12 @@ def _reference(signal, background, x, theta, f_sig, weights=None):
 
 
 @pytest.mark.parametrize(("flow", "preprocessing"), FAMILIES)
-@pytest.mark.parametrize("weighted", [False, True])
-def test_the_fit_path_equals_the_straightforward_evaluation(flow, preprocessing, weighted):
-    signal = _model(flow, preprocessing, conditional=True)
-    background = _model(flow, preprocessing, conditional=False)
+@pytest.mark.parametrize(("weighted", "members"), [(False, 1), (True, 1), (True, 3)])
+def test_the_fit_path_equals_the_straightforward_evaluation(
+    flow, preprocessing, weighted, members
+):
+    signal = _model(flow, preprocessing, conditional=True, members=members)
+    background = _model(flow, preprocessing, conditional=False, members=members)
     x, _ = _events(400, seed=2)
     weights = torch.linspace(0.5, 1.5, len(x), dtype=torch.float64) if weighted else None
     nll = MixtureLikelihood(
@@ -67,15 +74,21 @@ def test_the_fit_path_equals_the_straightforward_evaluation(flow, preprocessing,
     f_sig = torch.tensor(0.1, dtype=torch.float64)
     for theta in ([[1.7]], [[1.2], [2.0], [2.9]]):  # one theta, and a batch
         theta = torch.tensor(theta, dtype=torch.float64, requires_grad=True)
-        fast = nll(theta)
         ref = _reference(signal, background, x, theta, f_sig, weights)
-        # float64 sums of 400 terms: the two evaluation orders agree to ~1e-14 relative
-        torch.testing.assert_close(fast, ref, rtol=1e-12, atol=0)
-        (g_fast,) = torch.autograd.grad(fast.sum(), theta)
         (g_ref,) = torch.autograd.grad(ref.sum(), theta)
         # per-event terms cancel near a minimum: the scale is the sum of their magnitudes
         scale = _per_event_gradients(signal, background, x, theta, f_sig, weights)
-        assert ((g_fast - g_ref).abs() <= 1e-12 * scale.abs().sum(dim=1)).all()
+        scale = scale.abs().sum(dim=1)
+        for pairs in (None, len(theta) * 37):  # the family's chunks, and 37-event chunks
+            nll.chunk_pairs = pairs
+            fast = nll(theta)
+            # float64 sums of 400 terms: the two evaluation orders agree to ~1e-14 relative
+            torch.testing.assert_close(fast, ref, rtol=1e-12, atol=0)
+            (g_fast,) = torch.autograd.grad(fast.sum(), theta)
+            assert ((g_fast - g_ref).abs() <= 1e-12 * scale).all()
+            values, grads = nll.value_and_grad(theta.detach())
+            torch.testing.assert_close(values, ref.detach(), rtol=1e-12, atol=0)
+            assert ((grads - g_ref).abs() <= 1e-12 * scale).all()
 
 
 def _per_event_gradients(signal, background, x, theta, f_sig, weights):
@@ -118,24 +131,31 @@ def test_fixed_events_of_one_observable_and_the_exact_densities():
     )
 
 
-def test_chunked_recomputed_and_whole_evaluations_agree():
-    signal = _model("mog", None, conditional=True)
+def test_the_extended_form_chunked_equals_the_straightforward_evaluation():
+    signal = _model("mog", None, conditional=True, members=2)
     background = _model("nsf", None, conditional=False)
     x, _ = _events(500, seed=5)
-    nll = MixtureLikelihood(signal, background, x, 50, 450, check_models=False, check_data=False)
-    theta = torch.tensor([[1.5], [2.5]], dtype=torch.float64, requires_grad=True)
-    whole = nll(theta)
-    (g_whole,) = torch.autograd.grad(whole.sum(), theta)
-    nll.chunk_pairs, nll.max_graph_bytes = 2 * 37, 0  # 37-event chunks, recomputed
-    chunked = nll(theta)
-    (g_chunked,) = torch.autograd.grad(chunked.sum(), theta)
-    torch.testing.assert_close(chunked, whole, rtol=1e-12, atol=0)
-    torch.testing.assert_close(g_chunked, g_whole, rtol=1e-10, atol=0)
-    nll.max_graph_bytes = 2**40  # chunked, graphs kept
-    kept = nll(theta)
-    (g_kept,) = torch.autograd.grad(kept.sum(), theta)
-    torch.testing.assert_close(kept, whole, rtol=1e-12, atol=0)
-    torch.testing.assert_close(g_kept, g_chunked, rtol=1e-12, atol=0)
+    nll = MixtureLikelihood(signal, background, x, check_models=False, check_data=False)
+    nll.chunk_pairs = 2 * 37  # 37-event chunks for the 2 thetas
+    theta = torch.tensor(
+        [[40.0, 470.0, 1.5], [60.0, 430.0, 2.5]], dtype=torch.float64, requires_grad=True
+    )
+    lp_s = torch.stack([signal.log_prob(x, t[2:]).double() for t in theta])
+    lp_b = background.log_prob(x).double()
+    n_sig, n_bkg = theta[:, :1], theta[:, 1:2]
+    terms = torch.logaddexp(n_sig.log() + lp_s, n_bkg.log() + lp_b)
+    ref = n_sig[:, 0] + n_bkg[:, 0] - terms.sum(1)
+    (g_ref,) = torch.autograd.grad(ref.sum(), theta)
+    fast = nll(theta)
+    # float64 sums of 500 terms: ~1e-14 relative apart; the gradient's per-event terms
+    # are O(1) (1 / n and d log p / d t), so 1e-12 of their number bounds the rounding
+    torch.testing.assert_close(fast, ref, rtol=1e-12, atol=0)
+    (g_fast,) = torch.autograd.grad(fast.sum(), theta)
+    torch.testing.assert_close(g_fast, g_ref, rtol=0, atol=1e-12 * len(x))
+    values, grads = nll.value_and_grad(theta.detach(), torch.tensor([False, True, True]))
+    torch.testing.assert_close(values, ref.detach(), rtol=1e-12, atol=0)
+    assert (grads[:, 0] == 0).all()
+    torch.testing.assert_close(grads[:, 1:], g_ref[:, 1:], rtol=0, atol=1e-12 * len(x))
 
 
 def test_no_weight_gradient_accumulates_during_a_fit():
@@ -167,16 +187,16 @@ def test_for_fit_is_a_float64_copy_that_leaves_the_model_as_it_was():
     )
 
 
-def test_value_and_grad_in_groups_of_thetas_equals_the_batch():
+def test_value_and_grad_of_a_batch_equals_each_theta_alone():
     signal = _model("mog", None, conditional=True)
     background = _model("mog", None, conditional=False)
     x, _ = _events(300, seed=8)
     nll = MixtureLikelihood(signal, background, x, 30, 270, check_models=False, check_data=False)
     theta = torch.tensor([[1.2], [1.9], [2.6]], dtype=torch.float64)
-    t = theta.clone().requires_grad_()
-    value = nll(t)
-    (grad,) = torch.autograd.grad(value.sum(), t)
-    nll.max_graph_bytes = 1  # one theta per group
     values, grads = nll.value_and_grad(theta)
-    torch.testing.assert_close(values, value.detach(), rtol=1e-13, atol=0)
-    torch.testing.assert_close(grads, grad, rtol=1e-12, atol=0)
+    for value, grad, t in zip(values, grads, theta, strict=True):
+        t = t.clone().requires_grad_()
+        one = nll(t)
+        # one theta per chunk, or three: the same float64 terms, summed in other groups
+        torch.testing.assert_close(value, one.detach(), rtol=1e-13, atol=0)
+        torch.testing.assert_close(grad, torch.autograd.grad(one, t)[0], rtol=1e-12, atol=0)

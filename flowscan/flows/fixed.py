@@ -5,7 +5,6 @@ from __future__ import annotations
 __all__ = ["FixedEnsemble", "FixedEvents"]
 
 import math
-from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -23,13 +22,13 @@ class FixedEvents:
     What depends on the events alone is computed once, here: the preprocessing and its
     log-Jacobian, and for the mixture the events' share of its network's first layer
     (with one observable the mixture depends on theta alone, and its network runs once
-    per theta). `log_prob` computes the rest, what depends on theta once per theta,
-    broadcast over the events. Gradients flow to theta only: the events' share is a
-    constant, and no weight gradient is asked for (the model is not modified).
+    per theta). `terms` computes what depends on theta alone, once per theta, and
+    `chunk` the rest on a chunk of events, broadcast over them. Gradients flow to theta
+    only: the events' share is a constant, and no weight gradient is asked for (the
+    model is not modified).
 
-    `chunk_pairs` is how many theta-event pairs to evaluate at a time, `graph_bytes` the
-    memory a gradient's graph keeps per pair (both estimates, by family and size, fixed
-    so that results do not depend on the machine).
+    `chunk_pairs` is how many theta-event pairs to evaluate at a time (an estimate by
+    family and size, fixed so that results do not depend on the machine).
 
     Arguments:
         model: The model, in the dtype fits evaluate it in (`DensityModel.for_fit`).
@@ -62,6 +61,14 @@ class FixedEvents:
             base = model.flow.base
             self.mixture = isinstance(base, AutoregressiveMixture)
             self.share = base.share(z) if self.mixture else None
+            # the base distribution apart from the context: the mixture's, given the
+            # first layer's output (`terms`), or a flow's (zuko's bases are unconditional)
+            self.distribution = base(None)
+        # how many tensors `terms` returns: the one-observable mixture's three
+        # (`mixture_terms`), the first layer's context share, a flow's context, or none
+        self.n_terms = (
+            3 if self.mixture and self.share is None else int(self.mixture or model.conditional)
+        )
         self.layers = steps[n_pre:]
         a, f, size = model.architecture, len(self.observables), z.element_size()
         if self.mixture:
@@ -70,75 +77,78 @@ class FixedEvents:
             # 4 MB of it ran fastest (2**21-2**23 B, toy and LHCO, 1 and 2 threads).
             width = f * a.components if f == 1 else max(3 * f * a.components, *a.hidden_features)
             self.chunk_pairs = max(1, 2**22 // (size * width))
-            # measured: 13.6 kB per pair kept for the 5-observable mixture (width 300)
-            self.graph_bytes = 6 * size * width
         else:
             # zuko's layers run many small operations per chunk: 2**16 pairs ran 2.4x
             # faster than 2**13 (the toy's spline flows, NLL alone)
             self.chunk_pairs = 2**16
-            # ~60 kB per pair kept by a 5-observable NSF of 5 x 128 x 128
-            self.graph_bytes = 8 * size * (a.transforms + 1) * max(a.hidden_features)
 
     def __len__(self) -> int:
         return len(self.z)
 
-    def at(self, theta: Tensor | None = None) -> Callable[[slice], Tensor]:
-        r"""The log-density at theta `(K, D)` (`None` or `(K, 0)` for an unconditional
-        model, checked against the trained range) as a function of the events `rows`:
-        what depends on theta alone is computed here, once. The function returns
-        log p(x_i | theta) in units of 1/prod(observable units), float64, `(K, M)` for M
-        rows (`(M,)` for an unconditional model)."""
+    def terms(self, theta: Tensor | None = None) -> tuple[Tensor, ...]:
+        r"""What the log-density needs of theta `(K, D)` (`None` or `(K, 0)` for an
+        unconditional model), computed once per theta and checked against the trained
+        range: the context `(K, 1, C)` of a flow; the context's share of the mixture's
+        first layer `(K, 1, H)`; with one observable the mixture's terms themselves
+        (`mixture_terms`, `(K, 1, 1, G)` each). `chunk` takes them."""
         c = None
         if self.model.conditional:
             c = self.model.context(theta)[:, None, :]  # (K, 1, C): broadcast over events
         elif theta is not None and theta.numel():
             self.model.context(theta)  # raises: an unconditional model takes no theta
-        base = self.model.flow.base(c)
+        base = self.model.flow.base
         if self.mixture and self.share is None:  # one observable: terms per theta only
-            terms = base.terms(None)
-            return lambda rows: (mixture_log_prob(self.z[rows], *terms) + self.ladj[rows]).double()
+            return base(c).terms(None)
         if self.mixture:
-            return lambda rows: (
-                mixture_log_prob(self.z[rows], *base.terms(self.z[rows], self.share[rows]))
-                + self.ladj[rows]
-            ).double()
-        transform = ComposedTransform(*(t(c) for t in self.layers))
+            return (base.context_share(c),)
+        return () if c is None else (c,)
 
-        def log_prob(rows: slice) -> Tensor:
-            z = self.z[rows]
-            if c is not None:
-                z = z.expand(*c.shape[:-2], *z.shape)  # zuko's layers need z's batch shape
-            y, term = transform.call_and_ladj(z)
-            return (base.log_prob(y) + term + self.ladj[rows]).double()
-
-        return log_prob
+    def chunk(self, terms: tuple[Tensor, ...], rows: slice) -> Tensor:
+        r"""log p(x_i | theta) on the events `rows` from the `terms` of K thetas, in units
+        of 1/prod(observable units), float64, `(K, M)` for M rows (`(M,)` for an
+        unconditional model)."""
+        z, ladj = self.z[rows], self.ladj[rows]
+        if self.mixture:
+            if self.share is not None:
+                terms = self.distribution.terms(z, self.share[rows] + terms[0])
+            return (mixture_log_prob(z, *terms) + ladj).double()
+        c = terms[0] if terms else None
+        if c is not None:
+            z = z.expand(*c.shape[:-2], *z.shape)  # zuko's layers need z's batch shape
+        y, term = ComposedTransform(*(t(c) for t in self.layers)).call_and_ladj(z)
+        return (self.distribution.log_prob(y) + term + ladj).double()
 
     def log_prob(self, theta: Tensor | None = None, rows: slice = slice(None)) -> Tensor:
-        r"""`at(theta)(rows)`: log p(x_i | theta) `(K, M)` (`(M,)` unconditional)."""
-        return self.at(theta)(rows)
+        r"""`chunk(terms(theta), rows)`: log p(x_i | theta) `(K, M)` (`(M,)` unconditional)."""
+        return self.chunk(self.terms(theta), rows)
 
 
 class FixedEnsemble:
     r"""`FixedEvents` of each member of a `DensityEnsemble`: the log of the members' mean
-    density, `logsumexp_k log p_k(x_i | theta) - log K`, with the same interface.
+    density, `logsumexp_k log p_k(x_i | theta) - log K`, with the same interface; the
+    `terms` are the members' in turn.
 
-    `chunk_pairs` is the members' (each member's chunk is evaluated in turn), and
-    `graph_bytes` the sum of theirs (a gradient keeps every member's graph)."""
+    `chunk_pairs` is the members' (each member's chunk is evaluated in turn)."""
 
     def __init__(self, ensemble: DensityEnsemble, x: Tensor) -> None:
         self.members = [FixedEvents(m, x) for m in ensemble.members]
         self.chunk_pairs = min(m.chunk_pairs for m in self.members)
-        self.graph_bytes = sum(m.graph_bytes for m in self.members)
 
     def __len__(self) -> int:
         return len(self.members[0])
 
-    def at(self, theta: Tensor | None = None) -> Callable[[slice], Tensor]:
-        r"""As `FixedEvents.at`, for the mean density."""
-        members = [m.at(theta) for m in self.members]
-        log_k = math.log(len(members))
-        return lambda rows: torch.stack([f(rows) for f in members]).logsumexp(0) - log_k
+    def terms(self, theta: Tensor | None = None) -> tuple[Tensor, ...]:
+        r"""As `FixedEvents.terms`, every member's after the other."""
+        return tuple(t for m in self.members for t in m.terms(theta))
+
+    def chunk(self, terms: tuple[Tensor, ...], rows: slice) -> Tensor:
+        r"""As `FixedEvents.chunk`, for the mean density."""
+        lp, start = [], 0
+        for member in self.members:
+            lp.append(member.chunk(terms[start : start + member.n_terms], rows))
+            start += member.n_terms
+        return torch.stack(lp).logsumexp(0) - math.log(len(lp))
 
     def log_prob(self, theta: Tensor | None = None, rows: slice = slice(None)) -> Tensor:
-        r"""`at(theta)(rows)`."""
-        return self.at(theta)(rows)
+        r"""`chunk(terms(theta), rows)`."""
+        return self.chunk(self.terms(theta), rows)

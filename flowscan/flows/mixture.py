@@ -188,8 +188,9 @@ class _MixtureDistribution(Distribution):
         With one observable they depend on the context alone (the network's masks cut
         z off), so the network runs once per context, not once per event, and the
         result has the context's batch shape, to broadcast against the events. `share`
-        is the events' part of the first layer (`AutoregressiveMixture.share`), computed
-        once for events that stay fixed: only the context's part is added here."""
+        is the first layer's output before its activation, the events' part
+        (`AutoregressiveMixture.share`) plus the context's (`context_share`), each
+        computed once for events or contexts that stay fixed; the context is then unused."""
         like = self.hyper[0].weight
         c = like.new_ones(1) if self.c is None else self.c
         if self.features == 1:
@@ -197,10 +198,8 @@ class _MixtureDistribution(Distribution):
         elif share is None:
             phi = self.hyper(torch.cat([z, c.expand(*z.shape[:-1], c.shape[-1])], dim=-1))
         else:
-            first, *rest = self.hyper
-            weight = (first.mask * first.weight)[:, self.features :]
-            phi = share + F.linear(c, weight, first.bias)
-            for layer in rest:
+            phi = share
+            for layer in list(self.hyper)[1:]:
                 phi = layer(phi)
         logits, mean, width = phi.unflatten(-1, (self.features, 3, self.components)).unbind(-2)
         return F.log_softmax(logits, dim=-1), mean, F.softplus(width) + MIN_WIDTH
@@ -300,3 +299,11 @@ class AutoregressiveMixture(LazyDistribution):
             return None
         first = self.hyper[0]
         return F.linear(z, (first.mask * first.weight)[:, : self.features])
+
+    def context_share(self, c: Tensor | None) -> Tensor:
+        r"""The context's part of the network's first layer, its bias included, for a
+        context `c` `(*, C)` (`None`: unconditional), `(*, H)`: added to the events'
+        part (`share`) it is the first layer's output before its activation."""
+        first = self.hyper[0]
+        c = first.weight.new_ones(1) if c is None else c
+        return F.linear(c, (first.mask * first.weight)[:, self.features :], first.bias)

@@ -7,12 +7,12 @@ __all__ = ["Density", "MixtureLikelihood", "check_model_pair"]
 import copy
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 import torch
 from torch import Tensor
-from torch.utils.checkpoint import checkpoint
+from torch.autograd.function import once_differentiable
 
 from ..constraints import Constraint
 from ..exceptions import FitError, FlowscanWarning, InputError, ModelFileError
@@ -98,12 +98,9 @@ class MixtureLikelihood:
     """
 
     # Events are evaluated in chunks of each density's `chunk_pairs` theta-event pairs
-    # (`FixedEvents`; `chunk_pairs` here overrides it). A gradient keeps the graph of
-    # every chunk, unless that would take more than `max_graph_bytes`: then each chunk is
-    # recomputed in the backward pass instead. Both are fixed numbers, so results do not
+    # (`FixedEvents`; `chunk_pairs` here overrides it): a fixed number, so results do not
     # depend on the machine's free memory.
     chunk_pairs: int | None = None
-    max_graph_bytes: int = 2**31
 
     def __init__(
         self,
@@ -255,12 +252,17 @@ class MixtureLikelihood:
         form, `yields` `(*, 2)` = (n_sig, n_bkg) given apart, batch shapes `()` or `(K,)`.
 
         The densities are evaluated on the fixed events (`FixedEvents`: the events'
-        share of the work was done once, at construction), in chunks of events (each
-        density's `chunk_pairs` theta-event pairs), each theta's share once per theta.
-        A gradient keeps every chunk's graph, or recomputes each chunk in the backward
-        pass (`torch.utils.checkpoint`) where they would exceed `max_graph_bytes`. A
-        `theta_sig` or `theta_bkg` that needs no gradient and is one value for the whole
-        batch (or is empty: an unconditional density) has its per-event density
+        share of the work was done once, at construction), each theta's share once per
+        theta (`FixedEvents.terms`), then in chunks of events (each density's
+        `chunk_pairs` theta-event pairs). With a gradient through a learned density,
+        each chunk's backward pass follows its forward pass at once, its gradient with
+        respect to the per-theta terms accumulated, and the sum goes back through the
+        per-theta share once (`_ChunkedNLL`): memory stays that of one chunk, nothing is
+        computed twice, and the result is a first derivative (no Hessian by autograd:
+        use `error_scale_hessian`). Closed-form densities keep the whole graph.
+
+        A `theta_sig` or `theta_bkg` that needs no gradient and is one value for the
+        whole batch (or is empty: an unconditional density) has its per-event density
         computed once and cached: a fit of the yields at fixed masses, as in a limit,
         then costs no model evaluation at all."""
         if (yields is None) == self.extended:
@@ -269,49 +271,97 @@ class MixtureLikelihood:
         if not batched:
             theta_sig, theta_bkg = theta_sig[None], theta_bkg[None]
             yields = None if yields is None else yields[None]
-        lp_s = self._cached_log_prob("signal", theta_sig)
-        lp_b = self._cached_log_prob("background", theta_bkg)
-        live = [e for e, lp in zip(self._events.values(), (lp_s, lp_b), strict=True) if lp is None]
-        pairs = self.chunk_pairs or min((e.chunk_pairs for e in live), default=2**16)
-        step, n, k = max(1, pairs // len(theta_sig)), len(self.x), len(theta_sig)
-        keep = (
-            not torch.is_grad_enabled()
-            or step >= n
-            or sum(e.graph_bytes for e in live) * k * n <= self.max_graph_bytes
+        cached = (
+            self._cached_log_prob("signal", theta_sig),
+            self._cached_log_prob("background", theta_bkg),
         )
-        at_s = None if lp_s is not None else self._events["signal"].at(theta_sig)
-        at_b = None if lp_b is not None else self._events["background"].at(theta_bkg)
-        nll = 0.0
-        for i in range(0, n, step):
-            rows = slice(i, i + step)
-            w, s, b = (None if t is None else t[rows] for t in (self.weights, lp_s, lp_b))
-            s = at_s if s is None else s
-            b = at_b if b is None else b
-            if keep:
-                nll = nll + self._nll(rows, w, s, b, yields, len(theta_sig))
-            else:
-                nll = nll + checkpoint(
-                    self._nll, rows, w, s, b, yields, len(theta_sig), use_reentrant=False
-                )
+        inputs = (theta_sig, theta_bkg, yields)
+        learned = any(
+            lp is None and not isinstance(e, _Direct)
+            for e, lp in zip(self._events.values(), cached, strict=True)
+        )
+        if (
+            learned
+            and torch.is_grad_enabled()
+            and any(t.requires_grad for t in inputs if t is not None)
+        ):
+            nll = _ChunkedNLL.apply(self, cached, *inputs)
+        else:
+            nll, _ = self._chunks(inputs, cached, accumulate=False)
         if yields is not None:
             nll = nll + yields.sum(dim=-1)
         return nll if batched else nll[0]
 
+    def _chunks(
+        self,
+        inputs: tuple[Tensor, Tensor, Tensor | None],
+        cached: tuple[Tensor | None, Tensor | None],
+        accumulate: bool,
+    ) -> tuple[Tensor, tuple[Tensor | None, ...]]:
+        r"""The sum over chunks of events of `_nll` `(K,)` at `inputs` (theta_sig `(K,
+        D_s)`, theta_bkg `(K, D_b)`, yields `(K, 2)` or `None`), the `cached` per-event
+        log-densities `(N,)` in place of a density where given.
+
+        `accumulate=False`: the sum, with its graph where gradients are enabled, and no
+        gradients. `accumulate=True`: the sum without a graph, and its gradient with
+        respect to each input that requires one (else `None`), each chunk's backward
+        pass right after its forward pass, accumulated on the per-theta terms (cut from
+        their graph) and propagated through them to the inputs once."""
+        theta_sig, theta_bkg, yields = inputs
+        k, n = len(theta_sig), len(self.x)
+        live = [e for e, lp in zip(self._events.values(), cached, strict=True) if lp is None]
+        pairs = self.chunk_pairs or min((e.chunk_pairs for e in live), default=2**16)
+        step = max(1, pairs // k)
+        terms = [
+            () if lp is not None else events.terms(part)
+            for events, part, lp in zip(self._events.values(), inputs[:2], cached, strict=True)
+        ]
+        outer = [*terms[0], *terms[1], *(() if yields is None else (yields,))]
+        inner = [t.detach().requires_grad_(t.requires_grad) for t in outer] if accumulate else outer
+        wants = [t for t in inner if t.requires_grad]
+        sums = [torch.zeros_like(t) for t in wants]
+        cut = len(terms[0])
+        terms = [inner[:cut], inner[cut : cut + len(terms[1])]]
+        y = None if yields is None else inner[-1]
+        events = list(self._events.values())
+        nll = 0.0
+        for i in range(0, n, step):
+            rows = slice(i, i + step)
+            lp = [
+                events[j].chunk(terms[j], rows) if cached[j] is None else cached[j][rows]
+                for j in range(2)
+            ]
+            w = None if self.weights is None else self.weights[rows]
+            part = self._nll(w, lp[0], lp[1], y, k)
+            if accumulate and wants:
+                # a term may not enter (f_sig = 0 leaves the signal out): no gradient
+                grads = torch.autograd.grad(part.sum(), wants, allow_unused=True)
+                for total, g in zip(sums, grads, strict=True):
+                    if g is not None:
+                        total += g
+                part = part.detach()
+            nll = nll + part
+        if not accumulate:
+            return nll, ()
+        # the accumulated gradient through the per-theta share, once
+        leaves = [t for t in inputs if t is not None and t.requires_grad]
+        outs = [o for o, t in zip(outer, inner, strict=True) if t.requires_grad]
+        grads = iter(
+            torch.autograd.grad(outs, leaves, sums, allow_unused=True) if outs and leaves else ()
+        )
+        return nll, tuple(None if t is None or not t.requires_grad else next(grads) for t in inputs)
+
     def _nll(
         self,
-        rows: slice,
         weights: Tensor | None,
-        lp_s: Tensor | Callable[[slice], Tensor],
-        lp_b: Tensor | Callable[[slice], Tensor],
+        lp_s: Tensor,
+        lp_b: Tensor,
         yields: Tensor | None,
         k: int,
     ) -> Tensor:
-        r"""Sum over the events `rows` of -log of the mixture density (times `weights`
-        `(M,)` if given), `(K,)` for K thetas and yields `(K, 2)` or `None` (fixed
-        fraction); `lp_s`, `lp_b` are the cached log-densities of these events `(M,)`, or
-        the density at the thetas as a function of the rows (`FixedEvents.at`)."""
-        lp_s = lp_s(rows) if callable(lp_s) else lp_s
-        lp_b = lp_b(rows) if callable(lp_b) else lp_b
+        r"""Sum over events of -log of the mixture density (times `weights` `(M,)` if
+        given), `(K,)` for K thetas and yields `(K, 2)` or `None` (fixed fraction), from
+        the log-densities of the events `lp_s`, `lp_b` (`(K, M)`, or `(M,)` cached)."""
         if yields is None:
             if self.f_sig == 0:
                 lp_b = lp_b if weights is None else weights * lp_b
@@ -360,9 +410,10 @@ class MixtureLikelihood:
                     out.append(cached.expand(len(theta), -1))
                     continue
                 events = self._events[which]
-                at, n = events.at(part), len(self.x)
+                terms, n = events.terms(part), len(self.x)
                 step = max(1, (self.chunk_pairs or events.chunk_pairs) // len(theta))
-                out.append(torch.cat([at(slice(i, i + step)) for i in range(0, n, step)], -1))
+                rows = [slice(i, i + step) for i in range(0, n, step)]
+                out.append(torch.cat([events.chunk(terms, r) for r in rows], -1))
         return out[0], out[1]
 
     def from_log_densities(
@@ -373,7 +424,7 @@ class MixtureLikelihood:
         constraint terms."""
         if (yields is None) == self.extended:
             raise InputError("yields (n_sig, n_bkg) are needed exactly for the extended form")
-        nll = self._nll(slice(None), self.weights, lp_s, lp_b, yields, len(lp_s))
+        nll = self._nll(self.weights, lp_s, lp_b, yields, len(lp_s))
         return nll if yields is None else nll + yields.sum(dim=-1)
 
     def subset(self, rows: Tensor) -> MixtureLikelihood:
@@ -401,35 +452,25 @@ class MixtureLikelihood:
         r"""NLL `(K,)` and its gradient `(K, P)` at a batch of thetas `(K, P)`, with
         respect to the `floating` parameters (a boolean mask `(P,)`, all if `None`; the
         others get 0, and a density none of whose parameters float is computed once and
-        cached, as in `nll_split`). Computed in groups of as many thetas as keep their
-        graphs within `max_graph_bytes` together: each NLL depends on its own theta
-        only, and a group whose graphs do not fit would be recomputed in the backward
-        pass (on the LHCO mixture a batch of 6 took 13.5 s that way, 6 single thetas
-        6.9 s)."""
+        cached, as in `nll_split`). One pass over the events for the whole batch, each
+        chunk's backward pass right after its forward pass (`nll_split`): each NLL
+        depends on its own theta only, so the gradient of their sum is theirs."""
         theta = torch.as_tensor(theta, dtype=torch.float64, device=self.x.device)
         self._check(theta)
         floating = torch.ones(theta.shape[-1], dtype=torch.bool) if floating is None else floating
         floating = torch.as_tensor(floating, dtype=torch.bool, device=theta.device)
         sig, bkg = (i.to(theta.device) for i in (self._sig_index, self._bkg_index))
-        live = [bool(floating[sig].any()), bool(floating[bkg].any())]
-        events = (self._events["signal"], self._events["background"])
-        per_theta = sum(e.graph_bytes for e, on in zip(events, live, strict=True) if on)
-        group = max(1, self.max_graph_bytes // max(1, per_theta * len(self.x)))
-        values, grads = [], []
-        for part in theta.detach().split(group):
-            leaf = part.clone().requires_grad_(bool(floating.any()))
-            # a density none of whose parameters float gets a theta without a graph: cached
-            theta_sig, theta_bkg, yields = self.split(leaf)
-            theta_sig = theta_sig if live[0] else theta_sig.detach()
-            theta_bkg = theta_bkg if live[1] else theta_bkg.detach()
-            value = self.nll_split(theta_sig, theta_bkg, yields) + self.constraint_nll(leaf)
-            if value.requires_grad:
-                (grad,) = torch.autograd.grad(value.sum(), leaf)
-            else:
-                grad = torch.zeros_like(leaf)
-            grads.append(grad * floating)
-            values.append(value.detach())
-        return torch.cat(values), torch.cat(grads)
+        leaf = theta.detach().clone().requires_grad_(bool(floating.any()))
+        # a density none of whose parameters float gets a theta without a graph: cached
+        theta_sig, theta_bkg, yields = self.split(leaf)
+        theta_sig = theta_sig if floating[sig].any() else theta_sig.detach()
+        theta_bkg = theta_bkg if floating[bkg].any() else theta_bkg.detach()
+        value = self.nll_split(theta_sig, theta_bkg, yields) + self.constraint_nll(leaf)
+        if value.requires_grad:
+            (grad,) = torch.autograd.grad(value.sum(), leaf)
+        else:
+            grad = torch.zeros_like(leaf)
+        return value.detach(), grad * floating
 
     def grid_gaps(self, theta: Sequence[float]) -> list[str]:
         r"""Why the densities' parameters at theta `(P,)` lie outside the training grid
@@ -505,16 +546,41 @@ class _Direct:
     `log_prob` on the events `rows` for thetas `(K, D)`, `(K, M)`."""
 
     chunk_pairs = 2**16
-    graph_bytes = 256
 
     def __init__(self, density: Density, x: Tensor) -> None:
         self.density, self.x = density, x
 
-    def at(self, theta: Tensor) -> Callable[[slice], Tensor]:
-        return lambda rows: self.density.log_prob(self.x[rows], theta[:, None, :]).double()
+    def terms(self, theta: Tensor) -> tuple[Tensor]:
+        return (theta,)
+
+    def chunk(self, terms: tuple[Tensor], rows: slice) -> Tensor:
+        return self.density.log_prob(self.x[rows], terms[0][:, None, :]).double()
 
     def log_prob(self, theta: Tensor, rows: slice = slice(None)) -> Tensor:
-        return self.at(theta)(rows)
+        return self.chunk(self.terms(theta), rows)
+
+
+class _ChunkedNLL(torch.autograd.Function):
+    r"""`MixtureLikelihood._chunks` with its gradient computed in the forward pass, chunk
+    by chunk (`accumulate=True`), and handed back in the backward pass: the NLL `(K,)`
+    of theta_sig `(K, D_s)`, theta_bkg `(K, D_b)` and yields `(K, 2)` or `None`."""
+
+    @staticmethod
+    def forward(ctx, nll, cached, theta_sig, theta_bkg, yields):  # noqa: ANN001, ANN205
+        need = ctx.needs_input_grad[2:]
+        inputs = [
+            None if t is None else t.detach().requires_grad_(n)
+            for t, n in zip((theta_sig, theta_bkg, yields), need, strict=True)
+        ]
+        with torch.enable_grad():
+            value, grads = nll._chunks(inputs, cached, accumulate=True)
+        ctx.save_for_backward(*grads)
+        return value
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):  # noqa: ANN001, ANN205
+        return None, None, *(None if g is None else grad[:, None] * g for g in ctx.saved_tensors)
 
 
 def _fixed(density: Density, x: Tensor) -> FixedEvents | FixedEnsemble | _Direct:
