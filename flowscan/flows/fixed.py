@@ -8,7 +8,6 @@ import math
 
 import torch
 from torch import Tensor
-from zuko.transforms import ComposedTransform
 
 from ..variables import check_events
 from .ensemble import DensityEnsemble
@@ -49,27 +48,19 @@ class FixedEvents:
         check_events(x, model.observables)
         self.model, self.observables = model, model.observables
         self.theta_vars = model.theta_vars
-        steps = model.flow.transform.transforms
-        n_pre = len(model.preprocessing)
         with torch.no_grad():
-            z = x.to(model.theta_range)
-            ladj = z.new_zeros(len(z))
-            for step in steps[:n_pre]:
-                z, term = step().call_and_ladj(z)
-                ladj = ladj + term
-            self.z, self.ladj = z, ladj
+            z, self.ladj = model.latent(x)
+            self.z = z
             base = model.flow.base
             self.mixture = isinstance(base, AutoregressiveMixture)
             self.share = base.share(z) if self.mixture else None
-            # the base distribution apart from the context: the mixture's, given the
-            # first layer's output (`terms`), or a flow's (zuko's bases are unconditional)
-            self.distribution = base(None)
+            # the mixture apart from the context, given its first layer's output (`terms`)
+            self.distribution = base(None) if self.mixture else None
         # how many tensors `terms` returns: the one-observable mixture's three
         # (`mixture_terms`), the first layer's context share, a flow's context, or none
         self.n_terms = (
             3 if self.mixture and self.share is None else int(self.mixture or model.conditional)
         )
-        self.layers = steps[n_pre:]
         a, f, size = model.architecture, len(self.observables), z.element_size()
         if self.mixture:
             # The widest intermediate per theta-event pair: the network's output, or with
@@ -115,8 +106,7 @@ class FixedEvents:
         c = terms[0] if terms else None
         if c is not None:
             z = z.expand(*c.shape[:-2], *z.shape)  # zuko's layers need z's batch shape
-        y, term = ComposedTransform(*(t(c) for t in self.layers)).call_and_ladj(z)
-        return (self.distribution.log_prob(y) + term + ladj).double()
+        return (self.model.latent_log_prob(z, c) + ladj).double()
 
     def log_prob(self, theta: Tensor | None = None, rows: slice = slice(None)) -> Tensor:
         r"""`chunk(terms(theta), rows)`: log p(x_i | theta) `(K, M)` (`(M,)` unconditional)."""

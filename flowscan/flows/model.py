@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution, Independent
 from zuko.flows import MaskedAutoregressiveTransform
 from zuko.lazy import LazyDistribution, LazyTransform, UnconditionalDistribution
-from zuko.transforms import MonotonicRQSTransform
+from zuko.transforms import ComposedTransform, MonotonicRQSTransform
 
 from ..constraints import Constraint
 from ..exceptions import FlowscanWarning, InputError, ModelFileError, first_line
@@ -276,6 +276,27 @@ class DensityModel(nn.Module):
             batch = torch.broadcast_shapes(x.shape[:-1], torch.as_tensor(theta).shape[:-1])
             x = x.expand(*batch, x.shape[-1])
         return self(theta).log_prob(x)
+
+    def latent(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        r"""Events `x` `(N, F)` through the preprocessing: latent events `(N, F)` in the
+        model's dtype and the preprocessing's log-Jacobian `(N,)`, computed once for
+        events that stay fixed (training, a fit). Unchecked: `check_events` first."""
+        z = x.to(self.theta_range)
+        ladj = z.new_zeros(len(z))
+        for step in self.flow.transform.transforms[: len(self.preprocessing)]:
+            z, term = step().call_and_ladj(z)
+            ladj = ladj + term
+        return z, ladj
+
+    def latent_log_prob(self, z: Tensor, c: Tensor | None) -> Tensor:
+        r"""log p of latent events `z` `(*, F)` (`latent`) given the context `c` `(*, C)`
+        (`context`; `None` unconditional): the flow after its preprocessing, without the
+        preprocessing's log-Jacobian, `(*,)`."""
+        layers = self.flow.transform.transforms[len(self.preprocessing) :]
+        if not layers:  # the mixture: its base is the whole model
+            return self.flow.base(c).log_prob(z)
+        y, ladj = ComposedTransform(*(t(c) for t in layers)).call_and_ladj(z)
+        return self.flow.base(c).log_prob(y) + ladj
 
     def for_fit(self) -> DensityModel:
         r"""A copy of the model as fits use it: float64 (the README's "Precision of fits")

@@ -6,6 +6,7 @@ __all__ = ["MIN_TRAINING_EVENTS", "check_split", "train"]
 
 import copy
 import math
+from functools import partial
 
 import torch
 from torch import Tensor
@@ -20,6 +21,10 @@ from .model import DensityModel
 # a density with tens of parameters fitted to fewer is noise, whether the events come
 # from a file or a generator.
 MIN_TRAINING_EVENTS = 50
+
+# The fraction of the steps over which the learning rate rises linearly to its peak,
+# before it falls to 0 along a cosine (`_schedule`).
+WARM_UP = 0.05
 
 
 def check_split(events: int, val_fraction: float = 0.2) -> int:
@@ -38,15 +43,21 @@ def check_split(events: int, val_fraction: float = 0.2) -> int:
     return validation
 
 
-def _ema(averaged: Tensor, current: Tensor, n: Tensor) -> Tensor:
-    r"""Moving-average step with decay (1 + n) / (10 + n) after n updates: the average
-    covers about the last tenth of the steps taken, however long the training. Buffers
-    that are not floating point (the autoregressive masks) are copied, and so are values
-    that did not change (the preprocessing, and the +-inf of open edges, which the
-    average would turn into NaN)."""
-    if not averaged.is_floating_point():
-        return current
-    return torch.where(averaged == current, current, averaged + (current - averaged) * 9 / (10 + n))
+def _ema(averaged: list[Tensor], current: list[Tensor], n: Tensor) -> None:
+    r"""Moving-average step of the weights with decay (1 + n) / (10 + n) after n updates,
+    in place (one fused step for all of them): the average covers about the last tenth
+    of the steps taken, however long the training. The buffers (preprocessing, masks,
+    truncation edges) do not change during training and are not averaged."""
+    torch._foreach_lerp_(averaged, current, 9 / (10 + n.item()))
+
+
+def _schedule(step: int, steps: int) -> float:
+    r"""The learning rate at `step` of `steps`, as a fraction of its peak: a linear
+    warm-up over the first `WARM_UP` of the steps, then half a cosine down to 0."""
+    warm = max(1, round(WARM_UP * steps))
+    if step < warm:
+        return (step + 1) / warm
+    return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm)))
 
 
 def train(
@@ -108,41 +119,49 @@ def train(
     x_val, theta_val = (None if t is None else torch.as_tensor(t).to(ref) for t in validation)
     x, theta = x.to(ref), None if theta is None else theta.to(ref)
 
-    def loss(net: DensityModel, x: Tensor, theta: Tensor | None) -> Tensor:
-        return -net.flow(net.context(theta)).log_prob(x).mean()
+    # what depends on the events alone, once: the preprocessing and the context (its
+    # range check included), so that a step is the trainable part's work alone
+    with torch.no_grad():
+        z, ladj = model.latent(x)
+        c = model.context(theta)
+        z_val, ladj_val = model.latent(x_val)
+        c_val = model.context(theta_val)
+
+    def loss_sum(net: DensityModel, rows: Tensor, z: Tensor, ladj: Tensor, c: Tensor | None):
+        c = None if c is None else c[rows]
+        return -(net.latent_log_prob(z[rows], c) + ladj[rows]).sum()
 
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-    ema = AveragedModel(model, avg_fn=_ema, use_buffers=True)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, partial(_schedule, steps=epochs * math.ceil(len(z) / batch_size))
+    )
+    ema = AveragedModel(model, multi_avg_fn=_ema)
     best, best_state, stale = math.inf, copy.deepcopy(model.state_dict()), 0
     history = []
     bar = tqdm(range(epochs), desc="training", unit="epoch", disable=not progress)
     for epoch in bar:
         model.train()
-        order = torch.randperm(len(x), generator=gen).to(ref.device)
-        total = 0.0
-        for idx in order.split(batch_size):
-            value = loss(model, x[idx], None if theta is None else theta[idx])
+        order = torch.randperm(len(z), generator=gen).to(ref.device)
+        total = z.new_zeros((), dtype=torch.float64)
+        for rows in order.split(batch_size):
+            value = loss_sum(model, rows, z, ladj, c)
             opt.zero_grad()
-            value.backward()
+            (value / len(rows)).backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
+            sched.step()
             ema.update_parameters(model)
-            total += value.item() * len(idx)
+            total += value.detach()
         with torch.no_grad():
-            v = sum(
-                loss(ema.module, x_val[i], None if theta_val is None else theta_val[i]).item()
-                * len(i)
-                for i in torch.arange(len(x_val), device=ref.device).split(8 * batch_size)
-            )
+            rows = torch.arange(len(z_val), device=ref.device).split(8 * batch_size)
+            v = sum(loss_sum(ema.module, r, z_val, ladj_val, c_val).double() for r in rows)
         record = {
             "epoch": epoch + 1,
-            "train_loss": total / len(x),
-            "val_loss": v / len(x_val),
+            "train_loss": total.item() / len(z),
+            "val_loss": float(v) / len(z_val),
             "lr": sched.get_last_lr()[0],
         }
         history.append(record)
-        sched.step()
         bar.set_postfix(train=f"{record['train_loss']:.4f}", val=f"{record['val_loss']:.4f}")
         if record["val_loss"] < best - 1e-5:
             best, best_state, stale = record["val_loss"], copy.deepcopy(ema.module.state_dict()), 0

@@ -22,8 +22,10 @@ MAX_GRID_POINTS = 1000
 def grid_points(theta: Tensor) -> Tensor | None:
     r"""The distinct rows `(K, D)` of training parameters `theta` `(N, D)` (float64, on
     the CPU) if there are at most `MAX_GRID_POINTS`, else `None` (continuous theta)."""
-    points = torch.unique(theta.detach().double().cpu(), dim=0)
-    return points if len(points) <= MAX_GRID_POINTS else None
+    # numpy's unique rows: torch's `unique(dim=0)` compares rows one by one on the CPU
+    # (~3 s for 600k events)
+    points = np.unique(theta.detach().double().cpu().numpy(), axis=0)
+    return torch.from_numpy(points) if len(points) <= MAX_GRID_POINTS else None
 
 
 def _inside_hull(points: np.ndarray, theta: np.ndarray) -> bool:
