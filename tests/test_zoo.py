@@ -261,7 +261,9 @@ def test_normal_mass_of_narrow_windows_and_far_tails_against_mpmath():
     mpmath.mp.dps = 400  # Phi(-36) ~ 1e-284: hundreds of digits keep the difference
     ends = [(-5e-4, 5e-4), (2.0, 2.001), (-5.0, -4.999), (-30.5, -29.9), (-29.99, -29.0)]
     ends += [(0.3, 9.0), (-2.0, 40.0), (-31.0, -20.0), (35.0, 36.0)]
-    alpha, beta = (torch.tensor(e, dtype=torch.float64, requires_grad=True) for e in zip(*ends, strict=True))
+    alpha, beta = (
+        torch.tensor(e, dtype=torch.float64, requires_grad=True) for e in zip(*ends, strict=True)
+    )
     got = log_normal_mass(alpha, beta)
     (d_alpha, d_beta) = torch.autograd.grad(got.sum(), (alpha, beta))
     for i, (a, b) in enumerate(ends):
