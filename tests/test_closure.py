@@ -70,11 +70,12 @@ def test_leave_out_retrains_the_ensemble_without_one_grid_value():
     x, theta = _grid_events(200, seed=3)
     small = Architecture(hidden_features=(8, 8), components=3)
     ensemble = train_ensemble([MASS], BreitWigner.theta_vars, x, theta, members=2,
-                              architecture=small, role="signal", epochs=2,
+                              architecture=small, role="signal", epochs=2, batch_size=256,
                               progress=False)  # fmt: skip
     retrained = leave_out(ensemble, x, theta, "m_pole", 450.0, epochs=1, progress=False)
     assert len(retrained.members) == 2 and retrained.role == "signal"
-    assert retrained.training["epochs"] == 1 and retrained.training["batch_size"] == 1024
+    # the ensemble's settings, but the one given
+    assert retrained.training["epochs"] == 1 and retrained.training["batch_size"] == 256
     # 12 of the 15 grid points remain, none at m_pole = 450; the trained range stays
     assert sorted(map(tuple, retrained.training_points.tolist())) == [
         p for p in GRID if p[0] != 450.0

@@ -35,8 +35,8 @@ class BumpHuntConfig:
 
     n_train: int = 200_000
     epochs: int = 20
-    batch_size: int = 1024
-    lr: float = 3e-3
+    batch_size: int = 4096
+    lr: float = 1e-2
     architecture: Architecture = field(default_factory=Architecture)
     truth: dict[str, float] = field(
         default_factory=lambda: {"m_pole": 455.0, "gamma": 33.0, "tau": 170.0}
