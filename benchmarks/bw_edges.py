@@ -84,6 +84,7 @@ def main() -> None:
             seed=args.seed,
             n_train=args.train_events,
             batch_size=batch,
+            lr=3e-3,  # the documented runs' peak (the default before issue 34)
             epochs=epochs,
             architecture=Architecture(preprocessing=prep),
         )

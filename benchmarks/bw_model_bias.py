@@ -72,7 +72,9 @@ def main() -> None:
             x, theta = training_set(exact, size, seed=1000 + seed)
             model = DensityModel([MASS], exact.theta_vars, seed=seed)
             t0 = time.perf_counter()
-            train(model, x, theta, epochs=epochs, batch_size=batch, seed=seed, progress=False)
+            # the documented runs' peak learning rate (the default before issue 34)
+            train(model, x, theta, epochs=epochs, batch_size=batch, lr=3e-3, seed=seed,
+                  progress=False)  # fmt: skip
             seconds = time.perf_counter() - t0
             model = model.double().eval()
             bias = (p * scores(model, taus, m)).sum(-1) * dm / info / sigma

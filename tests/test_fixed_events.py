@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from flowscan import Variable
+from flowscan.exceptions import InputError
 from flowscan.flows import Architecture, DensityEnsemble, DensityModel, FixedEvents, train
 from flowscan.samples import MASS, BreitWigner, Exponential, pseudo_data, training_set
 from flowscan.scanner import MixtureLikelihood, ParameterSpace, gradient_scan, minuit_scan
@@ -200,3 +201,36 @@ def test_value_and_grad_of_a_batch_equals_each_theta_alone():
         # one theta per chunk, or three: the same float64 terms, summed in other groups
         torch.testing.assert_close(value, one.detach(), rtol=1e-13, atol=0)
         torch.testing.assert_close(grad, torch.autograd.grad(one, t)[0], rtol=1e-12, atol=0)
+
+
+def test_the_members_one_per_theta_equal_each_members_likelihood():
+    signal = _model("mog", None, conditional=True, members=3)
+    background = _model("nsf", None, conditional=False, members=3)
+    x, _ = _events(300, seed=9)
+    nll = MixtureLikelihood(signal, background, x, 30, 270, check_models=False, check_data=False)
+    theta = torch.tensor([[1.3], [2.1], [2.7]], dtype=torch.float64)
+    for which, density in (("signal", signal), ("background", background)):
+        values, grads = nll.by_member(which).value_and_grad(theta)
+        for k, member in enumerate(density.members):
+            t = theta[k].clone().requires_grad_()
+            one = nll.with_density(which, member)(t)
+            # the same float64 terms, evaluated in other batches: ~1e-15 relative
+            torch.testing.assert_close(values[k], one.detach(), rtol=1e-12, atol=0)
+            (grad,) = torch.autograd.grad(one, t)
+            torch.testing.assert_close(grads[k], grad, rtol=1e-10, atol=1e-12)
+
+
+def test_a_second_derivative_through_a_learned_density_is_refused():
+    signal = _model("mog", None, conditional=True)
+    background = _model("mog", None, conditional=False)
+    x, _ = _events(200, seed=10)
+    nll = MixtureLikelihood(signal, background, x, 20, 180, check_models=False, check_data=False)
+    theta = torch.tensor([1.7], dtype=torch.float64, requires_grad=True)
+    with pytest.raises(InputError, match="differentiable once"):
+        torch.autograd.functional.hessian(nll, theta.detach())
+    # no signal (f_sig = 0) and a cached background: the gradient is 0, not an error
+    none = MixtureLikelihood(signal, background, x, 0, 200, check_models=False, check_data=False)
+    values, grads = none.value_and_grad(theta.detach()[None])
+    assert (grads == 0).all()
+    reference = -background.log_prob(x).double().sum()
+    torch.testing.assert_close(values[0], reference, rtol=1e-12, atol=0)

@@ -70,8 +70,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--epochs", type=o.positive_int, default=20, help="training epochs (default 20)"
     )
-    train.add_argument("--batch-size", type=o.positive_int, default=4096, help="minibatch size (default 4096)")
-    train.add_argument("--lr", type=o.positive, default=1e-2, help="peak learning rate (default 1e-2)")
+    train.add_argument(
+        "--batch-size", type=o.positive_int, default=4096, help="minibatch size (default 4096)"
+    )
+    train.add_argument(
+        "--lr", type=o.positive, default=1e-2, help="peak learning rate (default 1e-2)"
+    )
     train.add_argument(
         "--ensemble",
         type=o.positive_int,

@@ -3,7 +3,7 @@ architecture, preprocessing and training, and ensembles of them."""
 
 from .architecture import FLOWS, PREPROCESSING, Architecture
 from .ensemble import DensityEnsemble, load_model, train_ensemble
-from .fixed import FixedEnsemble, FixedEvents
+from .fixed import FixedEnsemble, FixedEvents, FixedMembers
 from .model import DensityModel, check_trained_range, torch_device
 from .preprocessing import BoundedStandardize
 from .training import train
@@ -16,6 +16,7 @@ __all__ = [
     "DensityEnsemble",
     "FixedEnsemble",
     "FixedEvents",
+    "FixedMembers",
     "DensityModel",
     "check_trained_range",
     "torch_device",

@@ -2,13 +2,14 @@ r"""A model's log-density on events that stay fixed for a whole fit."""
 
 from __future__ import annotations
 
-__all__ = ["FixedEnsemble", "FixedEvents"]
+__all__ = ["FixedEnsemble", "FixedEvents", "FixedMembers"]
 
 import math
 
 import torch
 from torch import Tensor
 
+from ..exceptions import InputError
 from ..variables import check_events
 from .ensemble import DensityEnsemble
 from .mixture import AutoregressiveMixture, mixture_log_prob
@@ -142,3 +143,66 @@ class FixedEnsemble:
     def log_prob(self, theta: Tensor | None = None, rows: slice = slice(None)) -> Tensor:
         r"""`chunk(terms(theta), rows)`."""
         return self.chunk(self.terms(theta), rows)
+
+
+class FixedMembers:
+    r"""The members of an ensemble on fixed events, one per theta: row k of a batch of
+    thetas `(K, D)`, K the number of members, is member k's log p_k(x_i | theta_k), with
+    the interface of `FixedEvents`. A likelihood with it in place of its ensemble
+    (`MixtureLikelihood.by_member`) evaluates every member's likelihood, each at its own
+    theta, in one pass over the events (the model error's Newton steps). Unconditional
+    members are evaluated once, on their first use.
+
+    Arguments:
+        members: Each member on the events (`FixedEvents`, or anything with `terms`,
+            `chunk`, `n_terms`, `chunk_pairs` and `log_prob`).
+        conditional: Whether the members take a theta.
+
+    Example:
+        >>> from flowscan.samples import MASS, Exponential
+        >>> ensemble = DensityEnsemble(
+        ...     [DensityModel([MASS], Exponential.theta_vars, seed=k) for k in range(2)]
+        ... ).for_fit()
+        >>> x = torch.tensor([[150.0], [420.0]], dtype=torch.float64)
+        >>> fixed = FixedMembers(FixedEnsemble(ensemble, x).members, conditional=True)
+        >>> tau = torch.tensor([[170.0], [200.0]], dtype=torch.float64)
+        >>> each = [m.log_prob(x, t) for m, t in zip(ensemble.members, tau)]
+        >>> torch.allclose(fixed.log_prob(tau), torch.stack(each))
+        True
+    """
+
+    def __init__(self, members: list[FixedEvents], conditional: bool) -> None:
+        self.members, self.conditional = members, conditional
+        # each member evaluates its own row only: K rows make one member's chunk
+        self.chunk_pairs = len(members) * min(m.chunk_pairs for m in members)
+        self._fixed: Tensor | None = None  # unconditional members' log-densities (K, N)
+
+    def terms(self, theta: Tensor) -> tuple[Tensor, ...]:
+        r"""Each member's `terms` at its own row of theta `(K, D)`."""
+        if len(theta) != len(self.members):
+            raise InputError(f"one theta per member: {len(self.members)} rows, got {len(theta)}")
+        pairs = zip(self.members, theta, strict=True)
+        return tuple(t for m, row in pairs for t in m.terms(row[None]))
+
+    def chunk(self, terms: tuple[Tensor, ...], rows: slice) -> Tensor:
+        r"""log p_k(x_i | theta_k) on the events `rows`, `(K, M)`."""
+        if not self.conditional:
+            if self._fixed is None:
+                self._fixed = torch.stack([self._whole(m) for m in self.members])
+            return self._fixed[:, rows]
+        lp, start = [], 0
+        for member in self.members:
+            lp.append(member.chunk(terms[start : start + member.n_terms], rows))
+            start += member.n_terms
+        return torch.cat(lp)
+
+    def log_prob(self, theta: Tensor, rows: slice = slice(None)) -> Tensor:
+        r"""`chunk(terms(theta), rows)`."""
+        return self.chunk(self.terms(theta), rows)
+
+    def _whole(self, member: FixedEvents) -> Tensor:
+        r"""An unconditional member's log-density on every event `(N,)`, chunk by chunk."""
+        none, step = torch.empty(1, 0), self.chunk_pairs
+        with torch.no_grad():
+            parts = [member.log_prob(none, slice(i, i + step)) for i in range(0, len(member), step)]
+        return torch.cat([p.reshape(-1) for p in parts])

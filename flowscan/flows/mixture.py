@@ -147,6 +147,8 @@ def mixture_terms(
     elements each: they are most of the mixture's cost)."""
     inv = width.reciprocal()
     const = log_w + inv.log() - 0.5 * math.log(2 * math.pi)
+    if edges is not None:  # the masses are subtracted in place: const takes mean's shape
+        const = const.broadcast_to(torch.broadcast_shapes(const.shape, mean.shape)).contiguous()
     j = 0
     while edges is not None and j < len(edges):
         k = j + 1

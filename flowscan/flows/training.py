@@ -76,7 +76,9 @@ def train(
 ) -> list[dict]:
     r"""Fits `model` to events by minimizing the mean negative log-likelihood.
 
-    Minibatch Adam with a cosine learning-rate schedule over `epochs`, and a moving
+    Minibatch Adam (in the model's dtype, float32 by default), the learning rate rising
+    linearly to `lr` over the first `WARM_UP` of the steps and falling to 0 along a
+    cosine, step by step (`_schedule`), and a moving
     average of the weights over about the last tenth of the steps (torch's
     `AveragedModel`), which is what is validated and kept: averaging out the minibatch
     noise brought the tau fitted with the toy background flow from 0.1-5.6% off the
@@ -84,7 +86,9 @@ def train(
     early stopping after `patience` epochs without a better validation loss, and the
     best averaged weights restored at the end. Shuffling and the split are drawn from
     `seed`, so a run is reproducible. `validation` (events and their theta) replaces
-    the split: every member of an ensemble stops on the same events.
+    the split: every member of an ensemble stops on the same events. The events'
+    preprocessing and context are computed once (`DensityModel.latent`), so a step is
+    the trainable part's work alone.
 
     Arguments:
         model: The density model; its preprocessing is adapted to `x` first.

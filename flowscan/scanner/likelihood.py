@@ -12,12 +12,11 @@ from typing import Protocol
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from ..constraints import Constraint
 from ..exceptions import FitError, FlowscanWarning, InputError, ModelFileError
 from ..flows.ensemble import DensityEnsemble
-from ..flows.fixed import FixedEnsemble, FixedEvents
+from ..flows.fixed import FixedEnsemble, FixedEvents, FixedMembers
 from ..flows.model import DensityModel, check_trained_range
 from ..flows.training_grid import grid_gap
 from ..variables import Variable, check_events
@@ -333,7 +332,7 @@ class MixtureLikelihood:
             ]
             w = None if self.weights is None else self.weights[rows]
             part = self._nll(w, lp[0], lp[1], y, k)
-            if accumulate and wants:
+            if accumulate and wants and part.requires_grad:  # f_sig = 0: none may enter
                 # a term may not enter (f_sig = 0 leaves the signal out): no gradient
                 grads = torch.autograd.grad(part.sum(), wants, allow_unused=True)
                 for total, g in zip(sums, grads, strict=True):
@@ -347,7 +346,9 @@ class MixtureLikelihood:
         leaves = [t for t in inputs if t is not None and t.requires_grad]
         outs = [o for o, t in zip(outer, inner, strict=True) if t.requires_grad]
         grads = iter(
-            torch.autograd.grad(outs, leaves, sums, allow_unused=True) if outs and leaves else ()
+            torch.autograd.grad(outs, leaves, sums, allow_unused=True)
+            if outs and leaves
+            else [None] * len(leaves)
         )
         return nll, tuple(None if t is None or not t.requires_grad else next(grads) for t in inputs)
 
@@ -497,6 +498,26 @@ class MixtureLikelihood:
         other._cache = {k: v for k, v in self._cache.items() if k != which}
         return other
 
+    def by_member(self, which: str) -> MixtureLikelihood:
+        r"""This likelihood with the `which` ("signal" or "background") ensemble taken
+        member by member (`FixedMembers`): at a batch of K thetas `(K, P)`, K its number
+        of members, row k is the NLL with member k in place of the ensemble, the other
+        density as it is. Every member's likelihood at its own theta in one pass (the
+        model error's Newton steps, `model_errors`); the work on the events is shared."""
+        density = getattr(self, which)
+        if len(getattr(density, "members", ())) < 2:
+            raise InputError(f"the {which} density is not an ensemble of several members")
+        events = self._events[which]
+        members = (
+            events.members
+            if isinstance(events, FixedEnsemble)
+            else [_fixed(m, self.x) for m in density.members]
+        )
+        other = copy.copy(self)
+        other._events = {**self._events, which: FixedMembers(members, bool(density.theta_vars))}
+        other._cache = {k: v for k, v in self._cache.items() if k != which}
+        return other
+
     def _cached_log_prob(self, which: str, theta: Tensor) -> Tensor | None:
         r"""The cached per-event log-density `(N,)` of the `which` ("signal" or
         "background") density where `nll_split` allows it, else `None` (computed chunk
@@ -504,6 +525,8 @@ class MixtureLikelihood:
         d = theta.shape[-1]
         first = theta.reshape(-1, d)[0] if theta.numel() else theta.new_empty(d)
         if d and (theta.requires_grad or not (theta == first).all()):
+            return None
+        if isinstance(self._events[which], FixedMembers):  # one density per row
             return None
         cached = self._cache.get(which)
         if cached is None or not torch.equal(cached[0], first):
@@ -546,9 +569,13 @@ class _Direct:
     `log_prob` on the events `rows` for thetas `(K, D)`, `(K, M)`."""
 
     chunk_pairs = 2**16
+    n_terms = 1
 
     def __init__(self, density: Density, x: Tensor) -> None:
         self.density, self.x = density, x
+
+    def __len__(self) -> int:
+        return len(self.x)
 
     def terms(self, theta: Tensor) -> tuple[Tensor]:
         return (theta,)
@@ -578,8 +605,12 @@ class _ChunkedNLL(torch.autograd.Function):
         return value
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad):  # noqa: ANN001, ANN205
+        if torch.is_grad_enabled():  # create_graph: a second derivative was asked for
+            raise InputError(
+                "the NLL through a learned density is differentiable once (its gradient is "
+                "computed chunk by chunk); for its curvature use error_scale_hessian"
+            )
         return None, None, *(None if g is None else grad[:, None] * g for g in ctx.saved_tensors)
 
 

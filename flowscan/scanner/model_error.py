@@ -35,7 +35,9 @@ def model_errors(
     its ensemble) is minimized from the ensemble's minimum `result.theta` by Newton
     steps with the ensemble fit's curvature (its HESSE covariance, or
     `error_scale_hessian` for methods without one) and the member's exact gradient: a
-    few gradient evaluations per member, not a full fit. The model covariance is the
+    few gradient evaluations per member, not a full fit, all members' in one pass over
+    the events per step (`MixtureLikelihood.by_member`): at most `steps` passes per
+    ensemble, not `steps` per member. The model covariance is the
     covariance (ddof 1) of the members' minima, summed over the signal's and the
     background's ensembles (their shares apart in `errors_model_by`); it has rank at
     most K - 1. Fixed parameters have model error 0, parameters at a bound NaN (the
@@ -58,17 +60,17 @@ def model_errors(
     covariance = np.zeros((len(theta),) * 2)
     by, members = {}, {}
     for which, densities in ensembles.items():
-        minima = []
-        for density in densities:
-            likelihood, t = nll.with_density(which, density), theta.copy()
-            for _ in range(steps):
-                _, grad = likelihood.value_and_grad(torch.as_tensor(t[None]), mask)
-                step = inverse @ grad[0].cpu().numpy()[floating]
-                t[floating] = np.clip(t[floating] - step, low, high)
-                if (np.abs(step) < 1e-4 * sigma).all():
-                    break
-            minima.append(t)
-        minima = np.array(minima)
+        likelihood = nll.by_member(which)
+        minima = np.repeat(theta[None], len(densities), axis=0)
+        moving = np.ones(len(densities), dtype=bool)
+        for _ in range(steps):  # every member's step in one pass; a converged one stays
+            _, grad = likelihood.value_and_grad(torch.as_tensor(minima), mask)
+            step = grad.cpu().numpy()[:, floating] @ inverse.T
+            rows = np.ix_(moving, floating)
+            minima[rows] = np.clip(minima[rows] - step[moving], low, high)
+            moving &= ~(np.abs(step) < 1e-4 * sigma).all(axis=1)
+            if not moving.any():
+                break
         members[which] = minima
         share = np.cov(minima.T, ddof=1).reshape(len(theta), len(theta))
         by[which] = np.sqrt(np.diag(share))
