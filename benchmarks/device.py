@@ -134,7 +134,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the table as JSON here")
     args = parser.parse_args()
     device = torch.device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine()
     print(f"flowscan {__version__}, torch {torch.__version__}, {device} ({name}), "
           f"{torch.get_num_threads()} CPU thread(s)")  # fmt: skip
     row: dict[str, object] = {"device": str(device), "name": name}
