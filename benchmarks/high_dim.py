@@ -242,6 +242,11 @@ def main() -> None:
                     )
                 row["train events"], row["train s"] = args.train, trained
                 model_rows.append(row)
+                keys = ("method", "reached", "max |d| / sigma", "max |d| / total", "status")
+                print(f"D = {dim}, dataset {i}, model fit: "
+                      + ", ".join(f"{k} {row.get(k, '')}" for k in keys)
+                      + f", model / exact error {row.get('model / exact error (median)', '')}"
+                      + f", {result.seconds:.0f} s", flush=True)  # fmt: skip
         print(
             f"D = {dim}: models trained in {trained:.0f} s, fitted "
             f"({time.perf_counter() - t0:.0f} s)",
