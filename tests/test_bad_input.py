@@ -760,6 +760,8 @@ API = [
     ("search events", lambda f: global_search(MixtureLikelihood(BreitWigner(), Exponential(),
      _events(), 1, 10), ParameterSpace(BreitWigner.theta_vars + Exponential.theta_vars),
      events=0), InputError, "events >= 1"),
+    ("members of no ensemble", lambda f: MixtureLikelihood(BreitWigner(), Exponential(),
+     _events(), 1, 10).by_member("signal"), InputError, "not an ensemble of several members"),
     ("fit option", lambda f: FitSettings(options={"minuit": {"tol": 0}}), InputError,
      "minuit.tol must be a positive number"),
     ("negative starts", lambda f: gradient_scan(Flat().log_prob, ParameterSpace(

@@ -134,10 +134,7 @@ class FixedEnsemble:
 
     def chunk(self, terms: tuple[Tensor, ...], rows: slice) -> Tensor:
         r"""As `FixedEvents.chunk`, for the mean density."""
-        lp, start = [], 0
-        for member in self.members:
-            lp.append(member.chunk(terms[start : start + member.n_terms], rows))
-            start += member.n_terms
+        lp = _member_chunks(self.members, terms, rows)
         return torch.stack(lp).logsumexp(0) - math.log(len(lp))
 
     def log_prob(self, theta: Tensor | None = None, rows: slice = slice(None)) -> Tensor:
@@ -190,11 +187,7 @@ class FixedMembers:
             if self._fixed is None:
                 self._fixed = torch.stack([self._whole(m) for m in self.members])
             return self._fixed[:, rows]
-        lp, start = [], 0
-        for member in self.members:
-            lp.append(member.chunk(terms[start : start + member.n_terms], rows))
-            start += member.n_terms
-        return torch.cat(lp)
+        return torch.cat(_member_chunks(self.members, terms, rows))
 
     def log_prob(self, theta: Tensor, rows: slice = slice(None)) -> Tensor:
         r"""`chunk(terms(theta), rows)`."""
@@ -206,3 +199,15 @@ class FixedMembers:
         with torch.no_grad():
             parts = [member.log_prob(none, slice(i, i + step)) for i in range(0, len(member), step)]
         return torch.cat([p.reshape(-1) for p in parts])
+
+
+def _member_chunks(
+    members: list[FixedEvents], terms: tuple[Tensor, ...], rows: slice
+) -> list[Tensor]:
+    r"""Each member's `chunk` on the events `rows`, from `terms`: the members' `terms`
+    one after the other (`n_terms` each)."""
+    out, start = [], 0
+    for member in members:
+        out.append(member.chunk(terms[start : start + member.n_terms], rows))
+        start += member.n_terms
+    return out
