@@ -252,6 +252,9 @@ def main() -> None:
             f"({time.perf_counter() - t0:.0f} s)",
             flush=True,
         )
+        # the rows so far, so a long run that is stopped still leaves its results
+        _write(args, pd.DataFrame(exact_rows), pd.DataFrame(start_rows), model_rows,
+               pd.DataFrame(scales))  # fmt: skip
 
     scales, exact = pd.DataFrame(scales), pd.DataFrame(exact_rows)
     starts = pd.DataFrame(start_rows)
@@ -273,6 +276,14 @@ def main() -> None:
             "model / exact error (median)", "max |d| / total", "train events", "train s",
         ]  # fmt: skip
         print(models.groupby(["D", "method"], sort=False)[columns].median().to_string(**fmt))
+    _write(args, exact, starts, model_rows, scales)
+    print(
+        f"wrote {args.out / 'high_dim.png'} and high_dim.json; "
+        f"total {time.perf_counter() - t0:.0f} s"
+    )
+
+
+def _write(args, exact: pd.DataFrame, starts: pd.DataFrame, models: list, scales) -> None:
     record = {
         "config": vars(args) | {"out": str(args.out)},
         "versions": {
@@ -282,14 +293,10 @@ def main() -> None:
         },
         "exact": exact.to_dict("records"),
         "starts": starts.to_dict("records"),
-        "models": model_rows,
+        "models": models,
         "scales": scales.to_dict("records"),
     }
     (args.out / "high_dim.json").write_text(json.dumps(record, indent=1, default=float))
-    print(
-        f"wrote {args.out / 'high_dim.png'} and high_dim.json; "
-        f"total {time.perf_counter() - t0:.0f} s"
-    )
 
 
 def _plot(exact: pd.DataFrame, path: Path) -> None:

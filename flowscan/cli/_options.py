@@ -7,16 +7,18 @@ import argparse
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 from torch import Tensor
 
 from ..constraints import Constraint, declared, parse_nuisance
 from ..exceptions import InputError
-from ..flows import Architecture, DensityEnsemble, DensityModel, load_model
+from ..flows import Architecture, DensityEnsemble, DensityModel, Scaled, load_model, parse_scale
 from ..io import FORMATS, read_analysis, read_events
 from ..samples import lhco
 from ..scanner import FAILURES, FitSettings, parse_option
+from ..variables import Variable
 
 EPILOG = (
     "exit codes: 0 every fit valid (or at a bound, as printed), 1 a fit invalid or failed, "
@@ -274,11 +276,40 @@ def read_data(
     return read_events(files, columns, where, derive=lhco.FEATURES)
 
 
-def load_models(
-    signal: str | os.PathLike, background: str | os.PathLike
-) -> list[DensityModel | DensityEnsemble]:
-    r"""The signal and background models or ensembles as fits use them (`for_fit`)."""
-    return [load_model(p).for_fit() for p in (signal, background)]
+def load_models(args: argparse.Namespace) -> list[DensityModel | DensityEnsemble | Scaled]:
+    r"""The models or ensembles of `--signal` and `--background` as fits use them
+    (`for_fit`), with the `--scale` nuisances applied to the events on the `--window`."""
+    models = [load_model(p).for_fit() for p in (args.signal, args.background)]
+    specs = getattr(args, "scale", [])
+    if not specs:
+        if getattr(args, "window", []):
+            raise InputError("--window is the analysis window of --scale: give --scale too")
+        return models
+    scales = [parse_scale(spec) for spec in specs]
+    twice = sorted({s.name for s in scales if [t.name for t in scales].count(s.name) > 1})
+    if twice:
+        raise InputError(f"--scale {twice} given twice: give each scale once")
+    window = _window(args.window, models[1].observables)
+    return [Scaled(m, scales, window) for m in models]
+
+
+def _window(specs: Sequence[str], observables: Sequence[Variable]) -> list[Variable]:
+    r"""`observables` with the bounds of `--window` OBS:LOW:HIGH."""
+    out = {v.name: v for v in observables}
+    for spec in specs:
+        parts = spec.split(":")
+        try:
+            name, low, high = parts[0], float(parts[1]), float(parts[2])
+        except (IndexError, ValueError):
+            raise InputError(
+                f"--window {spec!r}: write observable:low:high, e.g. m:100:1000"
+            ) from None
+        if len(parts) != 3 or name not in out:
+            raise InputError(
+                f"--window {spec!r}: write observable:low:high, the observable one of {list(out)}"
+            )
+        out[name] = replace(out[name], low=low, high=high)
+    return list(out.values())
 
 
 def exit_code(statuses: Sequence[str]) -> int:
@@ -331,6 +362,23 @@ def add_nuisances(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--analysis", help="a TOML analysis file of [nuisances.NAME] tables (docs/systematics.md)"
+    )
+    parser.add_argument(
+        "--scale",
+        action="append",
+        default=[],
+        metavar="NAME:WIDTH:OBS[+OBS...]",
+        help="a nuisance applied to the events by its known map: each OBS multiplied by 1 + "
+        "WIDTH s, s in sigma, N(0, 1), over +-3 (e.g. mass_scale:0.01:m, "
+        "jes:0.01:m_jj+m_j1+delta_m), on both models, trained at the nominal; repeatable",
+    )
+    parser.add_argument(
+        "--window",
+        action="append",
+        default=[],
+        metavar="OBS:LOW:HIGH",
+        help="with --scale: the data's window of an observable whose models were trained on "
+        "a wider one, e.g. m:100:1000 (default: the models' own)",
     )
 
 

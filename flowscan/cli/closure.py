@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     grey); with `--leave-out`, the retrained signal model too. Returns 1 if a point has
     no valid fit."""
     settings = o.fit_settings(args)
-    sig, bkg = o.load_models(args.signal, args.background)
+    sig, bkg = o.load_models(args)
     check_model_pair(sig, bkg)
     names = [v.name for v in sig.theta_vars]
     at = o.parse_at(args.at)

@@ -189,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
     toys, asimov_events, seed = args.toys, args.asimov_events, args.seed
     check_memory(asimov_events, 2_000, "--asimov-events")
     check_memory(toys, 1_000, "--toys")
-    sig, bkg = o.load_models(args.signal, args.background)
+    sig, bkg = o.load_models(args)
     check_model_pair(sig, bkg)
     constraints = o.constraints(args, sig, bkg)
     nuisances = [c.name for c in constraints]

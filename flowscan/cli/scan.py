@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         )
     flags = {k: True for k in ("minos", "profiles") if getattr(args, k)}
     settings = o.fit_settings(args, minuit=flags)
-    sig, bkg = o.load_models(args.signal, args.background)
+    sig, bkg = o.load_models(args)
     observables = [v.name for v in sig.observables]
     columns = o.names(args.columns) or observables
     if len(columns) != len(observables):

@@ -106,15 +106,24 @@ def run(args: argparse.Namespace) -> int:
     settings = o.fit_settings(args, minuit={"minos": True} if args.minos else {})
     fixed = settings.fixed
     samples = o.names(args.samples)
-    sig, bkg = o.load_models(args.signal, args.background)
+    sig, bkg = o.load_models(args)
     columns = o.names(args.columns) or [v.name for v in sig.observables]
     if args.member is not None:
         if args.sampler != "model":
             raise InputError("--member draws from the models: leave out --sampler")
         draw, (sig, bkg) = _member_and_the_others(args.member, sig, bkg)
     else:
-        draw = samplers(args.sampler, models=(sig, bkg), files=samples, columns=columns)
-        if args.sampler in ("breit-wigner", "lhco"):  # what it draws must be what is fitted
+        # a generator draws the --scale nuisances the fitted models take
+        scales = {s.name: s.width for s in getattr(sig, "scales", ())}
+        generator = args.sampler in ("breit-wigner", "lhco")
+        draw = samplers(
+            args.sampler,
+            models=(sig, bkg),
+            files=samples,
+            columns=columns,
+            scales=scales if generator else None,
+        )
+        if generator:  # what it draws must be what is fitted
             draw = (draw.like(sig), draw.like(bkg))
         else:
             draw = (draw.signal, draw.background)

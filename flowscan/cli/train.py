@@ -15,13 +15,13 @@ from ..flows import DensityModel, torch_device, train, train_ensemble
 from ..flows.training import check_split
 from ..io import check_memory, file_names, run_folder, write_record
 from ..parallel import dask_client
-from ..samples import GENERATORS, SCALES, lhco, samplers, training_events
+from ..samples import GENERATORS, MASS, SCALES, lhco, samplers, training_events
 from ..variables import Variable
 from . import _options as o
 
 # The old --generate values, which name the role too.
 _ROLE_OF = {"lhco-signal": ("lhco", "signal"), "lhco-qcd": ("lhco", "background")}
-_KNOWN = {v.name: v for v in [*lhco.OBSERVABLES, *lhco.MASSES]}
+_KNOWN = {v.name: v for v in [*lhco.OBSERVABLES, *lhco.MASSES, MASS]}
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -54,7 +54,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--observables",
         help="observable columns, name or name:low:high, comma-separated "
-        "(default: m_jj,m_j1,delta_m,tau21_j1,tau21_j2 with their LHCO bounds)",
+        "(default: m_jj,m_j1,delta_m,tau21_j1,tau21_j2 with their LHCO bounds); with "
+        "--sampler breit-wigner, m:LOW:HIGH draws the toy on that window",
     )
     train.add_argument(
         "--context",
@@ -141,6 +142,9 @@ def _sampled(args: argparse.Namespace) -> tuple:
     obs = parse_variables(o.names(args.observables)) if args.observables else sampler.observables
     if [v.name for v in obs] != names:
         raise InputError(f"the {name} sampler makes {names}")
+    if name == "breit-wigner" and obs != list(sampler.observables):  # the toy on another window
+        window = (obs[0].low, obs[0].high)
+        sampler = samplers(name, scales=_scales(args, name), window=window).get(role)
     if args.context and o.names(args.context) != [v.name for v in sampler.theta_vars]:
         raise InputError(
             f"the {name} {role} has "

@@ -6,11 +6,14 @@ from .ensemble import DensityEnsemble, load_model, train_ensemble
 from .fixed import FixedEnsemble, FixedEvents, FixedMembers
 from .model import DensityModel, check_trained_range, torch_device
 from .preprocessing import BoundedStandardize
+from .scaled import Scale, Scaled, parse_scale
 from .training import train
 
 __all__ = [
     "FLOWS",
     "PREPROCESSING",
+    "Scale",
+    "Scaled",
     "Architecture",
     "BoundedStandardize",
     "DensityEnsemble",
@@ -21,6 +24,7 @@ __all__ = [
     "check_trained_range",
     "torch_device",
     "load_model",
+    "parse_scale",
     "train",
     "train_ensemble",
 ]

@@ -26,6 +26,9 @@ preselection) and the window re-applied after scaling, the densities stay exact:
 p_s(m | m_0 (1 + alpha s), Gamma (1 + alpha s)) and p_b(m | tau (1 + alpha s)), each
 truncated to the window. With tau free the scale of the background is another tau:
 the data constrain s through the signal only.
+
+`window=(low, high)` moves the window (GeV): a nominal sample on a window wider than the
+analysis's, for a scale applied exactly to the observables (`flowscan.flows.Scaled`).
 """
 
 from __future__ import annotations
@@ -64,10 +67,16 @@ class _ExactDensity:
     observables: tuple[Variable, ...] = (MASS,)
     theta_vars: tuple[Variable, ...] = ()  # the nominal parameters; mass_scale adds one
 
-    def __init__(self, mass_scale: float = 0.0) -> None:
+    def __init__(
+        self, mass_scale: float = 0.0, window: tuple[float, float] = (MASS.low, MASS.high)
+    ) -> None:
         if not (math.isfinite(mass_scale) and 0 <= mass_scale < 1 / 3):
             raise InputError(f"mass_scale is a relative 1-sigma scale in [0, 1/3): {mass_scale}")
+        low, high = window
+        if not (0 < low < high < math.inf):
+            raise InputError(f"the mass window must be 0 < low < high GeV, got {window}")
         self.mass_scale = mass_scale
+        self.observables = (Variable(MASS.name, MASS.unit, float(low), float(high)),)
         if mass_scale:
             self.theta_vars = (*type(self).theta_vars, MASS_SCALE)
 
@@ -123,11 +132,11 @@ class BreitWigner(_ExactDensity):
 
     theta_vars = (Variable("m_pole", "GeV", 300.0, 700.0), Variable("gamma", "GeV", 20.0, 80.0))
 
-    @staticmethod
-    def _edges(m0: Tensor, gamma: Tensor) -> tuple[Tensor, Tensor]:
+    def _edges(self, m0: Tensor, gamma: Tensor) -> tuple[Tensor, Tensor]:
+        window = self.observables[0]
         return (
-            torch.atan((MASS.low - m0) / (gamma / 2)),
-            torch.atan((MASS.high - m0) / (gamma / 2)),
+            torch.atan((window.low - m0) / (gamma / 2)),
+            torch.atan((window.high - m0) / (gamma / 2)),
         )
 
     def _log_prob(self, m: Tensor, m0: Tensor, gamma: Tensor) -> Tensor:
@@ -141,7 +150,8 @@ class BreitWigner(_ExactDensity):
 
     def _icdf(self, u: Tensor, m0: Tensor, gamma: Tensor) -> Tensor:
         a, b = self._edges(m0, gamma)
-        return (m0 + gamma / 2 * torch.tan(a + u * (b - a))).clamp(MASS.low, MASS.high)
+        window = self.observables[0]
+        return (m0 + gamma / 2 * torch.tan(a + u * (b - a))).clamp(window.low, window.high)
 
 
 class Exponential(_ExactDensity):
@@ -150,13 +160,15 @@ class Exponential(_ExactDensity):
     theta_vars = (Variable("tau", "GeV", 100.0, 300.0),)
 
     def _log_prob(self, m: Tensor, tau: Tensor) -> Tensor:
-        span = MASS.high - MASS.low
-        return -(m - MASS.low) / tau - torch.log(tau) - torch.log1p(-torch.exp(-span / tau))
+        window = self.observables[0]
+        span = window.high - window.low
+        return -(m - window.low) / tau - torch.log(tau) - torch.log1p(-torch.exp(-span / tau))
 
     def _icdf(self, u: Tensor, tau: Tensor) -> Tensor:
-        span = MASS.high - MASS.low
-        m = MASS.low - tau * torch.log1p(-u * -torch.expm1(-span / tau))
-        return m.clamp(MASS.low, MASS.high)
+        window = self.observables[0]
+        span = window.high - window.low
+        m = window.low - tau * torch.log1p(-u * -torch.expm1(-span / tau))
+        return m.clamp(window.low, window.high)
 
 
 def check_theta_shape(theta: Tensor, theta_vars: tuple[Variable, ...]) -> list[str]:

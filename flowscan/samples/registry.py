@@ -17,7 +17,7 @@ from ..io import read_events
 from ..variables import Variable
 from . import lhco
 from .bootstrap import Bootstrap
-from .breit_wigner import BreitWigner, Exponential
+from .breit_wigner import MASS, BreitWigner, Exponential
 
 SAMPLERS = ("model", "breit-wigner", "lhco", "bootstrap")
 # The samplers that need nothing but their name: they draw training sets over theta and
@@ -81,6 +81,7 @@ def samplers(
     files: Sequence[str | os.PathLike] = (),
     columns: Sequence[str] | None = None,
     scales: Mapping[str, float] | None = None,
+    window: tuple[float, float] | None = None,
 ) -> Samplers:
     r"""The samplers called `name`, one of `SAMPLERS`.
 
@@ -95,6 +96,7 @@ def samplers(
         scales: Nuisances the generators draw, name -> relative 1-sigma (`SCALES`):
             `mass_scale` for `"breit-wigner"` (`BreitWigner(mass_scale)`), `jes` and
             `jms` for `"lhco"` (`lhco.Generator(jes=, jms=)`).
+        window: The mass window (GeV) of `"breit-wigner"`, default [100, 1000].
 
     Example:
         >>> import torch
@@ -116,9 +118,11 @@ def samplers(
             f"the {name} sampler has no nuisance {unknown}; "
             + ", ".join(f"{k} draws {list(v)}" for k, v in SCALES.items())
         )
+    if window is not None and name != "breit-wigner":
+        raise InputError(f"the {name} sampler has no window to set; breit-wigner has")
     if name == "breit-wigner":
-        scale = scales.get("mass_scale", 0.0)
-        return Samplers(name, BreitWigner(scale), Exponential(scale))
+        scale, window = scales.get("mass_scale", 0.0), window or (MASS.low, MASS.high)
+        return Samplers(name, BreitWigner(scale, window), Exponential(scale, window))
     if name == "lhco":
         return Samplers(name, lhco.Generator("signal", **scales), lhco.Generator("qcd", **scales))
     files = list(files)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..constraints import Constraint
 from ..exceptions import FitError, FlowscanWarning, InputError, ModelFileError
@@ -276,7 +276,7 @@ class MixtureLikelihood:
         )
         inputs = (theta_sig, theta_bkg, yields)
         learned = any(
-            lp is None and not isinstance(e, _Direct)
+            lp is None and getattr(e, "learned", True)
             for e, lp in zip(self._events.values(), cached, strict=True)
         )
         if (
@@ -566,13 +566,16 @@ def _shared(first: list[Variable], second: Sequence[Variable]) -> list[Variable]
 
 class _Direct:
     r"""Any `Density` on fixed events, as `FixedEvents` gives a `DensityModel`: its
-    `log_prob` on the events `rows` for thetas `(K, D)`, `(K, M)`."""
+    `log_prob` on the events `rows` for thetas `(K, D)`, `(K, M)`. `learned`: whether
+    it holds a network (a `Scaled` model), whose gradient goes chunk by chunk; a closed
+    form keeps its whole graph (for the autograd Hessian of `covariance`)."""
 
     chunk_pairs = 2**16
     n_terms = 1
 
     def __init__(self, density: Density, x: Tensor) -> None:
         self.density, self.x = density, x
+        self.learned = isinstance(density, nn.Module) and any(True for _ in density.parameters())
 
     def __len__(self) -> int:
         return len(self.x)
