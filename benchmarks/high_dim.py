@@ -232,17 +232,31 @@ def main() -> None:
             for method, result in fits.items():
                 row = _row(dim, i, f"model {method}", result, best, ref.theta, cov)
                 if result.status != "failed" and method == "minuit":
+                    # parameters at a bound have no model error (NaN): the rest are judged
                     exact_err = np.sqrt(np.diag(cov))[:dim]
-                    row["model / exact error (median)"] = float(
-                        np.median(result.errors_model[:dim] / exact_err)
-                    )
+                    model_err = result.errors_model[:dim]
+                    row["model / exact error (median)"] = float(np.nanmedian(model_err / exact_err))
                     delta = np.abs(result.theta - ref.theta)[:dim]
                     row["max |d| / total"] = float(
-                        np.max(delta / np.hypot(exact_err, result.errors_model[:dim]))
+                        np.nanmax(delta / np.hypot(exact_err, model_err))
                     )
+                    row["at bound"] = ",".join(result.at_bound)
+                    row |= {
+                        "theta": result.theta.tolist(),
+                        "exact mle": ref.theta.tolist(),
+                        "exact errors": exact_err.tolist(),
+                        "model errors": model_err.tolist(),
+                    }
                 row["train events"], row["train s"] = args.train, trained
                 model_rows.append(row)
-                keys = ("method", "reached", "max |d| / sigma", "max |d| / total", "status")
+                keys = (
+                    "method",
+                    "reached",
+                    "max |d| / sigma",
+                    "max |d| / total",
+                    "status",
+                    "at bound",
+                )
                 print(f"D = {dim}, dataset {i}, model fit: "
                       + ", ".join(f"{k} {row.get(k, '')}" for k in keys)
                       + f", model / exact error {row.get('model / exact error (median)', '')}"

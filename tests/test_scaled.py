@@ -10,9 +10,10 @@ import torch
 from scipy import integrate, stats
 
 from flowscan.cli import main
+from flowscan.cli.toys import _generator
 from flowscan.exceptions import InputError
 from flowscan.flows import DensityEnsemble, DensityModel, Scale, Scaled, load_model
-from flowscan.samples import BreitWigner, Exponential, pseudo_data
+from flowscan.samples import SCALE_MAPS, BreitWigner, Exponential, lhco, pseudo_data
 from flowscan.scanner import MixtureLikelihood
 from flowscan.scanner.minuit import minuit_scan
 from flowscan.scanner.space import ParameterSpace
@@ -21,7 +22,8 @@ from flowscan.variables import Variable
 F64 = torch.float64
 ALPHA = 0.01
 SCALE = Scale("mass_scale", ALPHA, ("m",))
-WIDE = (97.0, 1031.0)  # [100, 1000] GeV / (1 -+ 3 alpha), rounded outwards
+# [100, 1000] GeV / (1 -+ 3 alpha), rounded outwards to edges float32 cannot hold
+WIDE = (97.05, 1031.05)
 WINDOW = BreitWigner().observables
 
 
@@ -56,6 +58,21 @@ def test_scaled_toy_equals_the_exact_scaled_density(density_type, nominal_theta)
     torch.testing.assert_close(
         scaled.log_prob(x, grid[4]), exact.log_prob(x, grid[4]), rtol=1e-12, atol=0
     )
+
+
+def test_two_scales_on_a_window_edge_compose():
+    # f = (1 + 0.01 s_1)(1 + 0.005 s_2) is the toy's one scale at s = (f - 1) / 0.01;
+    # the nominal reaches the window mapped back by every corner of (s_1, s_2).
+    scales = [SCALE, Scale("second", 0.005, ("m",))]
+    scaled = Scaled(BreitWigner(window=(95.6, 1046.7)), scales, window=WINDOW)
+    x = torch.linspace(100.0, 1000.0, 101, dtype=F64)[:, None]
+    for s1, s2 in ((1.0, 2.0), (-3.0, 3.0), (2.5, -1.5)):
+        f = (1 + 0.01 * s1) * (1 + 0.005 * s2)
+        got = scaled.log_prob(x, torch.tensor([470.0, 35.0, s1, s2], dtype=F64))
+        want = BreitWigner(mass_scale=ALPHA).log_prob(
+            x, torch.tensor([470.0, 35.0, (f - 1) / 0.01], dtype=F64)
+        )
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
 
 
 def test_scaled_model_is_normalized_on_the_window():
@@ -110,8 +127,10 @@ def test_scaled_likelihood_fits_as_the_exact_scaled_one():
     theta = torch.tensor([500.0, 40.0, 170.0, 0.5], dtype=F64)
     exact = [BreitWigner(mass_scale=ALPHA), Exponential(mass_scale=ALPHA)]
     x = pseudo_data(theta[[0, 1, 3]], theta[2:], 300, 1700, seed=5, densities=exact)
-    a = MixtureLikelihood(*exact, x, 300, 1700)
-    b = MixtureLikelihood(_scaled(BreitWigner), _scaled(Exponential), x, 300, 1700)
+    # without its constraint s is a flat direction (m_pole, gamma, tau scale with it)
+    c = [SCALE.constraint]
+    a = MixtureLikelihood(*exact, x, 300, 1700, constraints=c)
+    b = MixtureLikelihood(_scaled(BreitWigner), _scaled(Exponential), x, 300, 1700, constraints=c)
     assert a.names == b.names == ["m_pole", "gamma", "mass_scale", "tau"]
     at = torch.tensor([[480.0, 35.0, 0.3, 180.0], [520.0, 60.0, -2.0, 150.0]], dtype=F64)
     va, ga = a.value_and_grad(at)
@@ -120,7 +139,8 @@ def test_scaled_likelihood_fits_as_the_exact_scaled_one():
     torch.testing.assert_close(gb, ga, rtol=1e-8, atol=1e-8)
     space = ParameterSpace(a.theta_vars, start=at[0])
     fa, fb = minuit_scan(a, space), minuit_scan(b, space)
-    np.testing.assert_allclose(fb.theta, fa.theta, rtol=1e-5)
+    # equal NLLs to 1e-10 leave MIGRAD's paths equal up to its EDM stopping rule
+    assert (np.abs(fb.theta - fa.theta) < 1e-4 * fa.errors).all()
     np.testing.assert_allclose(fb.errors, fa.errors, rtol=1e-3)
 
 
@@ -184,7 +204,10 @@ def test_bad_scales_say_what_to_do():
             "Wide", (), {"observables": (Variable("a", "GeV", 0.5, 20.0), obs[1]), "theta_vars": ()}
         )
         Scaled(wide(), [Scale("jes", 0.01, ("a",))], window=obs)
-    with pytest.raises(InputError, match="outside the trained range"):
+    with pytest.raises(InputError, match="no scale moves it"):
+        window = [_Exponentials.observables[0], Variable("b", "GeV", 0.0, 50.0)]
+        Scaled(_Exponentials(), [Scale("jes", 0.01, ("a",))], window=window)
+    with pytest.raises(InputError, match=r"mass_scale = 3.5 sigma is outside \[-3, 3\]"):
         _scaled(Exponential).log_prob(
             torch.tensor([[200.0]], dtype=F64), torch.tensor([170.0, 3.5], dtype=F64)
         )
@@ -243,3 +266,26 @@ def test_train_on_a_wide_window_and_scan_with_a_scale(tmp_path, capsys):
     wide = [a if a != "m:100:1000" else "m:90:1000" for a in args]
     assert main(wide) == 2
     assert "train the nominal on a window at least that wide" in capsys.readouterr().err
+
+
+def test_the_lhco_generator_moves_the_observables_as_the_scale_maps_say():
+    # SCALE_MAPS against the generator: signal at JES = +3 sigma of 1% (JMS 0) is the
+    # nominal signal with m_jj, m_j1 and delta_m times 1.03 (two-sample KS on 20k
+    # seeded events each, so a fixed p-value; a 3% shift gives p ~ 1e-30).
+    theta = torch.tensor([3500.0, 500.0, 100.0, 3.0, 0.0])
+    shifted = lhco.Generator("signal", 0.01, 0.01).sample(20_000, theta, seed=5)
+    nominal = lhco.Generator("signal").sample(20_000, theta[:3], seed=6)
+    moved = SCALE_MAPS["lhco"]["jes"][0]
+    for j, v in enumerate(lhco.OBSERVABLES):
+        factor = 1.03 if v.name in moved else 1.0
+        assert stats.ks_2samp(shifted[:, j] / factor, nominal[:, j]).pvalue > 0.01, v.name
+
+
+def test_toys_refuse_a_scale_the_generator_does_not_apply():
+    qcd = DensityModel(lhco.OBSERVABLES, (), seed=0)
+    jes = Scale("jes", 0.01, SCALE_MAPS["lhco"]["jes"][0])
+    with pytest.raises(InputError, match="generator's moves nothing"):
+        _generator("lhco", Scaled(qcd, [jes]), "background")
+    jms = Scale("jms", 0.01, ("m_j1", "delta_m"))
+    drawn = _generator("lhco", Scaled(qcd, [jms]), "background")
+    assert [v.name for v in drawn.theta_vars] == ["jms"] and drawn.scales["jms"] == 0.01

@@ -285,12 +285,23 @@ def load_models(args: argparse.Namespace) -> list[DensityModel | DensityEnsemble
         if getattr(args, "window", []):
             raise InputError("--window is the analysis window of --scale: give --scale too")
         return models
-    scales = [parse_scale(spec) for spec in specs]
-    twice = sorted({s.name for s in scales if [t.name for t in scales].count(s.name) > 1})
-    if twice:
-        raise InputError(f"--scale {twice} given twice: give each scale once")
+    roles = ("signal", "background")
+    scales = {role: [] for role in roles}
+    for spec in specs:
+        head, _, role = spec.rpartition(":") if spec.count(":") == 3 else (spec, "", "")
+        if role not in ("", *roles):
+            raise InputError(f"--scale {spec!r}: the model it acts on is signal or background")
+        for r in (role,) if role else roles:
+            scales[r].append(parse_scale(head))
+    for role, given in scales.items():
+        twice = sorted({s.name for s in given if [t.name for t in given].count(s.name) > 1})
+        if twice:
+            raise InputError(f"--scale {twice} given twice for the {role}: give each once")
     window = _window(args.window, models[1].observables)
-    return [Scaled(m, scales, window) for m in models]
+    return [
+        Scaled(m, scales[role], window) if scales[role] else m
+        for m, role in zip(models, roles, strict=True)
+    ]
 
 
 def _window(specs: Sequence[str], observables: Sequence[Variable]) -> list[Variable]:
@@ -308,6 +319,8 @@ def _window(specs: Sequence[str], observables: Sequence[Variable]) -> list[Varia
             raise InputError(
                 f"--window {spec!r}: write observable:low:high, the observable one of {list(out)}"
             )
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise InputError(f"--window {spec!r}: low must be below high, both finite")
         out[name] = replace(out[name], low=low, high=high)
     return list(out.values())
 
@@ -367,10 +380,11 @@ def add_nuisances(parser: argparse.ArgumentParser) -> None:
         "--scale",
         action="append",
         default=[],
-        metavar="NAME:WIDTH:OBS[+OBS...]",
+        metavar="NAME:WIDTH:OBS[+OBS...][:ROLE]",
         help="a nuisance applied to the events by its known map: each OBS multiplied by 1 + "
         "WIDTH s, s in sigma, N(0, 1), over +-3 (e.g. mass_scale:0.01:m, "
-        "jes:0.01:m_jj+m_j1+delta_m), on both models, trained at the nominal; repeatable",
+        "jes:0.01:m_jj+m_j1+delta_m:signal), on both models (or the ROLE's: signal, "
+        "background), trained at the nominal; repeatable",
     )
     parser.add_argument(
         "--window",

@@ -14,7 +14,7 @@ from ..exceptions import InputError
 from ..flows import DensityEnsemble
 from ..io import check_memory, run_folder, write_record
 from ..parallel import dask_client
-from ..samples import SAMPLERS, samplers
+from ..samples import GENERATORS, SAMPLERS, SCALE_MAPS, Sampler, samplers
 from ..scanner import Density
 from ..stats import PseudoExperiments, check_truth, pseudo_experiments
 from . import _options as o
@@ -112,21 +112,12 @@ def run(args: argparse.Namespace) -> int:
         if args.sampler != "model":
             raise InputError("--member draws from the models: leave out --sampler")
         draw, (sig, bkg) = _member_and_the_others(args.member, sig, bkg)
+    elif args.sampler in GENERATORS:  # what it draws must be what is fitted
+        draw = tuple(_generator(args.sampler, model, role) for model, role in
+                     ((sig, "signal"), (bkg, "background")))  # fmt: skip
     else:
-        # a generator draws the --scale nuisances the fitted models take
-        scales = {s.name: s.width for s in getattr(sig, "scales", ())}
-        generator = args.sampler in ("breit-wigner", "lhco")
-        draw = samplers(
-            args.sampler,
-            models=(sig, bkg),
-            files=samples,
-            columns=columns,
-            scales=scales if generator else None,
-        )
-        if generator:  # what it draws must be what is fitted
-            draw = (draw.like(sig), draw.like(bkg))
-        else:
-            draw = (draw.signal, draw.background)
+        draw = samplers(args.sampler, models=(sig, bkg), files=samples, columns=columns)
+        draw = (draw.signal, draw.background)
     constraints = o.constraints(args, sig, bkg)
     null_toys = toys if args.null_toys is None else args.null_toys
     nuisances = {c.name for c in constraints}  # a nuisance the signal shares floats
@@ -254,3 +245,23 @@ def _q0_table(null: PseudoExperiments) -> str:
         toys = f"{r['toys']:.4f} ± {r['error']:.4f}"
         lines.append(f"    {r['q0']:>4g}{toys:>22}{r['asymptotic']:>12.4f}")
     return "\n".join(lines)
+
+
+def _generator(name: str, model: Density, role: str) -> Sampler:
+    r"""The generator `name`'s sampler of `role` with the `--scale` nuisances of `model`
+    and its window; refused where a scale acts otherwise than the generator's does."""
+    k = ("signal", "background").index(role)
+    scales = getattr(model, "scales", ())
+    for s in scales:
+        acts = SCALE_MAPS[name].get(s.name, ((), ()))[k]
+        if set(s.observables) != set(acts):
+            raise InputError(
+                f"--scale {s.name} on the {role} moves {list(s.observables)}, but the {name} "
+                f"generator's moves {list(acts) or 'nothing'} of it: toys would not be drawn as "
+                "they are fitted"
+            )
+    window = None
+    if name == "breit-wigner":
+        window = (model.observables[0].low, model.observables[0].high)
+    pair = samplers(name, scales={s.name: s.width for s in scales}, window=window)
+    return pair.like(model)

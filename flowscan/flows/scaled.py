@@ -26,14 +26,16 @@ from torch import Tensor, nn
 
 from ..constraints import Constraint
 from ..exceptions import InputError
-from ..variables import Variable, bounds_tensor, check_events, check_theta
+from ..variables import Variable, bounds_tensor, check_events
 
 # A scale nuisance in units of its 1-sigma variation, over +-3 sigma.
 RANGE = 3.0
-# Gauss-Legendre nodes per window edge: the nominal density over the thin slab between
-# a window edge and its image (at most 6 alpha of the edge wide) is smooth on that
-# scale, so 32 nodes integrate it to float64 rounding.
-NODES = 32
+# Gauss-Legendre nodes per window edge, over the thin slab between the edge and its
+# image (at most 6 alpha of the edge wide). A smooth nominal (the mixture, an affine
+# flow) is integrated to float64 rounding; a spline flow is smooth between its knots
+# only, and 128 nodes leave ~1e-8 of log Z (measured against 4096 nodes): ~1e-3 on the
+# NLL of 1e5 events, below Minuit's tolerance.
+NODES = 128
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,10 @@ def parse_scale(spec: str) -> Scale:
         width = float(parts[1])
     except ValueError:
         raise InputError(f"--scale {spec!r}: the width {parts[1]!r} is not a number") from None
-    return Scale(parts[0], width, tuple(parts[2].split("+")))
+    observables = parts[2].split("+")
+    if len(set(observables)) < len(observables):
+        raise InputError(f"--scale {spec!r}: name each observable once")
+    return Scale(parts[0], width, tuple(observables))
 
 
 class Scaled(nn.Module):
@@ -157,6 +162,12 @@ class Scaled(nn.Module):
             zip(self.observables, self.nominal.observables, strict=True)
         ):
             if not self.powers[:, j].any():
+                if (data.low, data.high) != (nom.low, nom.high):
+                    raise InputError(
+                        f"{data.name}: no scale moves it, so its window is the nominal's, "
+                        f"[{nom.low}, {nom.high}] {data.unit} (a narrower one needs a model "
+                        "trained on it)"
+                    )
                 continue
             factors = _factors(self.widths[self.powers[:, j] > 0].tolist())
             # a scale maps an open edge or 0 onto itself; a finite edge onto edge / f
@@ -205,6 +216,12 @@ class Scaled(nn.Module):
         return getattr(self.nominal, "support", None)
 
     @property
+    def training_points(self) -> Tensor | None:
+        r"""The nominal's training grid `(K, D)` over its parameters (the scales'
+        parameters are continuous), or `None`."""
+        return getattr(self.nominal, "training_points", None)
+
+    @property
     def members(self) -> list[Scaled]:
         r"""Each member of an ensemble, scaled; `[]` for a single density."""
         members = getattr(self.nominal, "members", [])
@@ -217,17 +234,44 @@ class Scaled(nn.Module):
         nominal = self.nominal.for_fit() if hasattr(self.nominal, "for_fit") else self.nominal
         return Scaled(nominal, self.scales, self.observables)
 
+    def _check_scales(self, theta: Tensor) -> None:
+        d = len(self.nominal.theta_vars)
+        if theta.shape[-1:] != (len(self.theta_vars),):
+            names = [v.name for v in self.theta_vars]
+            raise InputError(f"theta must have shape (*, {len(names)}) for {names}")
+        s = theta.detach()[..., d:].reshape(-1, len(self.scales))
+        outside = ~(s.abs() <= RANGE)  # NaN too
+        if outside.any():
+            k = int(outside.any(0).nonzero()[0])
+            raise InputError(
+                f"{self.scales[k].name} = {s[outside.any(1), k][0].item():.6g} sigma is outside "
+                f"[-{RANGE:g}, {RANGE:g}], the range the scaled window was checked for"
+            )
+
     @torch.no_grad()
     def sample(self, n: int, theta: Tensor, seed: int | None = None) -> Tensor:
         r"""Draws `n` events at one theta `(D + S,)`: the nominal's at theta's first D,
-        scaled by f(s), those outside the window drawn again. Returns `(n, F)`."""
-        theta = torch.as_tensor(theta, dtype=torch.float64)
-        check_theta(theta, self.theta_vars)
+        scaled by f(s), those outside the window drawn again (an ensemble: each event
+        from a member drawn at random, as its density is the members' mean). Returns
+        `(n, F)` on the CPU."""
+        theta = torch.as_tensor(theta, dtype=torch.float64).cpu()
+        self._check_scales(theta)
+        rng = np.random.default_rng(seed)
+        members = self.members
+        if members:
+            counts = rng.multinomial(n, [1 / len(members)] * len(members))
+            seeds = rng.integers(2**63, size=len(members))
+            x = torch.cat(
+                [
+                    m.sample(int(c), theta, int(k))
+                    for m, c, k in zip(members, counts, seeds, strict=True)
+                ]
+            )
+            return x[torch.from_numpy(rng.permutation(n))]
         d = len(self.nominal.theta_vars)
         theta0 = theta[:d] if d else None
-        factor = torch.exp(torch.log1p(theta[d:] * self.widths) @ self.powers)
+        factor = torch.exp(torch.log1p(theta[d:] * self.widths.cpu()) @ self.powers.cpu())
         bounds = bounds_tensor(self.observables)
-        rng = np.random.default_rng(seed)
         kept, total = [], 0
         while total < n:
             x = self.nominal.sample(n, theta0, seed=int(rng.integers(2**63))).double().cpu()
@@ -243,7 +287,7 @@ class Scaled(nn.Module):
         gives `(K, N)`), in 1/prod(observable units)."""
         check_events(x, self.observables)
         theta = torch.as_tensor(theta, dtype=x.dtype, device=x.device)
-        check_theta(theta.detach(), self.theta_vars)
+        self._check_scales(theta)  # the nominal's parameters: the nominal checks them
         members = self.members
         if members:
             k = len(members)
@@ -267,7 +311,7 @@ class Scaled(nn.Module):
         ref = nominal.theta_range  # a DensityModel: x0 carries theta's batch dimensions
         shape = torch.broadcast_shapes(x0.shape[:-1], theta0.shape[:-1])
         context = theta0.to(ref) if theta0.shape[-1] else None
-        return nominal(context).log_prob(x0.to(ref).expand(*shape, x0.shape[-1])).to(x0.dtype)
+        return nominal(context).log_prob(x0.to(ref).expand(*shape, x0.shape[-1])).to(x0)
 
     def _log_mass(self, theta0: Tensor, log_f: Tensor, j: int) -> Tensor:
         r"""log Z = log P_0(W / f | theta) of the one observable `(*,)` at log f `(*,)`:
@@ -288,7 +332,7 @@ class Scaled(nn.Module):
         outside = 0.0
         for a, b in slabs:
             a, b = torch.broadcast_tensors(
-                torch.as_tensor(a).to(log_f), torch.as_tensor(b).to(log_f)
+                *(torch.as_tensor(e, dtype=log_f.dtype, device=log_f.device) for e in (a, b))
             )
             half, mid = (b - a)[..., None] / 2, (a + b)[..., None] / 2
             points = (mid + half * t)[..., None]  # (*, NODES, 1)

@@ -5,13 +5,23 @@ resampling, and the registry that names them for the commands."""
 from . import lhco, resonances
 from .bootstrap import Bootstrap
 from .breit_wigner import MASS, BreitWigner, Exponential, pseudo_data, training_set
-from .registry import GENERATORS, SAMPLERS, SCALES, Sampler, Samplers, samplers, training_events
+from .registry import (
+    GENERATORS,
+    SAMPLERS,
+    SCALE_MAPS,
+    SCALES,
+    Sampler,
+    Samplers,
+    samplers,
+    training_events,
+)
 
 __all__ = [
     "GENERATORS",
     "MASS",
     "SAMPLERS",
     "SCALES",
+    "SCALE_MAPS",
     "Bootstrap",
     "BreitWigner",
     "Exponential",

@@ -3,7 +3,16 @@ pseudo-data (`toys`) or compares a model with (`validate`)."""
 
 from __future__ import annotations
 
-__all__ = ["GENERATORS", "SAMPLERS", "SCALES", "Sampler", "Samplers", "samplers", "training_events"]
+__all__ = [
+    "GENERATORS",
+    "SAMPLERS",
+    "SCALES",
+    "SCALE_MAPS",
+    "Sampler",
+    "Samplers",
+    "samplers",
+    "training_events",
+]
 
 import os
 from collections.abc import Mapping, Sequence
@@ -24,7 +33,17 @@ SAMPLERS = ("model", "breit-wigner", "lhco", "bootstrap")
 # validation references at any theta.
 GENERATORS = ("breit-wigner", "lhco")
 # The nuisances each generator can draw (a relative 1-sigma scale each).
-SCALES = {"breit-wigner": ("mass_scale",), "lhco": ("jes", "jms")}
+# What each generator's scale nuisances multiply, among the observables of its signal
+# and of its background (`flowscan.flows.Scale`): the fast LHCO QCD is scale-free, so a
+# jet energy scale leaves its shapes as they are (docs/systematics.md).
+SCALE_MAPS = {
+    "breit-wigner": {"mass_scale": (("m",), ("m",))},
+    "lhco": {
+        "jes": (("m_jj", "m_j1", "delta_m"), ()),
+        "jms": (("m_j1", "delta_m"), ("m_j1", "delta_m")),
+    },
+}
+SCALES = {name: tuple(maps) for name, maps in SCALE_MAPS.items()}
 
 
 class Sampler(Protocol):

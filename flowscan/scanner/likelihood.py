@@ -481,9 +481,9 @@ class MixtureLikelihood:
         out = []
         for which, part in (("signal", theta_sig), ("background", theta_bkg)):
             density = getattr(self, which)
-            gap = grid_gap(
-                getattr(density, "training_points", None), part.tolist(), density.theta_vars
-            )
+            points = getattr(density, "training_points", None)
+            d = len(density.theta_vars) if points is None else points.shape[1]  # scales: after
+            gap = grid_gap(points, part.tolist()[:d], density.theta_vars[:d])
             if gap is not None:
                 out.append(f"the {which} model: {gap}")
         return out
@@ -634,6 +634,8 @@ def check_model_pair(signal: Density, background: Density) -> None:
                 "background files swapped? (--no-model-check, or check_models=False, to "
                 "use it so anyway)"
             )
+    # a `Scaled` density compares by its nominal model
+    signal, background = (getattr(d, "nominal", d) for d in (signal, background))
     same = signal is background
     learned = (DensityModel, DensityEnsemble)
     if isinstance(signal, learned) and isinstance(background, learned):
