@@ -10,10 +10,9 @@ import torch
 from scipy import integrate, stats
 
 from flowscan.cli import main
-from flowscan.cli.toys import _generator
 from flowscan.exceptions import InputError
 from flowscan.flows import DensityEnsemble, DensityModel, Scale, Scaled, load_model
-from flowscan.samples import SCALE_MAPS, BreitWigner, Exponential, lhco, pseudo_data
+from flowscan.samples import SCALE_MAPS, BreitWigner, Exponential, lhco, pseudo_data, samplers
 from flowscan.scanner import MixtureLikelihood
 from flowscan.scanner.minuit import minuit_scan
 from flowscan.scanner.space import ParameterSpace
@@ -281,11 +280,17 @@ def test_the_lhco_generator_moves_the_observables_as_the_scale_maps_say():
         assert stats.ks_2samp(shifted[:, j] / factor, nominal[:, j]).pvalue > 0.01, v.name
 
 
-def test_toys_refuse_a_scale_the_generator_does_not_apply():
-    qcd = DensityModel(lhco.OBSERVABLES, (), seed=0)
-    jes = Scale("jes", 0.01, SCALE_MAPS["lhco"]["jes"][0])
-    with pytest.raises(InputError, match="generator's moves nothing"):
-        _generator("lhco", Scaled(qcd, [jes]), "background")
-    jms = Scale("jms", 0.01, ("m_j1", "delta_m"))
-    drawn = _generator("lhco", Scaled(qcd, [jms]), "background")
-    assert [v.name for v in drawn.theta_vars] == ["jms"] and drawn.scales["jms"] == 0.01
+def test_toys_refuse_a_scale_the_generator_does_not_apply(tmp_path, capsys):
+    # The fast generator's QCD is scale-free: a JES on the QCD model would be fitted but
+    # not drawn, so toys refuse it; the JMS alone is drawn (SCALE_MAPS).
+    paths = {"signal": tmp_path / "sig.pt", "background": tmp_path / "bkg.pt"}
+    DensityModel(lhco.OBSERVABLES, lhco.MASSES, role="signal").save(paths["signal"])
+    DensityModel(lhco.OBSERVABLES, (), role="background").save(paths["background"])
+    truth = "n_sig=10,n_bkg=100,m_zprime=3500,m_x=500,m_y=100,jes=0"
+    args = ["toys", "--signal", str(paths["signal"]), "--background", str(paths["background"]),
+            "--truth", truth, "--sampler", "lhco", "--scale", "jes:0.01:m_jj+m_j1+delta_m",
+            "--toys", "1", "--null-toys", "0", "--out", str(tmp_path / "t")]  # fmt: skip
+    assert main(args) == 2
+    assert "generator's moves nothing" in capsys.readouterr().err
+    drawn = samplers("lhco", scales={"jms": 0.01}).background
+    assert [v.name for v in drawn.theta_vars] == ["jms"]

@@ -260,8 +260,9 @@ def _generator(name: str, model: Density, role: str) -> Sampler:
                 f"generator's moves {list(acts) or 'nothing'} of it: toys would not be drawn as "
                 "they are fitted"
             )
-    window = None
-    if name == "breit-wigner":
-        window = (model.observables[0].low, model.observables[0].high)
+    window = None  # the toy on the model's window; for another model, `like` says so
+    (first, *rest) = model.observables
+    if name == "breit-wigner" and not rest and None not in (first.low, first.high):
+        window = (first.low, first.high)
     pair = samplers(name, scales={s.name: s.width for s in scales}, window=window)
     return pair.like(model)
