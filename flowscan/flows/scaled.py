@@ -153,6 +153,11 @@ class Scaled(nn.Module):
             "widths", torch.tensor([s.width for s in self.scales], dtype=torch.float64)
         )
         self._edges = self._check_window()
+        # an ensemble's members, scaled once (a plain tuple: the nominal holds the weights)
+        members = list(getattr(nominal, "members", []))
+        self._members = (
+            tuple(Scaled(m, scales, self.observables) for m in members) if len(members) > 1 else ()
+        )
 
     def _check_window(self) -> list[int]:
         r"""The scaled observables whose window needs the nominal's mass beyond an edge;
@@ -224,10 +229,7 @@ class Scaled(nn.Module):
     @property
     def members(self) -> list[Scaled]:
         r"""Each member of an ensemble, scaled; `[]` for a single density."""
-        members = getattr(self.nominal, "members", [])
-        return (
-            [Scaled(m, self.scales, self.observables) for m in members] if len(members) > 1 else []
-        )
+        return list(self._members)
 
     def for_fit(self) -> Scaled:
         r"""The nominal as fits use it (`DensityModel.for_fit`), scaled."""
