@@ -12,8 +12,8 @@ throughput, and 200 pseudo-experiments of the toy.
    mass points), `--epochs` (2) epochs.
 3. **Pseudo-experiments**: `--toys` (200) toys of the Breit-Wigner toy (extended
    likelihood, the demo's truth and yields, events drawn from the exact densities),
-   each fitted with 1-member models of the demo's architecture on the device (Minuit from
-   the global search, HESSE), one after the other in this process.
+   each fitted with 1-member models of the demo's architecture and epochs (20) on the
+   device (Minuit from the global search, HESSE), one after the other in this process.
 
 Each part runs on its own: one that fails prints its error and the next runs. Prints
 one table; `--out` writes it as JSON beside the versions and the device's name.
@@ -109,7 +109,7 @@ def _toys(device: torch.device, toys: int) -> dict:
     for i, exact in enumerate((BreitWigner(), Exponential())):
         x, t = training_set(exact, 50_000, seed=i)
         model = DensityModel(exact.observables, exact.theta_vars, seed=i)
-        train(model, x, t, epochs=5, progress=False)
+        train(model, x, t, epochs=20, progress=False)  # the demo's epochs
         models.append(model.for_fit().to(device))
     truth = {"n_sig": 1000.0, "n_bkg": 100_000.0, "m_pole": 455.0, "gamma": 33.0, "tau": 170.0}
     t0 = time.perf_counter()

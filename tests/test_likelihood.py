@@ -190,3 +190,11 @@ def test_flow_theta_out_of_range_raises(tiny_signal_flow, tiny_background_flow, 
     nll = MixtureLikelihood(tiny_signal_flow, tiny_background_flow, data, 300, 3_000)
     with pytest.raises(ValueError, match="tau = 400 GeV is outside the trained range"):
         nll(torch.tensor([450.0, 40.0, 400.0]))
+
+
+def test_models_on_different_devices_are_refused(tiny_signal_flow, tiny_background_flow, data):
+    # "meta" stands in for a second device (this machine has no GPU): the data go to the
+    # models' device, so the two models must share one
+    signal = copy.deepcopy(tiny_signal_flow).to("meta")
+    with pytest.raises(ValueError, match="signal model is on meta and the background model on cpu"):
+        MixtureLikelihood(signal, tiny_background_flow, data, 300, 3_000)

@@ -4,7 +4,7 @@ architecture, preprocessing and training, and ensembles of them."""
 from .architecture import FLOWS, PREPROCESSING, Architecture
 from .ensemble import DensityEnsemble, load_model, train_ensemble
 from .fixed import FixedEnsemble, FixedEvents, FixedMembers
-from .model import DensityModel, check_trained_range, torch_device
+from .model import DensityModel, check_trained_range, model_device, torch_device
 from .preprocessing import BoundedStandardize
 from .scaled import Scale, Scaled, parse_scale
 from .training import train
@@ -22,6 +22,7 @@ __all__ = [
     "FixedMembers",
     "DensityModel",
     "check_trained_range",
+    "model_device",
     "torch_device",
     "load_model",
     "parse_scale",

@@ -8,6 +8,7 @@ __all__ = [
     "SPLINE_BOUND",
     "DensityModel",
     "check_trained_range",
+    "model_device",
     "read_model_file",
     "torch_device",
 ]
@@ -463,6 +464,21 @@ def check_trained_range(x: Tensor, signal: object | None, background: object) ->
                     FlowscanWarning,
                     stacklevel=3,
                 )
+
+
+def model_device(model: object) -> torch.device:
+    r"""The device a model's tensors are on: its first buffer's or weight's, and the CPU
+    for a model without any (the exact densities).
+
+    Example:
+        >>> from flowscan.samples import MASS, Exponential
+        >>> model_device(DensityModel([MASS], Exponential.theta_vars))
+        device(type='cpu')
+    """
+    if isinstance(model, nn.Module):
+        for t in (*model.buffers(), *model.parameters()):
+            return t.device
+    return torch.device("cpu")
 
 
 def torch_device(name: str | torch.device) -> torch.device:

@@ -256,6 +256,7 @@ class ResponseCurve(LazyTransform):
     @torch.no_grad()
     def adapt(self, x: Tensor) -> None:
         r"""Sets the knots from training events `x` `(N, F)`."""
+        x = x.detach().cpu()  # the knots are computed on the CPU, then moved to the model's device
         levels = torch.linspace(0, 1, self.knots + 1, dtype=torch.float64)[1:-1]
         for w, j in enumerate(self.index):
             xj = x[:, j].to(torch.float64).sort().values

@@ -99,7 +99,9 @@ def train(
         One record per epoch: `epoch`, `train_loss`, `val_loss` (nats/event), `lr`.
         The same list is kept in `model.history` and saved with the model.
     """
-    x = torch.as_tensor(x)
+    device = model.theta_range.device  # the events go to the model's device
+    x = torch.as_tensor(x).to(device)
+    theta = None if theta is None else torch.as_tensor(theta).to(device)
     check_events(x, model.observables)
     if model.conditional:
         if theta is None or theta.shape != (len(x), len(model.theta_vars)):
@@ -115,7 +117,7 @@ def train(
     ref = model.theta_range
     gen = torch.Generator().manual_seed(seed)
     if validation is None:
-        perm = torch.randperm(len(x), generator=gen)
+        perm = torch.randperm(len(x), generator=gen).to(device)
         val, trn = perm[:n_val], perm[n_val:]
         validation = (x[val], None if theta is None else theta[val])
         x, theta = x[trn], None if theta is None else theta[trn]

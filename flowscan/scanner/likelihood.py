@@ -17,7 +17,7 @@ from ..constraints import Constraint
 from ..exceptions import FitError, FlowscanWarning, InputError, ModelFileError
 from ..flows.ensemble import DensityEnsemble
 from ..flows.fixed import FixedEnsemble, FixedEvents, FixedMembers
-from ..flows.model import DensityModel, check_trained_range
+from ..flows.model import DensityModel, check_trained_range, model_device
 from ..flows.training_grid import grid_gap
 from ..variables import Variable, check_events
 
@@ -133,7 +133,14 @@ class MixtureLikelihood:
                 raise InputError(
                     "negative_signal and max_yield need the extended form (no n_sig, n_bkg)"
                 )
-        x = torch.as_tensor(x, dtype=torch.float64)
+        # the data go to the models' device (an exact density has none, and follows)
+        devices = {model_device(m) for m in (signal, background) if isinstance(m, nn.Module)}
+        if len(devices) > 1:
+            raise InputError(
+                f"the signal model is on {model_device(signal)} and the background model on "
+                f"{model_device(background)}: move both to one device (.to(device))"
+            )
+        x = torch.as_tensor(x, dtype=torch.float64).to(*devices or ["cpu"])
         check_events(x, signal.observables)
         check_events(x, background.observables)
         if check_data:
@@ -182,10 +189,11 @@ class MixtureLikelihood:
 
     def nll(self, theta: Tensor) -> Tensor:
         r"""NLL at `theta` of shape `(P,)` (a float64 scalar) or a batch `(K, P)` (shape
-        `(K,)`), constraint terms included."""
+        `(K,)`), constraint terms included, on theta's device (computed on the data's)."""
         theta = torch.as_tensor(theta, dtype=torch.float64)
         self._check(theta)
-        return self.nll_split(*self.split(theta)) + self.constraint_nll(theta)
+        on = theta.to(self.x.device)
+        return (self.nll_split(*self.split(on)) + self.constraint_nll(on)).to(theta.device)
 
     def split(self, theta: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         r"""`theta` `(*, P)` as the signal's parameters `(*, D_s)`, the background's
@@ -396,10 +404,10 @@ class MixtureLikelihood:
 
     def log_densities(self, theta: Tensor) -> tuple[Tensor, Tensor]:
         r"""The signal's and the background's log-densities on every event at thetas
-        `(K, P)`, each `(K, N)` float64, without a gradient: what `from_log_densities`
-        combines. A density whose parameters are one value for the whole batch is
-        computed once (`nll_split`'s cache), so a batch over the signal parameters at
-        fixed background parameters costs the signal model alone."""
+        `(K, P)`, each `(K, N)` float64 on the data's device, without a gradient: what
+        `from_log_densities` combines. A density whose parameters are one value for the
+        whole batch is computed once (`nll_split`'s cache), so a batch over the signal
+        parameters at fixed background parameters costs the signal model alone."""
         theta = torch.as_tensor(theta, dtype=torch.float64, device=self.x.device)
         self._check(theta)
         theta = theta.reshape(-1, len(self.names))
@@ -425,6 +433,7 @@ class MixtureLikelihood:
         constraint terms."""
         if (yields is None) == self.extended:
             raise InputError("yields (n_sig, n_bkg) are needed exactly for the extended form")
+        yields = None if yields is None else torch.as_tensor(yields).to(lp_s.device)
         nll = self._nll(self.weights, lp_s, lp_b, yields, len(lp_s))
         return nll if yields is None else nll + yields.sum(dim=-1)
 
@@ -455,8 +464,10 @@ class MixtureLikelihood:
         others get 0, and a density none of whose parameters float is computed once and
         cached, as in `nll_split`). One pass over the events for the whole batch, each
         chunk's backward pass right after its forward pass (`nll_split`): each NLL
-        depends on its own theta only, so the gradient of their sum is theirs."""
-        theta = torch.as_tensor(theta, dtype=torch.float64, device=self.x.device)
+        depends on its own theta only, so the gradient of their sum is theirs. Both on
+        theta's device (computed on the data's)."""
+        given = torch.as_tensor(theta, dtype=torch.float64)
+        theta = given.to(self.x.device)
         self._check(theta)
         floating = torch.ones(theta.shape[-1], dtype=torch.bool) if floating is None else floating
         floating = torch.as_tensor(floating, dtype=torch.bool, device=theta.device)
@@ -471,7 +482,7 @@ class MixtureLikelihood:
             (grad,) = torch.autograd.grad(value.sum(), leaf)
         else:
             grad = torch.zeros_like(leaf)
-        return value.detach(), grad * floating
+        return value.detach().to(given.device), (grad * floating).to(given.device)
 
     def grid_gaps(self, theta: Sequence[float]) -> list[str]:
         r"""Why the densities' parameters at theta `(P,)` lie outside the training grid

@@ -250,10 +250,11 @@ def _evaluate(
     sub: MixtureLikelihood, space: ParameterSpace, cells: Tensor, counts: list[int]
 ) -> tuple[np.ndarray, Tensor]:
     r"""The NLL of `sub` at the cells `(K, P)`, in the extended form with the yields
-    profiled where both float (the cells returned with them)."""
+    profiled where both float (the cells returned with them); computed on the data's
+    device, returned on the CPU."""
     profile = sub.extended and {"n_sig", "n_bkg"} <= set(space.floating_names)
     values, out = [], []
-    for batch in cells.split(CELL_BATCH):
+    for batch in cells.to(sub.x.device).split(CELL_BATCH):
         lp_s, lp_b = sub.log_densities(batch)
         yields = None
         if sub.extended:
@@ -262,7 +263,7 @@ def _evaluate(
                 total = sub.x.new_tensor(len(sub.x)) if sub.weights is None else sub.weights.sum()
                 f = _signal_fraction(lp_s, lp_b, sub.weights)
                 yields = torch.stack([f * total, (1 - f) * total], -1)
-                high = torch.as_tensor(space.bounds[:2, 1])
+                high = torch.as_tensor(space.bounds[:2, 1], device=yields.device)
                 yields = torch.minimum(yields, high)
             batch = batch.clone()
             batch[:, :2] = yields
@@ -270,10 +271,10 @@ def _evaluate(
         values.append(value.nan_to_num(nan=math.inf))
         out.append(batch)
     counts[0] += len(cells)
-    values = torch.cat(values).numpy()
+    values = torch.cat(values).cpu().numpy()
     if not np.isfinite(values).any():
         raise FitError(f"the NLL is not finite at any of the search's {len(cells)} cells")
-    return values, torch.cat(out)
+    return values, torch.cat(out).cpu()
 
 
 def _signal_fraction(lp_s: Tensor, lp_b: Tensor, weights: Tensor | None) -> Tensor:
@@ -286,7 +287,7 @@ def _signal_fraction(lp_s: Tensor, lp_b: Tensor, weights: Tensor | None) -> Tens
     top = torch.maximum(lp_s, lp_b)
     a, b = (lp_s - top).exp(), (lp_b - top).exp()
     w = 1.0 if weights is None else weights
-    low, high = torch.zeros(len(a), dtype=a.dtype), torch.ones(len(a), dtype=a.dtype)
+    low, high = (torch.full((len(a),), v, dtype=a.dtype, device=a.device) for v in (0.0, 1.0))
     f = low.clone()
     for _ in range(50):
         density = (f[:, None] * a + (1 - f[:, None]) * b).clamp_min(1e-300)

@@ -91,11 +91,11 @@ def dense_minimum(
     points = np.repeat(np.asarray(result.theta, dtype=np.float64)[None], len(mesh), 0)
     points[:, columns] = mesh
     values = []
-    for batch in torch.from_numpy(points).split(64):
+    for batch in torch.from_numpy(points).to(sub.x.device).split(64):
         lp_s, lp_b = sub.log_densities(batch)
         yields = batch[:, :2] if sub.extended else None
         values.append(sub.from_log_densities(lp_s, lp_b, yields) + sub.constraint_nll(batch))
-    grid = torch.cat(values).nan_to_num(nan=np.inf).numpy().reshape(*(cells[a] for a in axes))
+    grid = torch.cat(values).nan_to_num(nan=np.inf).cpu().numpy().reshape(*(cells[a] for a in axes))
     own = np.array(
         [int(np.abs(v - result.theta[c]).argmin()) for v, c in zip(values_1d, columns, strict=True)]
     )
