@@ -5,6 +5,7 @@ traceback (exit code 3, "internal error") or in a silent result. The fixtures ar
 models and files, and no case starts a Dask cluster (an unreachable scheduler is given
 a 0.2 s timeout), so the module runs in well under a minute."""
 
+import json
 import math
 from types import SimpleNamespace
 
@@ -94,6 +95,11 @@ def files(tmp_path_factory) -> dict[str, str]:
     for name, table in analyses.items():
         with open(put(name), "w") as f:
             f.write(f"[nuisances.tau]\n{table}\n")
+    biases = {"nobias.json": {"closure": []}, "jesbias.json": {"model_bias": {"jes": 1.0}},
+              "negbias.json": {"model_bias": {"tau": -1.0}}}  # fmt: skip
+    for name, record in biases.items():
+        with open(put(name), "w") as f:
+            json.dump(record, f)
     with open(put("flat.toml"), "w") as f:
         f.write("[nuisances]\ntau = 5.0\n")
     with open(put("extra.toml"), "w") as f:
@@ -339,6 +345,16 @@ CASES = [
      "signal or background"),
     ("scan window alone", lambda f: _scan(f, "--window", "m:100:1000"), 2,
      "give --scale too"),
+    ("scan model bias not JSON", lambda f: _scan(f, "--model-bias", f["keys.toml"]), 2,
+     "not a closure.json (not JSON)"),
+    ("scan model bias absent", lambda f: _scan(f, "--model-bias", f["nobias.json"]), 2,
+     "holds no model_bias: write it with flowscan closure"),
+    ("scan model bias of another parameter", lambda f: _scan(f, "--model-bias",
+     f["jesbias.json"]), 2, "names ['jes']; the fit's parameters are"),
+    ("scan model bias negative", lambda f: _scan(f, "--model-bias", f["negbias.json"]), 2,
+     "each bias must be a number >= 0"),
+    ("scan model bias missing file", lambda f: _scan(f, "--model-bias", "nowhere.json"), 2,
+     "--model-bias nowhere.json: No such file"),
     ("scan window reversed", lambda f: _scan(f, "--scale", "s:0.01:m", "--window",
      "m:1000:100"), 2, "low must be below high"),
     ("scan scale on the model's own window", lambda f: _scan(f, "--scale", "s:0.01:m"), 2,

@@ -52,6 +52,19 @@ def _scan_args(demo, out, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
+def test_scan_adds_the_model_bias_of_a_closure_as_a_third_error(quick_demo, tmp_path, capsys):
+    closure = tmp_path / "closure.json"
+    closure.write_text(json.dumps({"model_bias": {"m_pole": 0.25, "tau": 0.5}}))
+    out = tmp_path / "scan"
+    args = _scan_args(quick_demo, out, "--method", "minuit", "--model-bias", str(closure))
+    assert main(args) == 0
+    assert "(bias)" in capsys.readouterr().out
+    minuit = json.loads((out / "scan.json").read_text())["results"]["minuit"]
+    # each parameter gets its own bias, in the likelihood's order; gamma has none
+    assert minuit["names"] == ["m_pole", "gamma", "tau"]
+    assert minuit["errors_bias"] == [0.25, 0.0, 0.5]
+
+
 def test_scan_runs_every_method_on_the_demo_output(quick_demo, tmp_path, capsys):
     out = tmp_path / "scan"
     budgets = ["bayesopt.budget=12", "random.n=12", "grid.points=3", "minuit.strategy=1"]

@@ -15,7 +15,7 @@ from flowscan.flows import Architecture, load_model, train_ensemble
 from flowscan.flows.training_grid import grid_gap
 from flowscan.samples import MASS, Bootstrap, BreitWigner, Exponential
 from flowscan.scanner import MixtureLikelihood, fit
-from flowscan.validation import closure, interpolation_error, leave_out
+from flowscan.validation import closure, interpolation_error, leave_out, model_bias
 
 GRID = [(m, g) for m in (400.0, 425.0, 450.0, 475.0, 500.0) for g in (30.0, 50.0, 70.0)]
 
@@ -31,7 +31,7 @@ def test_closure_of_the_exact_densities_scatters_by_their_errors():
     exact = (BreitWigner(), Exponential())
     table = closure(*exact, exact, points, [170.0], n_sig=500, n_bkg=3000, datasets=4,
                     seed=2, progress=False)  # fmt: skip
-    assert list(table["parameter"]) == ["m_pole", "gamma"] * 2
+    assert list(table["parameter"]) == ["m_pole", "gamma", "tau"] * 2  # tau: the background's
     assert (table["valid"] == 4).all() and (table["model"] == 0).all()
     # the mean of 4 pulls of a calibrated fit has a standard deviation of 1/2
     assert (table["pull_stat"].abs() < 2.5).all()
@@ -43,11 +43,13 @@ def test_closure_of_the_exact_densities_scatters_by_their_errors():
                        exact[1].sample(3000, torch.tensor([170.0]), seed=s_bkg)])  # fmt: skip
         nll = MixtureLikelihood(*exact, x, 500, 3000)
         fits.append(fit(nll).theta)
-    bias = np.mean(fits, axis=0)[:2] - points[1].numpy()
-    row = table.iloc[2:].set_index("parameter")
+    bias = np.mean(fits, axis=0) - [*points[1].tolist(), 170.0]
+    row = table.iloc[3:].set_index("parameter")
     # the same fits in the same order: float64 to the last digits
     assert row.loc["m_pole", "bias"] == pytest.approx(bias[0], rel=1e-9, abs=1e-9)
     assert row.loc["gamma", "bias"] == pytest.approx(bias[1], rel=1e-9, abs=1e-9)
+    assert row.loc["tau", "bias"] == pytest.approx(bias[2], rel=1e-9, abs=1e-9)
+    assert row.loc["tau", "m_pole"] == 560.0  # a background row is located at its point
 
 
 def test_the_closure_command_on_the_demo_ensembles(quick_demo, tmp_path, capsys):
@@ -62,7 +64,11 @@ def test_the_closure_command_on_the_demo_ensembles(quick_demo, tmp_path, capsys)
     assert "pull_total" in capsys.readouterr().out
     saved = json.loads((tmp_path / "closure.json").read_text())
     rows = saved["closure"]
-    assert len(rows) == 4 and all(r["model"] > 0 for r in rows)  # ensembles of 2 members
+    assert len(rows) == 6 and all(r["model"] > 0 for r in rows)  # ensembles of 2 members
+    # the members' shared bias, by model_bias on the rows written beside it
+    expected = model_bias(pd.DataFrame(rows)).to_dict()
+    assert set(expected) == {"m_pole", "gamma", "tau"}
+    assert saved["model_bias"] == pytest.approx(expected)
     assert (tmp_path / "closure.png").stat().st_size > 0
 
 
@@ -160,3 +166,21 @@ def test_closure_constrains_the_nuisances_the_models_declare():
     # fit at the demo's yields: 0.98). Unconstrained it would run to a bound of +-3.
     assert table.loc["mass_scale", "stat"] == pytest.approx(1.0, abs=0.1)
     assert (table["valid"] == 2).all()
+
+
+@pytest.mark.parametrize("shared", [0.0, 1.5])
+def test_model_bias_recovers_a_known_shared_bias(shared):
+    # a closure table built to measure: at each of 4000 points the mean of 4 fits is
+    # off the truth by the shared bias, the ensemble's own draw (N(0, model^2), what the
+    # model error covers) and the datasets' noise (N(0, spread^2 / 4))
+    rng = np.random.default_rng(7)
+    n, model, spread = 4000, 1.0, 2.0
+    bias = shared + rng.normal(0, model, n) + rng.normal(0, spread / 2, n)
+    table = pd.DataFrame({"parameter": "m", "bias": bias, "spread": spread, "valid": 4,
+                          "model": model})  # fmt: skip
+    # bias^2 has variance 4 b^2 s^2 + 2 s^4 (s^2 = 2 here): the mean over 4000 points is
+    # known to 0.08 (b = 1.5) and 0.045 (b = 0); 3 of those in bias^2 are 0.08 in b at
+    # b = 1.5 and sqrt(0.135) = 0.37 at 0
+    assert model_bias(table)["m"] == pytest.approx(shared, abs=0.1 if shared else 0.37)
+    # with the model error left out of the subtraction, the same rows read as larger
+    assert interpolation_error(table)["m"] > model_bias(table)["m"]

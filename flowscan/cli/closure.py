@@ -18,7 +18,7 @@ from ..io import check_memory, run_folder, write_record
 from ..parallel import dask_client
 from ..samples import GENERATORS, Bootstrap, Sampler, samplers, training_events
 from ..scanner import Density, check_model_pair
-from ..validation import closure, interpolation_error, leave_out
+from ..validation import closure, interpolation_error, leave_out, model_bias
 from ..variables import check_theta
 from . import _options as o
 
@@ -102,7 +102,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     r"""Closure fits at every point of the `--at` grid; writes to `--out`: `closure.csv`
     (a row per point and parameter, `flowscan.validation.closure`), `closure.json`
-    (settings, seed, versions, and with `--leave-out` the interpolation error) and
+    (settings, seed, versions; with ensembles the bias their members share,
+    `model_bias`, and with `--leave-out` the interpolation error instead) and
     `closure.png` (the mean pull over each pair of parameters, the training grid in
     grey); with `--leave-out`, the retrained signal model too. Returns 1 if a point has
     no valid fit."""
@@ -146,13 +147,20 @@ def run(args: argparse.Namespace) -> int:
     print(table[[*shown, "valid"]].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     table.to_csv(out / "closure.csv", index=False)
     results = {"closure": table.to_dict("records")}
+    units = {v.name: f" {v.unit}" if v.unit else "" for v in (*sig.theta_vars, *bkg.theta_vars)}
+    if left_out is None and (table["model"] > 0).any():  # ensembles at trained points
+        bias = model_bias(table[table["valid"] > 1]).to_dict()
+        results["model_bias"] = bias
+        print(
+            "bias shared by the ensembles' members (rms bias less the datasets' noise and "
+            "the model error): " + ", ".join(f"{k} {v:.3g}{units[k]}" for k, v in bias.items())
+        )
     if left_out is not None:
         name, value = left_out[1:]
         gap = table[table[name] == value]
         if (gap["valid"] > 1).any():
             error = interpolation_error(gap[gap["valid"] > 1]).to_dict()
             results["interpolation_error"] = error
-            units = {v.name: f" {v.unit}" if v.unit else "" for v in sig.theta_vars}
             print(
                 f"interpolation error across the gap at {name} = {value:g} (rms bias less "
                 "the datasets' noise): "

@@ -3,8 +3,11 @@ r"""`flowscan scan`: every optimizer on one likelihood from saved models and a d
 from __future__ import annotations
 
 import argparse
+import json
+import math
 from dataclasses import asdict
 
+import numpy as np
 import pandas as pd
 
 from .. import plots
@@ -47,6 +50,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="1D profiles and 2D contours with minuit (profiles.png, contours.png)",
     )
     o.add_nuisances(scan)
+    scan.add_argument(
+        "--model-bias",
+        metavar="CLOSURE_JSON",
+        help="add the bias the ensembles' members share to every fit as a third error: "
+        "the closure.json of flowscan closure on these ensembles at the analysis's yields",
+    )
     scan.add_argument(
         "--no-model-check",
         action="store_true",
@@ -99,9 +108,13 @@ def run(args: argparse.Namespace) -> int:
             check_memory(settings.keywords(method)[key], width, f"{method}.{key}")
     out = run_folder(args.out, "scan")
 
+    bias = None if args.model_bias is None else _model_bias(args.model_bias, nll.names)
+
     print(f"fitting by {', '.join(methods)} ...", flush=True)
     results = fit_methods(nll, settings, methods)
     for result in results.values():
+        if bias is not None and result.status != "failed":
+            result.errors_bias = bias
         print(result.table(nll.theta_vars))
     config = o.record(args) | {"nuisances": [asdict(c) for c in constraints], "events": len(x)}
     pois = [n for n in space.floating_names if n not in {c.name for c in constraints}]
@@ -135,6 +148,33 @@ def run(args: argparse.Namespace) -> int:
             files.append("contours.png")
     print(f"wrote {out}/ ({', '.join(files)})")
     return o.exit_code([r.status for r in results.values()])
+
+
+def _model_bias(path: str, names: list[str]) -> np.ndarray:
+    r"""The `model_bias` of a closure.json (`flowscan closure`) for the parameters
+    `names` `(P,)`, 0 for those it does not name; refused with `InputError` if the
+    file is not one or names another parameter."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+    except OSError as e:
+        raise InputError(f"--model-bias {path}: {e.strerror}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise InputError(f"--model-bias {path}: not a closure.json (not JSON)") from None
+    bias = record.get("model_bias") if isinstance(record, dict) else None
+    if not isinstance(bias, dict):
+        raise InputError(
+            f"--model-bias {path} holds no model_bias: write it with flowscan closure on "
+            "the ensembles, without --leave-out"
+        )
+    unknown = sorted(set(bias) - set(names))
+    if unknown:
+        raise InputError(f"--model-bias {path} names {unknown}; the fit's parameters are {names}")
+    values = [bias.get(n, 0.0) for n in names]
+    ok = [isinstance(v, int | float) and not isinstance(v, bool) for v in values]
+    if not all(ok) or not all(math.isfinite(v) and v >= 0 for v in values):
+        raise InputError(f"--model-bias {path}: each bias must be a number >= 0, got {bias}")
+    return np.array(values, dtype=float)
 
 
 def _impacts(

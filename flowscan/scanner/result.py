@@ -93,6 +93,10 @@ class ScanResult:
         errors_model_by: The signal's and the background's shares of `errors_model`,
             "signal"/"background" -> `(P,)` (their quadrature sum is `errors_model`).
         theta_members: Each member's minimum, "signal"/"background" -> `(K, P)`.
+        errors_bias: The bias the ensembles' members share `(P,)`, beyond the model
+            error (`flowscan.validation.model_bias`, from a closure at the analysis's
+            yields; `flowscan scan --model-bias`): a third error, 0 for parameters it
+            does not name; `None` where none was given.
         warnings: What makes the fit less trustworthy than its errors say (a best fit
             in a gap of a model's training grid, `MixtureLikelihood.grid_gaps`; a
             signal parameter on a bound, and why; another minimum as low).
@@ -128,6 +132,7 @@ class ScanResult:
     covariance_model: np.ndarray | None = field(default=None, repr=False)
     errors_model_by: dict[str, np.ndarray] | None = field(default=None, repr=False)
     theta_members: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    errors_bias: np.ndarray | None = None
     warnings: list[str] = field(default_factory=list)
     minima: list[dict] = field(default_factory=list)
     search: dict | None = None
@@ -226,7 +231,8 @@ class ScanResult:
     def table(self, theta_vars: Sequence[Variable]) -> str:
         r"""The fit as text: a status line (NLL, evaluations, seconds, what the method
         said), then a row per parameter of `theta_vars` with its value, error (two
-        significant digits; `value +- stat +- model` where the fit has a model error)
+        significant digits; `value +- stat +- model` where the fit has a model error,
+        `+- bias` after it where it has a bias term)
         and unit, `(fixed)` for fixed ones, a flag where a parameter sits at a bound,
         and a warning where the model error exceeds the statistical error."""
         units = {v.name: v.unit for v in theta_vars}
@@ -272,6 +278,8 @@ class ScanResult:
                         if np.isfinite(model)
                         else f"{stat} (no model error: at a bound)"
                     )
+                if self.errors_bias is not None and self.errors_bias[i] > 0:
+                    text += f" +- {self.errors_bias[i]:.{digits}f} (bias)"
             if self.minos is not None and name in self.minos:
                 lo, hi = self.minos[name]
                 text += f" (MINOS {lo:+.{digits}f} / {hi:+.{digits}f})"

@@ -1,7 +1,7 @@
 r"""Is a model good enough? Two-sample metrics against their noise floor, closure of
 fits over theta, and whether a fit found the global minimum."""
 
-from .closure import closure, interpolation_error, leave_out
+from .closure import closure, interpolation_error, leave_out, model_bias
 from .global_minimum import DenseMinimum, dense_minimum
 from .metrics import (
     Metric,
@@ -28,6 +28,7 @@ __all__ = [
     "interpolation_error",
     "ks_test",
     "leave_out",
+    "model_bias",
     "sliced_wasserstein",
     "validation_table",
 ]

@@ -3,7 +3,7 @@ with the models, and how far they land from the truth in units of their errors."
 
 from __future__ import annotations
 
-__all__ = ["closure", "interpolation_error", "leave_out"]
+__all__ = ["closure", "interpolation_error", "leave_out", "model_bias"]
 
 from collections.abc import Sequence
 
@@ -47,7 +47,8 @@ def closure(
     (`flowscan.constraints.declared`), their global observables at the nominal values:
     points at a nominal nuisance value close; others show the constraint's pull.
 
-    Returns a row per point and signal parameter: the point, `parameter`, `truth`,
+    Returns a row per point and parameter (the signal's, then the background's own,
+    whose truth is `background_theta`): the point, `parameter`, `truth`,
     `bias` (mean of fit - truth) and `spread` (its standard deviation over datasets),
     `stat`, `model` and `total` (mean errors: HESSE, the model error, their quadrature
     sum), `pull_stat`, `pull_total` (mean of (fit - truth) / error), `valid` (fits
@@ -60,6 +61,9 @@ def closure(
     points = torch.as_tensor(points, dtype=torch.float64).reshape(len(points), -1)
     names = [v.name for v in signal.theta_vars]
     b_theta = torch.as_tensor(background_theta, dtype=torch.float64)
+    # the background's own parameters follow the signal's, as in the likelihood
+    own = [k for k, v in enumerate(background.theta_vars) if v.name not in names]
+    fitted = names + [background.theta_vars[k].name for k in own]
     constraints = declared(signal, background)
     rows = []
     bar = tqdm(total=len(points) * datasets, desc="closure fits", disable=not progress)
@@ -74,12 +78,17 @@ def closure(
             )
             fits.append(fit(nll, settings))
             bar.update()
-        rows += _rows(names, theta.numpy(), fits, datasets)
+        truth = np.concatenate([theta.numpy(), b_theta.numpy()[own]])
+        rows += _rows(names, fitted, truth, fits, datasets)
     bar.close()
     return pd.DataFrame(rows)
 
 
-def _rows(names: list[str], truth: np.ndarray, fits: list, datasets: int) -> list[dict]:
+def _rows(
+    point: list[str], names: list[str], truth: np.ndarray, fits: list, datasets: int
+) -> list[dict]:
+    r"""A row per parameter of `names` (the first D of the fits' parameters, truth
+    `(D,)`); the columns `point` (the signal's) locate it."""
     valid = [f for f in fits if f.valid]
     d = len(names)
     nan = np.full((max(len(valid), 1), d), np.nan)
@@ -95,7 +104,7 @@ def _rows(names: list[str], truth: np.ndarray, fits: list, datasets: int) -> lis
     for j, name in enumerate(names):
         diff = fit[:, j] - truth[j]
         out.append(
-            dict(zip(names, truth.tolist(), strict=True))
+            dict(zip(point, truth[: len(point)].tolist(), strict=True))
             | {
                 "parameter": name,
                 "truth": truth[j],
@@ -190,6 +199,30 @@ def interpolation_error(table: pd.DataFrame) -> pd.Series:
         >>> float(interpolation_error(t)["m"])
         3.391164991562634
     """
+    return _excess(table, 0.0).rename("interpolation")
+
+
+def model_bias(table: pd.DataFrame) -> pd.Series:
+    r"""Per parameter, the bias an ensemble's members share, from a `closure` table at
+    trained points and the analysis's yields: the rms over points of the mean fit -
+    truth, less in quadrature the datasets' noise in a mean of that many fits and the
+    model error, which covers the ensemble's own draw of its training sample:
+    sqrt(max(0, mean(bias^2 - spread^2 / valid - model^2))). Zero where the model error
+    covers the closure. Its own uncertainty is about sqrt(2 / points) model^2 in bias^2:
+    it takes tens of points to tell a bias of half the model error from none.
+
+    Example:
+        >>> t = pd.DataFrame({"parameter": ["m", "m"], "bias": [3.0, -4.0],
+        ...                   "spread": [2.0, 2.0], "valid": [4, 4], "model": [1.0, 1.0]})
+        >>> round(float(model_bias(t)["m"]), 6)  # sqrt((9 + 16) / 2 - 1 - 1)
+        3.24037
+    """
+    return _excess(table, table["model"].fillna(0.0) ** 2).rename("model_bias")
+
+
+def _excess(table: pd.DataFrame, covered: pd.Series | float) -> pd.Series:
+    r"""sqrt(max(0, mean over points of bias^2 - spread^2 / valid - `covered`)), per
+    parameter."""
     noise = table["spread"].fillna(0.0) ** 2 / table["valid"].clip(lower=1)
-    excess = (table["bias"] ** 2 - noise).groupby(table["parameter"], sort=False).mean()
-    return np.sqrt(excess.clip(lower=0.0)).rename("interpolation")
+    excess = (table["bias"] ** 2 - noise - covered).groupby(table["parameter"], sort=False)
+    return np.sqrt(excess.mean().clip(lower=0.0))
