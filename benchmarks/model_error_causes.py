@@ -1,6 +1,6 @@
-r"""Why is the model error too small for the background's tau? One experiment per cause,
-on background-only fits of tau, where the calibration benchmark finds the largest
-undercoverage (`model_uncertainty.py`) and a fit costs milliseconds.
+r"""Why was the model error too small for the background's tau? One experiment per cause,
+on background-only fits of tau, where the first calibration (50k training events) found
+the largest undercoverage (`model_uncertainty.py`) and a fit costs milliseconds.
 
 For each training seed, `--members` models of the toy background p(m | tau) (the
 demo's mixture, `--train` events each) are trained in each of four ways:
@@ -34,7 +34,7 @@ and with each member. Per variant, with s the members' spread (standard deviatio
 Errors: bootstrap over seeds. Rows go to `<out>/causes.csv` after each seed (resumable).
 
 Run: `python -u benchmarks/model_error_causes.py --out runs/causes` (5 seeds, K = 10,
-200k events, 20 points; about 25 minutes on 2 cores).
+200k events, 20 points; about 15 minutes on 2 cores).
 """
 
 from __future__ import annotations

@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if left_out is not None:
         name, value = left_out[1:]
-        gap = table[table[name] == value]
+        gap = table[(table[name] == value) & table["parameter"].isin(names)]  # the signal's
         if (gap["valid"] > 1).any():
             error = interpolation_error(gap[gap["valid"] > 1]).to_dict()
             results["interpolation_error"] = error

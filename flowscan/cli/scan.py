@@ -106,15 +106,14 @@ def run(args: argparse.Namespace) -> int:
     for method, key in (("random", "n"), ("bayesopt", "budget")):
         if method in methods:
             check_memory(settings.keywords(method)[key], width, f"{method}.{key}")
-    out = run_folder(args.out, "scan")
-
     bias = None if args.model_bias is None else _model_bias(args.model_bias, nll.names)
+    out = run_folder(args.out, "scan")
 
     print(f"fitting by {', '.join(methods)} ...", flush=True)
     results = fit_methods(nll, settings, methods)
     for result in results.values():
         if bias is not None and result.status != "failed":
-            result.errors_bias = bias
+            result.errors_bias = np.where(np.isin(nll.names, result.fixed), 0.0, bias)
         print(result.table(nll.theta_vars))
     config = o.record(args) | {"nuisances": [asdict(c) for c in constraints], "events": len(x)}
     pois = [n for n in space.floating_names if n not in {c.name for c in constraints}]

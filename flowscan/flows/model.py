@@ -393,7 +393,8 @@ class DensityModel(nn.Module):
                 "training diverged or the file is damaged; retrain the model"
             )
         model.history = blob.get("history", [])
-        model.training_points = blob.get("training_points")  # versions 2-4: not known
+        points = blob.get("training_points")  # versions 2-4: not known
+        model.training_points = None if points is None else points.cpu()  # numpy's, always
         return model
 
 
@@ -467,8 +468,9 @@ def check_trained_range(x: Tensor, signal: object | None, background: object) ->
 
 
 def model_device(model: object) -> torch.device:
-    r"""The device a model's tensors are on: its first buffer's or weight's, and the CPU
-    for a model without any (the exact densities).
+    r"""The device a model's tensors are on: its first weight's (a `Scaled`'s are its
+    nominal's), else its first buffer's, and the CPU for a model without any (the exact
+    densities).
 
     Example:
         >>> from flowscan.samples import MASS, Exponential
@@ -476,7 +478,7 @@ def model_device(model: object) -> torch.device:
         device(type='cpu')
     """
     if isinstance(model, nn.Module):
-        for t in (*model.buffers(), *model.parameters()):
+        for t in (*model.parameters(), *model.buffers()):
             return t.device
     return torch.device("cpu")
 

@@ -47,16 +47,18 @@ def asimov(
             draw(nll.background, events - half, theta_bkg, toy_seed(seed, 1)),
         ]
     )
+    # the densities on the models' device, the weights' algebra below on the CPU
+    on, theta_sig, theta_bkg = (v.to(nll.x.device) for v in (x, theta_sig, theta_bkg))
     with torch.no_grad():
-        lp_s = nll.signal.log_prob(x, theta_sig).double()
+        lp_s = nll.signal.log_prob(on, theta_sig).double().cpu()
     if theta_bkg.numel():  # per-event scores d log p_b / d theta_b
         per_event = theta_bkg.expand(len(x), -1).clone().requires_grad_()
-        lp_b = nll.background.log_prob(x, per_event).double()
+        lp_b = nll.background.log_prob(on, per_event).double()
         (scores,) = torch.autograd.grad(lp_b.sum(), per_event)
-        lp_b = lp_b.detach()
+        lp_b, scores = lp_b.detach().cpu(), scores.cpu()
     else:
         with torch.no_grad():
-            lp_b = nll.background.log_prob(x, None).double()
+            lp_b = nll.background.log_prob(on, None).double().cpu()
         scores = lp_b.new_zeros(len(x), 0)
     s = 2 / (1 + (lp_s - lp_b).exp())  # p_b / q; p_s / q = 2 - s
     phi = torch.cat([s[:, None], (2 - s)[:, None], s[:, None] * scores], dim=1)

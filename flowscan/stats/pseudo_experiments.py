@@ -66,11 +66,12 @@ def pseudo_dataset(
 
 
 def draw(sampler: Sampler, n: int, theta: Tensor, seed: int) -> Tensor:
-    r"""`n` float64 events `(n, F)` from `sampler` at `theta` `(D,)` (`None` to the
-    sampler when D = 0: an unconditional density)."""
+    r"""`n` float64 events `(n, F)` on the CPU from `sampler` at `theta` `(D,)` (`None`
+    to the sampler when D = 0: an unconditional density); a likelihood moves them to its
+    models' device."""
     if n == 0:
         return torch.empty(0, len(sampler.observables), dtype=torch.float64)
-    return sampler.sample(n, theta if theta.numel() else None, seed).double()
+    return sampler.sample(n, theta if theta.numel() else None, seed).double().cpu()
 
 
 def coverage(lower: np.ndarray, upper: np.ndarray, truth: float) -> tuple[float, float]:

@@ -208,8 +208,9 @@ def model_bias(table: pd.DataFrame) -> pd.Series:
     truth, less in quadrature the datasets' noise in a mean of that many fits and the
     model error, which covers the ensemble's own draw of its training sample:
     sqrt(max(0, mean(bias^2 - spread^2 / valid - model^2))). Zero where the model error
-    covers the closure. Its own uncertainty is about sqrt(2 / points) model^2 in bias^2:
-    it takes tens of points to tell a bias of half the model error from none.
+    covers the closure. It is noisy: each point's bias^2 scatters by about
+    sqrt(2) (model^2 + spread^2 / valid), so telling a bias of half the model error from
+    none takes hundreds of points, or more datasets per point.
 
     Example:
         >>> t = pd.DataFrame({"parameter": ["m", "m"], "bias": [3.0, -4.0],
