@@ -140,7 +140,8 @@ class MixtureLikelihood:
                 f"the signal model is on {model_device(signal)} and the background model on "
                 f"{model_device(background)}: move both to one device (.to(device))"
             )
-        x = torch.as_tensor(x, dtype=torch.float64).to(*devices or ["cpu"])
+        device = devices.pop() if devices else torch.device("cpu")
+        x = torch.as_tensor(x, dtype=torch.float64).to(device)
         check_events(x, signal.observables)
         check_events(x, background.observables)
         if check_data:
