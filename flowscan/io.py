@@ -12,6 +12,7 @@ __all__ = [
     "read_analysis",
     "read_events",
     "read_table",
+    "read_weights",
     "run_folder",
     "versions",
     "write_events",
@@ -37,6 +38,7 @@ from torch import Tensor
 
 from .constraints import Constraint
 from .exceptions import DependencyError, InputError, first_line
+from .weights import check_weights
 
 _PACKAGES = [
     "flowscan",
@@ -294,8 +296,8 @@ def read_table(path: str | os.PathLike, derive: Derivation | None = None) -> pd.
     RNTuple) through uproot (`file.root` with one tree, or `file.root:tree`;
     one-value-per-event branches become columns), with the columns of `derive` added.
     None of them runs code from the file: nothing is unpickled. An unknown format or a
-    file that cannot be read raises `InputError`. Event weights are not read (every
-    event counts once)."""
+    file that cannot be read raises `InputError`. Event weights are read by
+    `read_weights`."""
     file, tree = _split_tree(path)
     suffix = file.suffix.lower()
     if suffix not in FORMATS:
@@ -339,22 +341,9 @@ def read_events(
         naming the problem.
     """
     if not isinstance(path, (str, os.PathLike)):
-        keys = [(f.resolve(), tree) for f, tree in map(_split_tree, path)]
-        twice = sorted({os.fspath(p) for p, k in zip(path, keys, strict=True) if keys.count(k) > 1})
-        if twice:
-            raise InputError(
-                f"{twice} given more than once: each event would count as many times; give "
-                "each file once"
-            )
+        _once(path)
         return torch.cat([read_events(p, columns, where, derive) for p in path])
-    frame = read_table(path, derive)
-    if where:
-        try:
-            frame = frame.query(where)
-        except Exception as e:  # pandas raises many types for a bad expression
-            raise InputError(f"{path}: cannot select {where!r} ({type(e).__name__}: {e})") from None
-        if frame.empty:
-            raise InputError(f"{path}: no events pass {where!r}")
+    frame = _selected(path, where, derive)
     jagged = [c for c in columns if c in frame.attrs.get("jagged", ())]
     if jagged:
         raise InputError(
@@ -395,6 +384,80 @@ def read_events(
         except InputError as e:
             raise InputError(f"{path}: {e}") from None
     return torch.tensor(frame[list(columns)].to_numpy(dtype="float64", copy=True))
+
+
+def _once(paths: Sequence[str | os.PathLike]) -> None:
+    r"""Refuses a file given twice among `paths` (its events would count twice)."""
+    keys = [(f.resolve(), tree) for f, tree in map(_split_tree, paths)]
+    twice = sorted({os.fspath(p) for p, k in zip(paths, keys, strict=True) if keys.count(k) > 1})
+    if twice:
+        raise InputError(
+            f"{twice} given more than once: each event would count as many times; give "
+            "each file once"
+        )
+
+
+def _selected(
+    path: str | os.PathLike, where: str | None, derive: Derivation | None
+) -> pd.DataFrame:
+    r"""The table of `path` (`read_table`), the rows of `where` selected."""
+    frame = read_table(path, derive)
+    if where:
+        try:
+            frame = frame.query(where)
+        except Exception as e:  # pandas raises many types for a bad expression
+            raise InputError(f"{path}: cannot select {where!r} ({type(e).__name__}: {e})") from None
+        if frame.empty:
+            raise InputError(f"{path}: no events pass {where!r}")
+    return frame
+
+
+def read_weights(
+    path: str | os.PathLike | Sequence[str | os.PathLike],
+    weight: str,
+    where: str | None = None,
+    derive: Derivation | None = None,
+) -> Tensor:
+    r"""The event weights of a table, one per event `read_events` returns from the same
+    file(s) and selection: the column or the expression of columns `weight` (e.g.
+    `"genWeight * sf"`, `pandas.DataFrame.eval`'s arithmetic on columns), float64
+    `(N,)`, checked by `flowscan.weights.check_weights` (finite per file, a positive
+    sum over all; negative weights are allowed). A missing column or an expression that
+    is not one number per event raises `InputError` naming it."""
+    if isinstance(path, (str, os.PathLike)):
+        w, what = _weights(path, weight, where, derive), f"{path}: the weights {weight!r}"
+    else:
+        _once(path)
+        w = torch.cat([_weights(p, weight, where, derive) for p in path])
+        what = f"the weights {weight!r} of {file_names(path)}"
+    return check_weights(w, len(w), what)
+
+
+def _weights(
+    path: str | os.PathLike, weight: str, where: str | None, derive: Derivation | None
+) -> Tensor:
+    r"""`read_weights` of one file, each finite (the sum is checked by the caller)."""
+    frame = _selected(path, where, derive)
+    try:
+        values = frame[weight] if weight in frame.columns else frame.eval(weight)
+    except Exception as e:  # pandas raises many types for a bad expression
+        raise InputError(
+            f"{path}: cannot compute the weight {weight!r} ({type(e).__name__}: {e}); the "
+            f"file has columns {list(frame.columns)}"
+        ) from None
+    if not isinstance(values, pd.Series) or values.dtype.kind not in "biuf":
+        raise InputError(
+            f"{path}: the weight {weight!r} is not a number per event; give a numeric "
+            "column or an arithmetic expression of columns"
+        )
+    w = torch.tensor(values.to_numpy(dtype="float64", copy=True))
+    bad = ~torch.isfinite(w)
+    if bad.any():
+        raise InputError(
+            f"{path}: the weights {weight!r} hold {int(bad.sum())} NaN or inf value(s) (first "
+            f"at row {frame.index[int(bad.nonzero()[0])]}): fix or remove those events"
+        )
+    return w
 
 
 def read_analysis(path: str | os.PathLike) -> list[Constraint]:
@@ -443,7 +506,7 @@ def read_analysis(path: str | os.PathLike) -> list[Constraint]:
                     f"it without quotes, e.g. {key} = 5.0)"
                 )
         if not isinstance(table["kind"], str):
-            raise InputError(f"{file}: [nuisances.{name}] kind is a string, e.g. \"gaussian\"")
+            raise InputError(f'{file}: [nuisances.{name}] kind is a string, e.g. "gaussian"')
         try:
             out.append(Constraint(name, table["kind"], float(values["width"]),
                                   float(values["observed"])))  # fmt: skip

@@ -67,6 +67,9 @@ def files(tmp_path_factory) -> dict[str, str]:
         "below.csv": pd.DataFrame({"m": np.r_[m, 50.0]}),
         "const.csv": pd.DataFrame({"m": m, "tau": 170.0}),
         "one.csv": pd.DataFrame({"m": m[:1]}),
+        "nanw.csv": pd.DataFrame({"m": m, "tau": 170.0, "w": np.r_[np.nan, m[1:] / m[1:]]}),
+        "zerow.csv": pd.DataFrame({"m": m, "w": 0.0}),
+        "negw.csv": pd.DataFrame({"m": m, "w": -1.0}),
     }
     for name, frame in frames.items():
         frame.to_csv(put(name), index=False)
@@ -274,6 +277,20 @@ CASES = [
      "--scheduler", UNREACHABLE, "--out", f["a_file"] + ".h5"], 2, "cannot reach the Dask"),
     # train
     ("train no source", lambda f: _train(f), 2, "one of the arguments --data --sampler/--generate"),
+    ("train weight column missing", lambda f: _train(f, "--data", f["toy.csv"], "--observables",
+     "m", "--weight", "genWeight"), 2, "cannot compute the weight 'genWeight'"),
+    ("train weight not finite", lambda f: _train(f, "--data", f["nanw.csv"], "--observables",
+     "m", "--weight", "w"), 2, "1 NaN or inf value(s) (first at row 0)"),
+    ("train weights all zero", lambda f: _train(f, "--data", f["zerow.csv"], "--observables",
+     "m", "--weight", "w"), 2, "sum to 0 over 300 events"),
+    ("train weights negative", lambda f: _train(f, "--data", f["negw.csv"], "--observables",
+     "m", "--weight", "w"), 2, "sum to -300 over 300 events"),
+    ("train weight of a sampler", lambda f: _train(f, "--sampler", "breit-wigner", "--role",
+     "signal", "--weight", "w"), 2, "--weight weights the events of --data files"),
+    ("scan weight column missing", lambda f: _scan(f, "--weight", "w"), 2,
+     "cannot compute the weight 'w'"),
+    ("scan weights all zero", lambda f: _scan(f, "--weight", "w", data="zerow.csv"), 2,
+     "sum to 0 over 300 events"),
     ("train missing file", lambda f: _train(f, "--data", "nowhere.csv", "--observables", "m"),
      2, "no such data file"),
     ("train unknown format", lambda f: _train(f, "--data", f["notes.txt"], "--observables",
@@ -515,6 +532,9 @@ CASES = [
     ("train ensemble of none", lambda f: ["train", "--sampler", "breit-wigner", "--role",
      "signal", "--ensemble", "0"], 2, "must be a positive integer"),
     # closure
+    ("closure weight of a sampler", lambda f: _closure(f, "--at", "m_pole=450", "--at",
+     "gamma=40", "--weight", "w"), 2,
+     "--weight weights the events of sample files"),
     ("closure parameter missing", lambda f: _closure(f, "--at", "m_pole=450"), 2,
      "needs values of exactly the signal parameters"),
     ("closure theta outside", lambda f: _closure(f, "--at", "m_pole=900", "--at", "gamma=40"),
@@ -720,6 +740,10 @@ CASES = [
      "--theta", "m_x=500"], 2, "unconditional"),
     ("validate events", lambda f: ["validate", f["bkg.pt"], "--reference", "breit-wigner",
      "--events", "0"], 2, "must be a positive integer"),
+    ("validate weight of a sampler", lambda f: ["validate", f["bkg.pt"], "--reference",
+     "breit-wigner", "--weight", "w"], 2, "--weight weights the events of a reference file"),
+    ("validate weight not finite", lambda f: ["validate", f["norole.pt"], "--reference",
+     f["nanw.csv"], "--weight", "w", "--theta", "tau=170"], 2, "NaN or inf"),
 ]  # fmt: skip
 
 

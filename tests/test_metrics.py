@@ -3,6 +3,7 @@ import pytest
 from scipy import special, stats
 
 from flowscan.validation.metrics import (
+    auc,
     classifier_auc,
     compare,
     correlation_distance,
@@ -97,3 +98,65 @@ def test_bad_samples_are_rejected():
         sliced_wasserstein(gauss(10, 2), gauss(10, 3))
     with pytest.raises(ValueError, match="NaN"):
         ks_test(np.full((10, 1), np.nan), gauss(10))
+
+
+def _negative_weighted(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    r"""A sample whose weighted density is the unit normal, 20% of it weight -1: n
+    normal events at +1, and n/4 more at +1 and n/4 at -1 from a wider normal."""
+    rng = np.random.default_rng(seed)
+    k = n // 4
+    x = np.concatenate([rng.normal(size=n), rng.normal(0, 3, 2 * k)])[:, None]
+    return x, np.r_[np.ones(n + k), -np.ones(k)]
+
+
+def test_auc_is_sklearns_with_ties_and_weights():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 2, 500)
+    score = np.round(rng.normal(truth * 0.5, 1.0), 1)  # rounded: many ties
+    w = rng.uniform(0.2, 3.0, 500)
+    assert auc(truth, score) == pytest.approx(roc_auc_score(truth, score), rel=1e-12)
+    assert auc(truth, score, w) == pytest.approx(
+        roc_auc_score(truth, score, sample_weight=w), rel=1e-12
+    )
+
+
+def test_integer_weights_are_repeated_events():
+    # an event of weight k is k copies of it: the KS statistic, the HPDI and the
+    # 1-Wasserstein distance of the weighted sample are those of the copies (scipy's)
+    rng = np.random.default_rng(1)
+    x, ref = rng.normal(size=(300, 1)), rng.normal(0.2, 1.0, size=(400, 1))
+    k = rng.integers(1, 4, 400)
+    copies = np.repeat(ref, k, axis=0)
+    statistic, _, _ = ks_test(x, ref, subsamples=1, weights=(None, k.astype(float)))
+    expected = stats.ks_2samp(x[:, 0], copies[:, 0]).statistic  # one split: all events
+    assert statistic[0] == pytest.approx(expected, rel=1e-12)
+    w1 = wasserstein_1d(x.T, ref.T, (None, k.astype(float)))[0]
+    assert w1 == pytest.approx(stats.wasserstein_distance(x[:, 0], copies[:, 0]), rel=1e-10)
+    np.testing.assert_allclose(hpdi(ref, 0.683, k.astype(float)), hpdi(copies, 0.683))
+
+
+def test_weighted_correlation_is_numpys():
+    rng = np.random.default_rng(2)
+    a = rng.multivariate_normal([0, 0], [[1, 0.6], [0.6, 1]], 2000)
+    b = rng.normal(size=(2000, 2))
+    w = rng.uniform(0.1, 2.0, 2000)
+    expected = np.linalg.norm(np.corrcoef(b.T) - np.cov(a.T, aweights=w) / np.outer(
+        *[np.sqrt(np.diag(np.cov(a.T, aweights=w)))] * 2))  # fmt: skip
+    assert correlation_distance(b, a, (None, w)) == pytest.approx(expected, rel=1e-10)
+
+
+def test_negative_weights_describe_their_weighted_density():
+    # the weighted sample is the unit normal: indistinguishable from unit-normal events
+    # (the KS p-value near its null 0.5, the sliced distance at its 1/sqrt(N) floor),
+    # and far from a normal of width 1.2, as the unweighted events would be
+    ref, w = _negative_weighted(40_000, seed=3)
+    same = gauss(40_000, seed=4)
+    other = gauss(40_000, scale=1.2, seed=5)
+    _, p_same, _ = ks_test(same, ref, 1, weights=(None, w))
+    _, p_other, _ = ks_test(other, ref, 1, weights=(None, w))
+    _, p_unweighted, _ = ks_test(same, ref, 1)
+    assert p_same[0] > 0.1 and p_other[0] < 1e-6 and p_unweighted[0] < 1e-6
+    assert sliced_wasserstein(same, ref, weights=(None, w)).value < 0.02
+    assert np.isnan(hpdi_error(same, ref, weights=(None, w))).all()

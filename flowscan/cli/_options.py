@@ -12,6 +12,7 @@ from dataclasses import replace
 import numpy as np
 from torch import Tensor
 
+from .. import io
 from ..constraints import Constraint, declared, parse_nuisance
 from ..exceptions import InputError
 from ..flows import Architecture, DensityEnsemble, DensityModel, Scaled, load_model, parse_scale
@@ -19,6 +20,7 @@ from ..io import FORMATS, read_analysis, read_events
 from ..samples import lhco
 from ..scanner import FAILURES, FitSettings, parse_option
 from ..variables import Variable
+from ..weights import effective_events
 
 EPILOG = (
     "exit codes: 0 every fit valid (or at a bound, as printed), 1 a fit invalid or failed, "
@@ -139,6 +141,34 @@ def add_data(parser: argparse.ArgumentParser, several: bool = True) -> None:
     parser.add_argument("--data", required=True, nargs="+" if several else None, help=DATA)
     parser.add_argument("--columns", help="data columns of the observables, comma-separated")
     parser.add_argument("--where", help='row selection of --data, e.g. "tau2j1 > 0"')
+
+
+def add_weight(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--weight",
+        help="event weights of --data: a column or an expression of columns, e.g. "
+        '"genWeight * sf" (negative weights allowed; default: every event counts once)',
+    )
+
+
+def read_weights(args: argparse.Namespace, files: Sequence[str] | None) -> Tensor | None:
+    r"""The `--weight` of `files` (read as `read_data` reads their events), or `None`."""
+    if args.weight is None:
+        return None
+    if files is None:
+        raise InputError("--weight weights the events of --data files; give --data")
+    return io.read_weights(files, args.weight, getattr(args, "where", None), derive=lhco.FEATURES)
+
+
+def event_count(events: int, weights: Tensor | None) -> str:
+    r"""`"N events"`, with the sum of the weights and the effective number of events
+    (sum w)^2 / sum w^2 where the events are weighted."""
+    if weights is None:
+        return f"{events} events"
+    return (
+        f"{events} weighted events (sum of weights {weights.sum().item():.6g}, effective "
+        f"events {effective_events(weights):.6g})"
+    )
 
 
 def add_architecture(parser: argparse.ArgumentParser) -> None:

@@ -56,6 +56,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="the simulated background events to resample, with --signal-samples",
     )
     parser.add_argument(
+        "--weight",
+        help="event weights of --signal-samples and --background-samples, a column or an "
+        'expression of columns, e.g. "genWeight * sf" (>= 0: events are drawn in proportion '
+        "to them)",
+    )
+    parser.add_argument(
         "--leave-out",
         metavar="NAME=VALUE",
         help="retrain the signal model (its architecture, members and settings) without the "
@@ -186,6 +192,8 @@ def _reference(args: argparse.Namespace, sig: Density, bkg: Density) -> tuple[Sa
     if args.sampler:
         if args.background_samples:
             raise InputError("--background-samples goes with --signal-samples, not --sampler")
+        if args.weight:
+            raise InputError("--weight weights the events of sample files, not of --sampler")
         named = samplers(args.sampler)
         return named.like(sig), named.like(bkg)
     if not args.background_samples:
@@ -202,8 +210,11 @@ def _reference(args: argparse.Namespace, sig: Density, bkg: Density) -> tuple[Sa
         sig.observables,
         o.read_data(files, [v.name for v in sig.theta_vars]),
         sig.theta_vars,
+        o.read_weights(args, files),
     )
-    return signal, Bootstrap(o.read_data(args.background_samples, obs), bkg.observables)
+    background = o.read_data(args.background_samples, obs)
+    weights = o.read_weights(args, args.background_samples)
+    return signal, Bootstrap(background, bkg.observables, weights=weights)
 
 
 def _leave_out(
@@ -222,11 +233,12 @@ def _leave_out(
     if args.signal_samples:
         if args.events:
             raise InputError("--events goes with --sampler: with --signal-samples the files train")
-        x, theta = reference.events, reference.theta
+        x, theta, weights = reference.events, reference.theta, reference.weights
     else:
         points = 1 if sig.training_points is None else len(sig.training_points)
         per_point = training.get("events", 10_000 * points) // points
         x, theta = training_events(reference, args.events or per_point, training.get("seed", 0))
+        weights = None
     options = {} if args.epochs is None else {"epochs": args.epochs}
     if not training:
         options = {"epochs": 20} | options
@@ -234,7 +246,7 @@ def _leave_out(
     with dask_client(args.jobs, args.scheduler) as client:
         model = leave_out(
             sig, x, theta, name, value, client=client, progress=not args.no_progress,
-            **options,
+            weights=weights, **options,
         )  # fmt: skip
     model.save(out / "signal_leave_out.pt")
     return model.for_fit(), name, value

@@ -15,6 +15,7 @@ from ..exceptions import InputError
 from ..io import check_memory, run_folder, write_record
 from ..scanner import METHODS, MixtureLikelihood, ParameterSpace, ScanResult, fit_methods
 from ..stats import pulls_and_impacts
+from ..weights import effective_events
 from . import _options as o
 
 
@@ -29,6 +30,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     o.add_models(scan)
     o.add_data(scan)
+    o.add_weight(scan)
     scan.add_argument(
         "--n-sig",
         type=o.events,
@@ -70,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     its lowest minimum; the model error where a model is an ensemble, a warning where
     the fit lies in a gap of a model's training grid), checks the local methods against
     each other (`compare_methods`: a minimum above another's is a failure), prints a
-    table per method and writes to `--out`: `scan.json` (the options, versions, and every
+    table per method (with `--weight`, errors corrected for the weights by the sandwich)
+    and writes to `--out`: `scan.json` (the options, versions, and every
     result with its `FitSettings`), `convergence.png`, and with `--profiles`
     `profiles.png` and `contours.png`. With constrained nuisances (the models',
     `--analysis`, `--nuisance`), the Minuit fit's pulls, constraints and impacts
@@ -93,10 +96,11 @@ def run(args: argparse.Namespace) -> int:
             f"{len(observables)} observable(s) {observables}"
         )
     x = o.read_data(args.data, columns, args.where)
+    weights = o.read_weights(args, args.data)
     constraints = o.constraints(args, sig, bkg)
     nll = MixtureLikelihood(
         sig, bkg, x, args.n_sig, args.n_bkg, check_models=not args.no_model_check,
-        constraints=constraints,
+        constraints=constraints, weights=weights,
     )  # fmt: skip
     space = settings.space(nll)
     q, width = int(space.floating.sum()), 24 * len(nll.names)
@@ -109,13 +113,17 @@ def run(args: argparse.Namespace) -> int:
     bias = None if args.model_bias is None else _model_bias(args.model_bias, nll.names)
     out = run_folder(args.out, "scan")
 
-    print(f"fitting by {', '.join(methods)} ...", flush=True)
+    print(f"fitting {o.event_count(len(x), weights)} by {', '.join(methods)} ...", flush=True)
     results = fit_methods(nll, settings, methods)
     for result in results.values():
         if bias is not None and result.status != "failed":
             result.errors_bias = np.where(np.isin(nll.names, result.fixed), 0.0, bias)
         print(result.table(nll.theta_vars))
-    config = o.record(args) | {"nuisances": [asdict(c) for c in constraints], "events": len(x)}
+    config = o.record(args) | {
+        "nuisances": [asdict(c) for c in constraints],
+        "events": len(x),
+        "effective_events": effective_events(weights, len(x)),
+    }
     pois = [n for n in space.floating_names if n not in {c.name for c in constraints}]
     impacts = _impacts(nll, space, results.get("minuit"), pois)
     extra = {} if impacts is None else {"impacts": impacts.to_dict("records")}

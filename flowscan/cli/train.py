@@ -17,6 +17,7 @@ from ..io import check_memory, file_names, run_folder, write_record
 from ..parallel import dask_client
 from ..samples import GENERATORS, MASS, SCALES, lhco, samplers, training_events
 from ..variables import Variable
+from ..weights import effective_events
 from . import _options as o
 
 # The old --generate values, which name the role too.
@@ -45,6 +46,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "and lhco-qcd name the role too (--generate is an alias)",
     )
     train.add_argument("--where", help='row selection of --data, e.g. "label == 0"')
+    o.add_weight(train)
     train.add_argument(
         "--events",
         type=o.positive_int,
@@ -207,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
         ctx = parse_variables(o.names(args.context), context=True)
         x = o.read_data(args.data, [v.name for v in obs], args.where)
         theta = o.read_data(args.data, [v.name for v in ctx], args.where) if ctx else None
+    weights = o.read_weights(args, args.data)
     both = sorted({v.name for v in obs} & {v.name for v in ctx})
     if both:
         raise InputError(
@@ -216,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
     check_split(len(x))  # before a Dask cluster starts for an ensemble
     nuisances = _nuisances(args, ctx)
     print(
-        f"training on {len(x)} events of {[v.name for v in obs]}"
+        f"training on {o.event_count(len(x), weights)} of {[v.name for v in obs]}"
         + (f" conditional on {[v.name for v in ctx]}" if ctx else "")
     )
     device = torch_device(args.device)
@@ -226,7 +229,10 @@ def run(args: argparse.Namespace) -> int:
         model = DensityModel(
             obs, ctx, architecture, role=role, seed=args.seed, nuisances=nuisances
         ).to(device)
-        train(model, x, theta, seed=args.seed, progress=not args.no_progress, **options)
+        train(
+            model, x, theta, seed=args.seed, progress=not args.no_progress, weights=weights,
+            **options,
+        )  # fmt: skip
         histories = [model.history]
     else:
         print(f"{args.ensemble} ensemble members, each on a bootstrap replica")
@@ -244,6 +250,7 @@ def run(args: argparse.Namespace) -> int:
                 device=device,
                 client=client,
                 progress=not args.no_progress,
+                weights=weights,
                 **options,
             )
         histories = model.history
@@ -256,8 +263,10 @@ def run(args: argparse.Namespace) -> int:
     config = {
         "data": None if args.data is None else file_names(args.data),
         "where": args.where,
+        "weight": args.weight,
         "sampler": sampler,
         "events": len(x),
+        "effective_events": effective_events(weights, len(x)),
         "observables": [v.to_dict() for v in obs],
         "context": [v.to_dict() for v in model.theta_vars],
         "architecture": architecture.to_dict(),
@@ -283,6 +292,7 @@ def run(args: argparse.Namespace) -> int:
         obs,
         out / "marginals.png",
         labels=("training data", "model samples"),
+        weights=None if weights is None else weights[shown].numpy(),
     )
     print(
         f"best validation loss {best:.4f} nats/event after "

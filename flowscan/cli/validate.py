@@ -4,7 +4,6 @@ read against its noise floor, with the plots to look at."""
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -20,6 +19,7 @@ from ..samples import GENERATORS, lhco, samplers
 from ..stats import toy_seed
 from ..validation import validation_table
 from ..variables import check_theta
+from ..weights import check_weights
 from . import _options as o
 
 
@@ -59,18 +59,24 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     validate.add_argument("--where", help='row selection of a reference file, e.g. "label == 1"')
     validate.add_argument(
+        "--weight",
+        help="event weights of a reference file: a column or an expression of columns, e.g. "
+        '"genWeight * sf" (the metrics are then weighted; HPDI widths need weights >= 0)',
+    )
+    validate.add_argument(
         "--no-classifier", action="store_true", help="skip the classifier test (the slowest)"
     )
     validate.set_defaults(func=run)
 
 
 def _file_points(
-    path: str | os.PathLike, model: DensityModel | DensityEnsemble, where: str | None
-) -> tuple[Tensor, Tensor]:
-    r"""The file's events `(N, F)` and their parameters `(N, D)`."""
+    args: argparse.Namespace, model: DensityModel | DensityEnsemble
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    r"""The reference file's events `(N, F)`, their parameters `(N, D)` and weights
+    `(N,)` (`None` without `--weight`)."""
     obs, pars = [v.name for v in model.observables], [p.name for p in model.theta_vars]
-    table = o.read_data(path, obs + pars, where)
-    return table[:, : len(obs)], table[:, len(obs) :]
+    table = o.read_data(args.sampler, obs + pars, args.where)
+    return table[:, : len(obs)], table[:, len(obs) :], o.read_weights(args, [args.sampler])
 
 
 def _theta_points(
@@ -125,7 +131,9 @@ def run(args: argparse.Namespace) -> int:
     check_memory(events, 400 * len(lhco.OBSERVABLES), "--events")
     model = load_model(model_path).eval()
     generator = samplers(reference).like(model) if reference in GENERATORS else None
-    file_x, file_theta = (None, None) if generator else _file_points(reference, model, where)
+    if generator is not None and args.weight is not None:
+        raise InputError(f"--weight weights the events of a reference file, not of {reference}")
+    file_x, file_theta, file_w = (None,) * 3 if generator else _file_points(args, model)
     points = _theta_points(thetas, model, file_theta)
     for theta in points:
         if theta.numel():
@@ -135,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
     tables, references, samples, labels = [], [], [], []
     for k, theta in enumerate(points):
         t = theta if theta.numel() else None
+        w = w2 = None
         if generator is not None:
             ref = generator.sample(events, t, toy_seed(seed, 3 * k))
             ref2 = generator.sample(events, t, toy_seed(seed, 3 * k + 1))
@@ -142,19 +151,24 @@ def run(args: argparse.Namespace) -> int:
             rows = torch.ones(len(file_x), dtype=bool)
             if t is not None:
                 rows = torch.isclose(file_theta, theta, rtol=1e-9).all(dim=1)
-            x = file_x[rows][
-                torch.randperm(int(rows.sum()), generator=torch.Generator().manual_seed(seed))
-            ]
+            order = torch.randperm(int(rows.sum()), generator=torch.Generator().manual_seed(seed))
+            x = file_x[rows][order][: 2 * events]
             if len(x) < 100:
                 raise InputError(
                     f"{reference}: only {len(x)} events at {_label(model, theta)}; need 100"
                 )
-            x = x[: 2 * events]
             ref, ref2 = x[: len(x) // 2], x[len(x) // 2 :]
+            if file_w is not None:
+                weights = file_w[rows][order][: 2 * events]
+                w, w2 = (check_weights(v, len(v), f"{reference}: a half's weights")
+                         for v in (weights[: len(x) // 2], weights[len(x) // 2 :]))  # fmt: skip
         label = _label(model, theta) if t is not None else "unconditional"
-        print(f"[{k + 1}/{len(points)}] {label}: {len(ref)} + {len(ref2)} reference events")
+        print(f"[{k + 1}/{len(points)}] {label}: {o.event_count(len(ref), w)} + "
+              f"{o.event_count(len(ref2), w2)} of the reference")  # fmt: skip
         sample = model.sample(len(ref2), t, seed=toy_seed(seed, 3 * k + 2)).double().cpu()
-        table = validation_table(model, sample, ref, ref2, theta, generator, seed, classifier)
+        table = validation_table(
+            model, sample, ref, ref2, theta, generator, seed, classifier, (w, w2)
+        )
         for p, value in zip(model.theta_vars, theta.tolist(), strict=True):
             table.insert(table.columns.get_loc("metric"), p.name, value)
         tables.append(table)
@@ -168,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
             out / f"marginals_{k}.png",
             label,
             seed=seed,
+            weights=None if w is None else w.numpy(),
         )
         if len(model.observables) > 1:
             plots.plot_pairs(
@@ -189,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
         ],
         "events": events,
         "where": where,
+        "weight": args.weight,
         "classifier": classifier,
         "seed": seed,
     }

@@ -20,6 +20,7 @@ from ..constraints import Constraint
 from ..exceptions import InputError, ModelFileError
 from ..parallel import map_tasks
 from ..variables import Variable, check_events
+from ..weights import check_weights, effective_events
 from .architecture import Architecture
 from .model import ENSEMBLE_FORMAT, DensityModel, read_model_file
 from .training import check_split, train
@@ -227,9 +228,10 @@ def train_ensemble(
     device: str | torch.device = "cpu",
     client: Client | None = None,
     progress: bool = True,
+    weights: Tensor | None = None,
 ) -> DensityEnsemble:
     r"""Trains an ensemble of `members` models on events `x` `(N, F)` with parameters
-    `theta` `(N, D)` (`None`: unconditional).
+    `theta` `(N, D)` (`None`: unconditional) and, optionally, event `weights` `(N,)`.
 
     The events are split once into a training part and a validation part
     (`val_fraction`); member k trains (`train`) on its own bootstrap replica of the
@@ -240,9 +242,14 @@ def train_ensemble(
     on `threads` torch threads: the ensemble is the same for a seed whatever the number
     of workers. The split and the replicas are drawn from
     `numpy.random.SeedSequence(seed)`; member k's weights and minibatches from seed + k.
+
+    Weighted events are resampled with their weights (a replica holds each event as
+    many times as drawn, each time with its weight: the weighted bootstrap), and every
+    member trains on the weighted loss (`train`).
     """
     x = torch.as_tensor(x)
     check_events(x, observables)
+    w = None if weights is None else check_weights(weights, len(x), "the weights")
     if members < 1:
         raise InputError(f"an ensemble needs at least one member, got {members}")
     if theta is not None:
@@ -261,7 +268,8 @@ def train_ensemble(
     data = {
         "x": x[trn],
         "theta": None if theta is None else theta[trn],
-        "validation": (x[val], None if theta is None else theta[val]),
+        "weights": None if w is None else w[trn],
+        "validation": tuple(None if t is None else t[val] for t in (x, theta, w)),
     }
     model = (list(observables), list(theta_vars), architecture, role, list(nuisances))
     options = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience}
@@ -286,6 +294,7 @@ def train_ensemble(
         "bootstrap": True,
         "events": len(x),
         "validation_events": n_val,
+        "effective_events": effective_events(w, len(x)),
         "threads": threads,
         **options,
     }
@@ -294,11 +303,15 @@ def train_ensemble(
 
 
 def _train_member(
-    task: dict, x: Tensor, theta: Tensor | None, validation: tuple[Tensor, Tensor | None]
+    task: dict,
+    x: Tensor,
+    theta: Tensor | None,
+    weights: Tensor | None,
+    validation: tuple[Tensor | None, ...],
 ) -> dict:
     r"""One member of `train_ensemble`: its bootstrap replica of the training part `x`,
-    `theta` (as many events, drawn with replacement), trained on `task["threads"]`
-    torch threads; returns its `DensityModel.to_record`."""
+    `theta`, `weights` (as many events, drawn with replacement), trained on
+    `task["threads"]` torch threads; returns its `DensityModel.to_record`."""
     observables, theta_vars, architecture, role, nuisances = task["model"]
     generator = torch.Generator().manual_seed(task["replica_seed"])
     replica = torch.randint(len(x), (len(x),), generator=generator)
@@ -314,6 +327,7 @@ def _train_member(
             x[replica],
             None if theta is None else theta[replica],
             validation=validation,
+            weights=None if weights is None else weights[replica],
             seed=task["seed"],
             progress=False,
             **task["options"],

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from ..exceptions import InputError
 from ..variables import check_events
+from ..weights import check_weights
 from .model import DensityModel
 
 # The fewest events a model trains on (after the validation split, per ensemble member):
@@ -72,7 +73,8 @@ def train(
     patience: int = 8,
     seed: int = 0,
     progress: bool = True,
-    validation: tuple[Tensor, Tensor | None] | None = None,
+    validation: tuple[Tensor, ...] | None = None,
+    weights: Tensor | None = None,
 ) -> list[dict]:
     r"""Fits `model` to events by minimizing the mean negative log-likelihood.
 
@@ -90,10 +92,21 @@ def train(
     preprocessing and context are computed once (`DensityModel.latent`), so a step is
     the trainable part's work alone.
 
+    With `weights` (generator weights times scale factors, negative ones allowed) the
+    loss is the weighted mean, -sum w log p / sum w, which the weighted events' density
+    minimizes. A minibatch's own weight sum can be 0 or negative, so its loss is
+    divided by its size times the mean weight of the training part instead: the
+    minibatch losses are then unbiased estimates of the whole loss and every step has
+    the scale of an unweighted one. The validation loss and early stopping are
+    weighted alike; the training part and the validation split each need a positive
+    weight sum.
+
     Arguments:
         model: The density model; its preprocessing is adapted to `x` first.
         x: Training events, shape `(N, F)`, in observable units.
         theta: Parameters of each event, shape `(N, D)`, or `None` if unconditional.
+        validation: Validation events and their theta (and weights, with `weights`).
+        weights: Event weights `(N,)`; every event counts once if `None`.
 
     Returns:
         One record per epoch: `epoch`, `train_loss`, `val_loss` (nats/event), `lr`.
@@ -111,6 +124,7 @@ def train(
             )
         if not torch.isfinite(theta).all():
             raise InputError("training theta contains NaN or inf")
+    w = None if weights is None else check_weights(weights, len(x), "the weights").to(device)
     if validation is None:  # before `adapt`, which takes the events' mean and std
         n_val = check_split(len(x), val_fraction)
     model.adapt(x, theta)
@@ -119,11 +133,19 @@ def train(
     if validation is None:
         perm = torch.randperm(len(x), generator=gen).to(device)
         val, trn = perm[:n_val], perm[n_val:]
-        validation = (x[val], None if theta is None else theta[val])
-        x, theta = x[trn], None if theta is None else theta[trn]
+        validation = tuple(None if t is None else t[val] for t in (x, theta, w))
+        x, theta, w = (None if t is None else t[trn] for t in (x, theta, w))
     check_events(torch.as_tensor(validation[0]), model.observables)
-    x_val, theta_val = (None if t is None else torch.as_tensor(t).to(ref) for t in validation)
+    x_val, theta_val, w_val = (*validation, None)[:3]  # (events, theta[, weights])
+    x_val, theta_val, w_val = (
+        None if t is None else torch.as_tensor(t).to(ref) for t in (x_val, theta_val, w_val)
+    )
     x, theta = x.to(ref), None if theta is None else theta.to(ref)
+    if (w is None) != (w_val is None):
+        raise InputError("give weights for both the training and the validation events, or none")
+    if w is not None:
+        w = check_weights(w, len(x), "the training part's weights").to(ref)
+        w_val = check_weights(w_val, len(x_val), "the validation split's weights").to(ref)
 
     # what depends on the events alone, once: the preprocessing and the context (its
     # range check included), so that a step is the trainable part's work alone
@@ -133,9 +155,14 @@ def train(
         z_val, ladj_val = model.latent(x_val)
         c_val = model.context(theta_val)
 
-    def loss_sum(net: DensityModel, rows: Tensor, z: Tensor, ladj: Tensor, c: Tensor | None):
-        c = None if c is None else c[rows]
-        return -(net.latent_log_prob(z[rows], c) + ladj[rows]).sum()
+    def loss_sum(net: DensityModel, rows: Tensor, z, ladj, c, w) -> Tensor:
+        lp = net.latent_log_prob(z[rows], None if c is None else c[rows]) + ladj[rows]
+        return -(lp if w is None else w[rows] * lp).sum()
+
+    # a minibatch's loss is divided by its expected weight sum (`len(rows)` unweighted)
+    mean_w = 1.0 if w is None else w.mean()
+    total_w = len(z) if w is None else w.sum().item()
+    total_w_val = len(z_val) if w_val is None else w_val.sum().item()
 
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -150,9 +177,9 @@ def train(
         order = torch.randperm(len(z), generator=gen).to(ref.device)
         total = z.new_zeros((), dtype=torch.float64)
         for rows in order.split(batch_size):
-            value = loss_sum(model, rows, z, ladj, c)
+            value = loss_sum(model, rows, z, ladj, c, w)
             opt.zero_grad()
-            (value / len(rows)).backward()
+            (value / (len(rows) * mean_w)).backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
             sched.step()
@@ -160,11 +187,11 @@ def train(
             total += value.detach()
         with torch.no_grad():
             rows = torch.arange(len(z_val), device=ref.device).split(8 * batch_size)
-            v = sum(loss_sum(ema.module, r, z_val, ladj_val, c_val).double() for r in rows)
+            v = sum(loss_sum(ema.module, r, z_val, ladj_val, c_val, w_val).double() for r in rows)
         record = {
             "epoch": epoch + 1,
-            "train_loss": total.item() / len(z),
-            "val_loss": float(v) / len(z_val),
+            "train_loss": total.item() / total_w,
+            "val_loss": float(v) / total_w_val,
             "lr": sched.get_last_lr()[0],
         }
         history.append(record)

@@ -66,17 +66,29 @@ def plot_history(histories: Sequence[Sequence[dict]], path: str | os.PathLike) -
 
 
 def _bootstrap_ratio(
-    model: np.ndarray, reference: np.ndarray, edges: np.ndarray, replicas: int, seed: int
+    model: np.ndarray,
+    reference: np.ndarray,
+    edges: np.ndarray,
+    replicas: int,
+    seed: int,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
     r"""16th and 84th percentiles `(2, bins)` of the model/reference histogram ratio over
     `replicas` Poisson bootstraps of both samples (each event weighted Poisson(1)). A
-    bin's sum of n such weights is Poisson(n): drawn per bin, not per event."""
+    bin's sum of n such weights is Poisson(n): drawn per bin, not per event. With
+    reference `weights`, a bin's sum of Poisson(1) times w has mean sum w and variance
+    sum w^2, drawn as a normal per bin."""
     rng = np.random.default_rng(seed)
-    scale = len(reference) / len(model)
     bins = len(edges) - 1
-    counts = [np.histogram(sample, edges)[0] for sample in (model, reference)]
-    hm, hr = (rng.poisson(n, (replicas, bins)) for n in counts)
-    ratios = np.divide(hm * scale, hr, out=np.full((replicas, bins), np.nan), where=hr > 0)
+    hm = rng.poisson(np.histogram(model, edges)[0], (replicas, bins))
+    if weights is None:
+        hr, total = rng.poisson(np.histogram(reference, edges)[0], (replicas, bins)), len(reference)
+    else:
+        s, s2 = (np.histogram(reference, edges, weights=v)[0] for v in (weights, weights**2))
+        hr, total = rng.normal(s, np.sqrt(s2), (replicas, bins)), weights.sum()
+    ratios = np.divide(
+        hm * total / len(model), hr, out=np.full((replicas, bins), np.nan), where=hr > 0
+    )
     with warnings.catch_warnings():  # bins empty in every replica stay NaN
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanpercentile(ratios, [16, 84], axis=0)
@@ -92,10 +104,12 @@ def plot_marginals(
     bins: int = 40,
     replicas: int = 100,
     seed: int = 0,
+    weights: np.ndarray | None = None,
 ) -> None:
     r"""1D marginals of the model's samples `(M, F)` against the reference `(N, F)` (in
-    observable units; bins over the reference's central 99.8%), with a ratio panel whose
-    band holds 68% of `replicas` Poisson bootstraps of the ratio."""
+    observable units, with event `weights` `(N,)` if given; bins over the reference's
+    central 99.8%), with a ratio panel whose band holds 68% of `replicas` Poisson
+    bootstraps of the ratio."""
     plt = pyplot()
     f = len(observables)
     fig, axs = plt.subplots(
@@ -105,14 +119,19 @@ def plot_marginals(
         top, bottom = axs[0, j], axs[1, j]
         edges = hist_edges(reference[:, j], bins)
         centres = (edges[1:] + edges[:-1]) / 2
-        hr, _ = np.histogram(reference[:, j], edges)
+        hr, _ = np.histogram(reference[:, j], edges, weights=weights)
+        sumw2 = (
+            hr if weights is None else np.histogram(reference[:, j], edges, weights=weights**2)[0]
+        )
         hm, _ = np.histogram(model[:, j], edges)
-        hm = hm * len(reference) / len(model)
-        top.errorbar(centres, hr, np.sqrt(hr), fmt=".", color="k", ms=3, label=labels[0])
+        hm = hm * (len(reference) if weights is None else weights.sum()) / len(model)
+        top.errorbar(centres, hr, np.sqrt(sumw2), fmt=".", color="k", ms=3, label=labels[0])
         top.stairs(hm, edges, color="tab:red", label=labels[1])
         top.set_yscale("log")
-        top.set_ylabel("events / bin")
-        low, high = _bootstrap_ratio(model[:, j], reference[:, j], edges, replicas, seed + j)
+        top.set_ylabel("events / bin" if weights is None else "sum of weights / bin")
+        low, high = _bootstrap_ratio(
+            model[:, j], reference[:, j], edges, replicas, seed + j, weights
+        )
         bottom.fill_between(centres, low, high, step="mid", color="tab:red", alpha=0.3, lw=0)
         ratio = np.divide(hm, hr, out=np.full(bins, np.nan), where=hr > 0)
         bottom.step(centres, ratio, where="mid", color="tab:red", lw=1)

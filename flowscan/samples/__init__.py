@@ -1,6 +1,6 @@
 r"""Where events come from: the Breit-Wigner toy's exact densities, the many-parameter
 resonance toy, the fast LHCO-style generator, Pythia 8 + FastJet simulation, bootstrap
-resampling, and the registry that names them for the commands."""
+resampling, reweighted samples, and the registry that names them for the commands."""
 
 from . import lhco, resonances
 from .bootstrap import Bootstrap
@@ -15,6 +15,7 @@ from .registry import (
     samplers,
     training_events,
 )
+from .reweighting import reweighted
 
 __all__ = [
     "GENERATORS",
@@ -30,6 +31,7 @@ __all__ = [
     "lhco",
     "pseudo_data",
     "resonances",
+    "reweighted",
     "samplers",
     "training_events",
     "training_set",

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from ..exceptions import InputError
 from ..variables import Variable, check_events
+from ..weights import check_weights
 
 
 class Bootstrap:
@@ -26,6 +27,9 @@ class Bootstrap:
             the files of `flowscan simulate --grid`), or `None` for a sample at one
             theta, which `sample` then ignores.
         theta_vars: The D parameters of `theta`.
+        weights: Event weights `(N,)`, >= 0: an event is drawn with a probability in
+            proportion to its weight, so the draws follow the weighted density
+            unweighted. Negative weights are refused: a draw cannot carry a sign.
 
     Example:
         >>> events = torch.tensor([[1.0], [2.0], [3.0]])
@@ -41,9 +45,19 @@ class Bootstrap:
         observables: Sequence[Variable],
         theta: Tensor | None = None,
         theta_vars: Sequence[Variable] = (),
+        weights: Tensor | None = None,
     ) -> None:
         events = torch.as_tensor(events, dtype=torch.float64)
         check_events(events, observables)
+        if weights is not None:
+            weights = check_weights(weights, len(events))
+            if (weights < 0).any():
+                raise InputError(
+                    f"{int((weights < 0).sum())} of {len(events)} weights are negative: "
+                    "pseudo-data drawn from a sample follow its weights as probabilities; "
+                    "fit weighted events directly (flowscan scan --weight) instead"
+                )
+        self.weights = weights
         self.events, self.observables = events, list(observables)
         self.theta = None if theta is None else torch.as_tensor(theta, dtype=torch.float64)
         self.theta_vars = list(theta_vars)
@@ -61,9 +75,10 @@ class Bootstrap:
         return None if self.theta is None else torch.unique(self.theta, dim=0)
 
     def sample(self, n: int, theta: Tensor | None = None, seed: int | None = None) -> Tensor:
-        r"""`n` events drawn with replacement, `(n, F)` float64: from the events simulated
-        at `theta` `(D,)` (exactly; `InputError` naming the sample's points if there are
-        none), or from all of them for a sample at one theta."""
+        r"""`n` events drawn with replacement (in proportion to their weights, where
+        weighted), `(n, F)` float64: from the events simulated at `theta` `(D,)`
+        (exactly; `InputError` naming the sample's points if there are none), or from
+        all of them for a sample at one theta."""
         events = self.events
         if self.theta is not None:
             at = (self.theta == torch.as_tensor(theta, dtype=torch.float64)).all(-1)
@@ -74,5 +89,14 @@ class Bootstrap:
                     f"it holds {self.points.tolist()}"
                 )
             events = events[at]
-        rows = np.random.default_rng(seed).integers(len(events), size=n)
+            weights = None if self.weights is None else self.weights[at]
+        else:
+            weights = self.weights
+        rng = np.random.default_rng(seed)
+        if weights is None:
+            rows = rng.integers(len(events), size=n)
+        elif not weights.sum() > 0:
+            raise InputError(f"the sample's weights at {torch.as_tensor(theta).tolist()} are 0")
+        else:
+            rows = rng.choice(len(events), size=n, p=(weights / weights.sum()).numpy())
         return events[torch.from_numpy(rows)]

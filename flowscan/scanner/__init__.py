@@ -19,7 +19,7 @@ from .result import DISTINCT_NLL, FAILURES, STATUSES, ScanResult, fit_status, mo
 from .sampling import grid_scan, random_scan
 from .search import Search, global_search
 from .space import ParameterSpace
-from .uncertainties import covariance, curvature_errors, error_scale_hessian
+from .uncertainties import covariance, curvature_errors, error_scale_hessian, sandwich
 
 __all__ = [
     "DISTINCT_NLL",
@@ -51,4 +51,5 @@ __all__ = [
     "parse_option",
     "random_scan",
     "global_search",
+    "sandwich",
 ]

@@ -20,8 +20,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
+import torch
 
 from ..exceptions import FitError, InputError
+from ..weights import effective_events
 from .bayesopt import bayesopt_scan
 from .gradient import gradient_scan
 from .likelihood import MixtureLikelihood
@@ -31,7 +33,7 @@ from .result import DISTINCT_NLL, ScanResult
 from .sampling import MAX_POINTS, grid_scan, random_scan
 from .search import SAME_MINIMUM, Search, global_search
 from .space import ParameterSpace
-from .uncertainties import curvature_errors
+from .uncertainties import curvature_errors, sandwich
 
 # The optimizers by name: the local ones start from the global search's best minimum;
 # the others scan the box themselves, for comparison.
@@ -70,9 +72,7 @@ def _defaults(section: str) -> dict[str, object]:
     r"""The options of `section` (a method or "search"): the keyword arguments of its
     function, with their defaults."""
     parameters = inspect.signature(_FUNCTIONS[section]).parameters.values()
-    return {
-        p.name: p.default for p in parameters if p.default is not p.empty and p.name != "seed"
-    }
+    return {p.name: p.default for p in parameters if p.default is not p.empty and p.name != "seed"}
 
 
 def _value(section: str, name: str, value: object) -> bool | int | float:
@@ -217,7 +217,10 @@ def fit(
     curvature at the scale of the errors (`curvature_errors`), as HESSE's do for Minuit.
     The other methods scan the box themselves.
 
-    Then the model error where a density is an ensemble (`model_errors`), and a warning
+    Where the events are weighted simulation (`MixtureLikelihood`'s weights, not an
+    Asimov dataset), the errors and covariance are the sandwich's (`sandwich`; the
+    weighted NLL's own in `ScanResult.weighted`). Then the model error where a density
+    is an ensemble (`model_errors`), and a warning
     where the minimum lies in a gap of a model's training grid (`grid_gaps`). A fit whose
     NLL was not finite gives a `"failed"` result (`ScanResult.failed`), not an
     exception. Seconds and evaluations include the search's.
@@ -252,11 +255,34 @@ def fit(
     result = replace(result, settings=asdict(settings))
     if result.status == "failed":
         return result
+    if getattr(nll, "weights", None) is not None and not nll.asimov:
+        result = _weighted(nll, result, space)
     try:
         result = model_errors(nll, result, space)
     except FitError as e:
         result = replace(result, message=f"{result.message}; {e}")
     return replace(result, warnings=[*result.warnings, *nll.grid_gaps(result.theta)])
+
+
+def _weighted(nll: MixtureLikelihood, result: ScanResult, space: ParameterSpace) -> ScanResult:
+    r"""`result` with the sandwich's errors and covariance (`sandwich`) in place of the
+    weighted NLL's curvature, where the method has a covariance."""
+    w = nll.weights.cpu()
+    record = {"events": len(w), "sum": float(w.sum()), "effective": effective_events(w)}
+    if result.covariance is None or result.errors is None:
+        return replace(result, weighted=record | {"errors_hesse": None, "covariance_hesse": None})
+    index = np.flatnonzero(space.floating)
+    scores = nll.scores(torch.as_tensor(result.theta)).numpy()[:, index]
+    inner = result.covariance[np.ix_(index, index)]
+    covariance = np.zeros_like(result.covariance)
+    covariance[np.ix_(index, index)] = sandwich(inner, scores, w.numpy())
+    errors = np.sqrt(np.clip(np.diag(covariance), 0, None))
+    return replace(
+        result,
+        errors=errors,
+        covariance=covariance,
+        weighted=record | {"errors_hesse": result.errors, "covariance_hesse": result.covariance},
+    )
 
 
 def fit_methods(
@@ -442,4 +468,3 @@ def compare_methods(results: Mapping[str, ScanResult]) -> dict[str, ScanResult]:
 
 def _entry(result: ScanResult, source: str) -> dict:
     return {"source": source, "theta": np.asarray(result.theta).tolist(), "nll": float(result.nll)}
-

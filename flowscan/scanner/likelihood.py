@@ -20,6 +20,7 @@ from ..flows.fixed import FixedEnsemble, FixedEvents, FixedMembers
 from ..flows.model import DensityModel, check_trained_range, model_device
 from ..flows.training_grid import grid_gap
 from ..variables import Variable, check_events
+from ..weights import check_weights
 
 
 class Density(Protocol):
@@ -58,7 +59,12 @@ class MixtureLikelihood:
     parameter.
 
     With `weights` each event's log term is multiplied by its weight, and N is their sum:
-    a weighted sample stands in for a density, e.g. the Asimov dataset of `upper_limit`.
+    a weighted sample stands in for a density. Simulated events with generator weights
+    and scale factors (negative weights allowed; the sum must be positive): a fit's
+    errors are then the sandwich's (`flowscan.scanner.sandwich`), since the weighted
+    NLL's curvature is not the information the events carry. `asimov=True` says the
+    weights are expected counts (the Asimov dataset of `upper_limit`), whose curvature
+    is the expected information: the errors stay HESSE's.
     `max_yield` replaces N + 10 sqrt(N) + 10, so pseudo-datasets can share the data's ranges.
 
     The events are checked against the models (`check_trained_range`: data whose bulk
@@ -80,7 +86,8 @@ class MixtureLikelihood:
         n_sig: Signal events assumed in the data; `None` (with `n_bkg`) for the extended form.
         n_bkg: Background events assumed in the data.
         negative_signal: Extended form only: allow `n_sig < 0`.
-        weights: Positive event weights `(N,)`; all 1 if `None`.
+        weights: Event weights `(N,)`; all 1 if `None`.
+        asimov: The weights are expected counts (an Asimov dataset), not simulation's.
         max_yield: Extended form only: upper bound of the yields, in events.
         check_models: Refuse the same model twice and swapped roles.
         check_data: Check the events against the models' training data, and the yields
@@ -111,6 +118,7 @@ class MixtureLikelihood:
         *,
         negative_signal: bool = False,
         weights: Tensor | None = None,
+        asimov: bool = False,
         max_yield: float | None = None,
         check_models: bool = True,
         check_data: bool = True,
@@ -155,10 +163,9 @@ class MixtureLikelihood:
                 stacklevel=2,
             )
         if weights is not None:
-            weights = torch.as_tensor(weights, dtype=torch.float64, device=x.device)
-            if weights.shape != x.shape[:1] or not (torch.isfinite(weights) & (weights > 0)).all():
-                raise InputError(f"weights must be {len(x)} finite positive numbers, one per event")
+            weights = check_weights(weights, len(x), "the event weights").to(x.device)
         self.signal, self.background, self.x, self.weights = signal, background, x, weights
+        self.asimov = asimov
         self.negative_signal = negative_signal
         self.f_sig = None if self.extended else n_sig / (n_sig + n_bkg)
         yields = []
@@ -449,7 +456,9 @@ class MixtureLikelihood:
         weights = torch.ones(len(self.x), dtype=torch.float64, device=self.x.device)
         weights = weights if self.weights is None else self.weights
         other = copy.copy(self)
-        other.x, other.weights = self.x[rows], weights[rows] * (weights.sum() / weights[rows].sum())
+        part = weights[rows].sum()  # with negative weights a subset's sum may not be positive
+        scale = weights.sum() / part if part > 0 else len(self.x) / len(rows)
+        other.x, other.weights = self.x[rows], weights[rows] * scale
         other._events = {
             "signal": _fixed(self.signal, other.x),
             "background": _fixed(self.background, other.x),
@@ -484,6 +493,34 @@ class MixtureLikelihood:
         else:
             grad = torch.zeros_like(leaf)
         return value.detach().to(given.device), (grad * floating).to(given.device)
+
+    def scores(self, theta: Tensor, chunk: int = 4096) -> Tensor:
+        r"""Each event's score at `theta` `(P,)`: the gradient of the log of its mixture
+        density, f_s p_s + (1 - f_s) p_b (or of its intensity n_sig p_s + n_bkg p_b,
+        extended), with respect to every parameter, `(N, P)` float64 on the CPU,
+        unweighted. What the weighted fit's sandwich covariance sums (`sandwich`).
+        Computed with one theta per event, `chunk` events at a time, so that one
+        backward pass gives every event's own gradient."""
+        theta = torch.as_tensor(theta, dtype=torch.float64, device=self.x.device)
+        self._check(theta)
+        out = []
+        for i in range(0, len(self.x), chunk):
+            x = self.x[i : i + chunk]
+            leaf = theta.expand(len(x), -1).clone().requires_grad_()
+            theta_sig, theta_bkg, yields = self.split(leaf)
+            lp = [
+                density.log_prob(x, part if part.shape[-1] else None).double()
+                for density, part in ((self.signal, theta_sig), (self.background, theta_bkg))
+            ]
+            if yields is None:
+                w_s, w_b = self.f_sig, 1 - self.f_sig
+            else:
+                w_s, w_b = yields[:, 0], yields[:, 1]
+            top = torch.maximum(*lp).detach()
+            log_total = (w_s * (lp[0] - top).exp() + w_b * (lp[1] - top).exp()).log() + top
+            (grad,) = torch.autograd.grad(log_total.sum(), leaf)
+            out.append(grad.cpu())
+        return torch.cat(out)
 
     def grid_gaps(self, theta: Sequence[float]) -> list[str]:
         r"""Why the densities' parameters at theta `(P,)` lie outside the training grid

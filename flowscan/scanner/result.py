@@ -97,6 +97,12 @@ class ScanResult:
             error (`flowscan.validation.model_bias`, from a closure at the analysis's
             yields; `flowscan scan --model-bias`): a third error, 0 for parameters it
             does not name; `None` where none was given.
+        weighted: Where the events are weighted simulation (`MixtureLikelihood`'s
+            weights, not an Asimov dataset): `events`, the `sum` of the weights, the
+            `effective` number of events (sum w)^2 / sum w^2, and `errors_hesse` and
+            `covariance_hesse`, the weighted NLL's own curvature errors `(P,)` and
+            covariance `(P, P)`, which `errors` and `covariance` (the sandwich's,
+            `flowscan.scanner.sandwich`) replace.
         warnings: What makes the fit less trustworthy than its errors say (a best fit
             in a gap of a model's training grid, `MixtureLikelihood.grid_gaps`; a
             signal parameter on a bound, and why; another minimum as low).
@@ -133,6 +139,7 @@ class ScanResult:
     errors_model_by: dict[str, np.ndarray] | None = field(default=None, repr=False)
     theta_members: dict[str, np.ndarray] | None = field(default=None, repr=False)
     errors_bias: np.ndarray | None = None
+    weighted: dict | None = None
     warnings: list[str] = field(default_factory=list)
     minima: list[dict] = field(default_factory=list)
     search: dict | None = None
@@ -245,6 +252,12 @@ class ScanResult:
         ]
         if self.search is not None:
             lines.append(f"    {self.search['summary']}")
+        if self.weighted is not None:
+            w = self.weighted
+            lines.append(
+                f"    weighted events: {w['events']}, sum of weights {w['sum']:.6g}, effective "
+                f"{w['effective']:.6g}; errors by the sandwich (corrected for the weights)"
+            )
         if self.at_bound:
             lines.append(
                 f"    at a bound of its range: {', '.join(self.at_bound)} (the minimum may lie "
@@ -287,7 +300,8 @@ class ScanResult:
             lines.append(f"    {name:<10}{text} {units[name]}{flag}")
         for other in self.minima:
             where = ", ".join(
-                f"{n} = {v:.4g}" for n, v in zip(self.names, other["theta"], strict=True)
+                f"{n} = {v:.4g}"
+                for n, v in zip(self.names, other["theta"], strict=True)
                 if n not in self.fixed
             )
             above = other["nll"] - self.nll

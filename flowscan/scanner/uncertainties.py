@@ -2,7 +2,13 @@ r"""Parameter uncertainties from the curvature of the NLL."""
 
 from __future__ import annotations
 
-__all__ = ["batch_gradients", "covariance", "curvature_errors", "error_scale_hessian"]
+__all__ = [
+    "batch_gradients",
+    "covariance",
+    "curvature_errors",
+    "error_scale_hessian",
+    "sandwich",
+]
 
 from collections.abc import Callable
 
@@ -130,3 +136,29 @@ def curvature_errors(
     out = np.zeros((len(theta),) * 2)
     out[np.ix_(index, index)] = inverse
     return (errors, out), gradients
+
+
+def sandwich(covariance: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    r"""The covariance `(Q, Q)` of a fit to weighted events: C D C, with C = `covariance`
+    `(Q, Q)` the inverse curvature of the weighted NLL at its minimum and D = sum_i w_i^2
+    s_i s_i^T from each event's score s_i `(N, Q)` (`MixtureLikelihood.scores`) and
+    weight w_i `(N,)`.
+
+    This is the asymptotically correct covariance for event weights (the
+    "AsymptoticError" of RooFit; C. Langenbruch, Eur. Phys. J. C 82 (2022) 393): the
+    weighted NLL's own curvature, C, counts each event as w_i events of information, and
+    the "SumW2Error" alternative C H_{w^2}^{-1} C is exact only where the weights do not
+    depend on the observables. Negative weights are allowed. Without weights (all 1)
+    it tends to C as the events grow, where D tends to the inverse of C.
+
+    Example:
+        >>> rng = np.random.default_rng(1)
+        >>> x = rng.exponential(2.0, 400_000)  # rate lambda = 0.5; NLL -sum log(l e^(-l x))
+        >>> lam = 1 / x.mean()  # the MLE
+        >>> c = np.array([[lam**2 / len(x)]])  # inverse curvature, unweighted
+        >>> v = sandwich(c, (1 / lam - x)[:, None], np.ones_like(x))
+        >>> round(float(np.sqrt(v[0, 0] / c[0, 0])), 2)  # the sandwich agrees
+        1.0
+    """
+    weighted = scores * (np.asarray(weights, dtype=np.float64) ** 2)[:, None]
+    return covariance @ (weighted.T @ scores) @ covariance

@@ -80,6 +80,7 @@ def asimov(
         x,
         negative_signal=nll.negative_signal,
         weights=weights,
+        asimov=True,
         max_yield=top,
         check_models=False,
         check_data=False,

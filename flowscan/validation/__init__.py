@@ -5,6 +5,7 @@ from .closure import closure, interpolation_error, leave_out, model_bias
 from .global_minimum import DenseMinimum, dense_minimum
 from .metrics import (
     Metric,
+    auc,
     classifier_auc,
     compare,
     correlation_distance,
@@ -18,6 +19,7 @@ from .table import validation_table
 __all__ = [
     "DenseMinimum",
     "Metric",
+    "auc",
     "classifier_auc",
     "closure",
     "compare",

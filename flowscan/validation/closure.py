@@ -132,6 +132,7 @@ def leave_out(
     *,
     client: Client | None = None,
     progress: bool = True,
+    weights: Tensor | None = None,
     **options: float,
 ) -> DensityModel | DensityEnsemble:
     r"""`model` retrained on its training set `x` `(N, F)`, `theta` `(N, D)` without the
@@ -145,6 +146,7 @@ def leave_out(
 
     Raises `InputError` if `name` is not a parameter of `model` or `value` is not one of
     its training grid values (a model trained on continuously drawn theta has none).
+    `weights` `(N,)`: the training events' weights, where they are weighted.
     """
     names = [p.name for p in model.theta_vars]
     if name not in names:
@@ -166,6 +168,7 @@ def leave_out(
             f"the training set has {'no' if keep.all() else 'only'} events at {name}={value:g}"
         )
     x, theta = torch.as_tensor(x)[keep], theta[keep]
+    weights = None if weights is None else torch.as_tensor(weights)[keep]
     if isinstance(model, DensityEnsemble):
         settings = {
             k: model.training[k]
@@ -175,14 +178,14 @@ def leave_out(
         return train_ensemble(
             model.observables, model.theta_vars, x, theta, architecture=model.architecture,
             role=model.role, nuisances=model.nuisances, client=client, progress=progress,
-            **(settings | options),
+            weights=weights, **(settings | options),
         )  # fmt: skip
     seed = model.config["seed"]
     retrained = DensityModel(
         model.observables, model.theta_vars, model.architecture, role=model.role, seed=seed,
         nuisances=model.nuisances,
     )  # fmt: skip
-    train(retrained, x, theta, seed=seed, progress=progress, **options)
+    train(retrained, x, theta, seed=seed, progress=progress, weights=weights, **options)
     return retrained
 
 
