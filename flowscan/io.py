@@ -12,6 +12,7 @@ __all__ = [
     "read_analysis",
     "read_events",
     "read_table",
+    "read_variations",
     "read_weights",
     "run_folder",
     "versions",
@@ -458,6 +459,65 @@ def _weights(
             f"at row {frame.index[int(bad.nonzero()[0])]}): fix or remove those events"
         )
     return w
+
+
+def read_variations(
+    paths: Sequence[str | os.PathLike],
+    columns: Sequence[str],
+    values: Mapping[str, Sequence[float]],
+    where: str | None = None,
+    derive: Derivation | None = None,
+) -> tuple[Tensor, Tensor]:
+    r"""Systematic variation samples as one training set: the events of `columns` of
+    each file (`read_events`) and, per event, the value of every nuisance in `values`
+    that its file stands for (e.g. a nominal, an up and a down sample:
+    `{"jes": [0, 1, -1]}`, one value per file, in units of the nuisance's sigma).
+
+    Returns:
+        Events `(N, F)` and the nuisances' values `(N, V)`, float64, V = len(values),
+        the files in order. Raises `InputError` where a nuisance has not one value per
+        file or fewer than two distinct ones, and where a file's median of an
+        observable lies more than 3 interquartile ranges from the nominal's (the file
+        whose values are all 0, else the first) or its interquartile range differs by
+        more than a factor 3: other units, or another quantity.
+    """
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    _once(paths)
+    for name, given in values.items():
+        if len(given) != len(paths):
+            raise InputError(
+                f"nuisance {name}: {len(given)} value(s) {list(given)} for {len(paths)} files; "
+                "give one value per file, in the files' order"
+            )
+        if len(set(given)) < 2:
+            raise InputError(
+                f"nuisance {name}: the files stand for one value {given[0]:g}; variations "
+                "need at least two (a nominal and an up or down sample)"
+            )
+    parts = [read_events(p, columns, where, derive) for p in paths]
+    nominal = next((k for k in range(len(paths)) if all(v[k] == 0 for v in values.values())), 0)
+    q = torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)
+    low, middle, high = parts[nominal].quantile(q, dim=0)
+    for path, part in zip(paths, parts, strict=True):
+        lo, mid, hi = part.quantile(q, dim=0)
+        for j, column in enumerate(columns):
+            # a variation moves an observable and its spread by a fraction of the spread
+            spread, nominal_spread = hi[j] - lo[j], high[j] - low[j]
+            if abs(mid[j] - middle[j]) > 3 * nominal_spread or not (
+                nominal_spread / 3 <= spread <= 3 * nominal_spread
+            ):
+                raise InputError(
+                    f"{path}: {column} has median {mid[j].item():.6g} and interquartile "
+                    f"range {spread.item():.6g} against {middle[j].item():.6g} and "
+                    f"{nominal_spread.item():.6g} in the nominal {paths[nominal]}: a "
+                    "variation sample holds the same observables in the same units as the "
+                    "nominal"
+                )
+    nuisances = torch.cat([
+        torch.tensor([[values[n][k] for n in values]], dtype=torch.float64).expand(len(part), -1)
+        for k, part in enumerate(parts)
+    ])  # fmt: skip
+    return torch.cat(parts), nuisances
 
 
 def read_analysis(path: str | os.PathLike) -> list[Constraint]:

@@ -160,3 +160,11 @@ def test_negative_weights_describe_their_weighted_density():
     assert p_same[0] > 0.1 and p_other[0] < 1e-6 and p_unweighted[0] < 1e-6
     assert sliced_wasserstein(same, ref, weights=(None, w)).value < 0.02
     assert np.isnan(hpdi_error(same, ref, weights=(None, w))).all()
+
+
+def test_weighted_ks_of_tied_values_is_scipys():
+    # a quantized observable: weights of 1 give scipy's statistic, ties and all
+    rng = np.random.default_rng(4)
+    a, b = rng.integers(0, 20, (2000, 1)), rng.integers(0, 21, (2000, 1))
+    statistic, _, _ = ks_test(a, b, subsamples=1, weights=(np.ones(2000), np.ones(2000)))
+    assert statistic[0] == pytest.approx(stats.ks_2samp(a[:, 0], b[:, 0]).statistic, rel=1e-12)

@@ -95,6 +95,17 @@ def test_a_constant_weight_of_two_trains_the_same_model():
     assert models[0].history == models[1].history
 
 
+def test_minibatches_of_negative_weight_sum_train():
+    # 4-event minibatches of a sample with 40% negative weights: many have a weight sum
+    # <= 0, which divides nothing (the loss is normalized by the mean weight)
+    x, w = _reweighted(2_000, seed=18, negative=0.4)
+    sums = torch.stack([b.sum() for b in w[:1600].split(4)])
+    assert (sums <= 0).double().mean() > 0.2
+    model = DensityModel([MASS], architecture=Architecture(hidden_features=(8, 8)))
+    history = train(model, x, epochs=2, batch_size=4, progress=False, weights=w)
+    assert all(math.isfinite(h["train_loss"]) and math.isfinite(h["val_loss"]) for h in history)
+
+
 @pytest.mark.parametrize("negative", [0.0, 0.2])
 def test_weighted_training_learns_the_weighted_density(negative):
     # The target's KL divergence from the model, on fresh events of the exact target:
@@ -160,7 +171,8 @@ def test_a_weighted_fit_has_the_sandwich_errors():
     # Pseudo-data of the toy whose background is reweighted simulation (20% negative
     # weights), fitted with the exact densities. Reference: the sandwich C D C with D
     # from per-event scores of scipy's densities by central differences (step 1e-5 of
-    # each value: ~1e-8 relative) and C the fit's own HESSE covariance.
+    # each value: ~1e-8 relative) and C the fit's own HESSE covariance (of the NLL in
+    # effective-event units: weights times sum w / sum w^2).
     xb, wb = _reweighted(4_000, seed=9, negative=0.2)
     xs = BreitWigner().sample(400, torch.tensor([500.0, 40.0]), seed=10).double()
     x, w = torch.cat([xs, xb]), torch.cat([torch.ones(400, dtype=torch.float64), wb])
@@ -177,13 +189,50 @@ def test_a_weighted_fit_has_the_sandwich_errors():
         [(per_event(theta + h * e) - per_event(theta - h * e)) / (2 * h)
          for h, e in zip(steps, eye, strict=True)], axis=1,
     )  # fmt: skip
-    c = result.weighted["covariance_hesse"]
-    expected = c @ ((scores * wn[:, None] ** 2).T @ scores) @ c
+    c = result.weighted["covariance_hesse"]  # of the NLL in effective-event units
+    scaled = wn * wn.sum() / (wn**2).sum()
+    expected = c @ ((scores * scaled[:, None] ** 2).T @ scores) @ c
     np.testing.assert_allclose(result.covariance, expected, rtol=1e-5, atol=1e-12)
     np.testing.assert_allclose(result.errors, np.sqrt(np.diag(expected)), rtol=1e-5)
     assert result.weighted["effective"] == pytest.approx(effective_events(w), rel=1e-12)
-    # the weights cost precision: the sandwich's errors of the masses exceed HESSE's
-    assert (result.errors[2:] > result.weighted["errors_hesse"][2:]).all()
+
+
+def test_the_weights_overall_scale_changes_nothing_but_the_yields():
+    # the NLL is fitted in effective-event units, so weights of sigma L / N_generated
+    # (1e-3) or of 1e3 give the fit of weights near 1: the same masses and errors, the
+    # yields times the scale. 1e-2 errors: Minuit's stopping rule (EDM < 1e-4, ~0.01
+    # sigma) on paths that differ in the yields' units
+    x = pseudo_data(torch.tensor([500.0, 40.0]), torch.tensor([200.0]), 300, 3000, seed=14)
+    w = torch.from_numpy(np.random.default_rng(15).uniform(0.5, 1.5, len(x)))
+    fits = {k: fit(MixtureLikelihood(BreitWigner(), Exponential(), x, weights=k * w))
+            for k in (1e-3, 1.0, 1e3)}  # fmt: skip
+    one = fits[1.0]
+    for k, result in fits.items():
+        assert result.status == "valid"
+        scale = np.array([k, k, 1.0, 1.0, 1.0])
+        np.testing.assert_allclose((result.theta - one.theta * scale) / (one.errors * scale), 0,
+                                   atol=1e-2)  # fmt: skip
+        np.testing.assert_allclose(result.errors / scale, one.errors, rtol=1e-2)
+
+
+def test_a_constraint_keeps_its_information_in_the_sandwich():
+    # a mass scale of 0.1% per sigma that the data hardly measure: its error is its
+    # constraint's width, N(0, 1), with the sandwich as with HESSE; with weights of 1
+    # the sandwich is HESSE to the asymptotic agreement of D with the curvature: D's
+    # noise on the signal's parameters is ~sqrt(2 / 1000) ~ 4.5% in variance (1000
+    # signal events), 10% allows 4 of it in the errors
+    from flowscan import Constraint
+
+    signal, background = BreitWigner(0.001), Exponential(0.001)
+    x = torch.cat([signal.sample(1000, torch.tensor([500.0, 40.0, 0.0]), seed=16),
+                   background.sample(5000, torch.tensor([200.0, 0.0]), seed=17)])  # fmt: skip
+    constraint = [Constraint("mass_scale", "gaussian", 1.0)]
+    weighted = fit(MixtureLikelihood(signal, background, x, weights=torch.ones(len(x)),
+                                     constraints=constraint))  # fmt: skip
+    plain = fit(MixtureLikelihood(signal, background, x, constraints=constraint))
+    k = weighted.names.index("mass_scale")
+    assert weighted.errors[k] == pytest.approx(1.0, rel=0.05)
+    np.testing.assert_allclose(weighted.errors, plain.errors, rtol=0.1)
 
 
 def test_an_asimov_likelihood_keeps_hesse_errors():

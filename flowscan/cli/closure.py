@@ -242,7 +242,8 @@ def _leave_out(
     options = {} if args.epochs is None else {"epochs": args.epochs}
     if not training:
         options = {"epochs": 20} | options
-    print(f"retraining the signal model without {name} = {value:g} from {len(x)} events ...")
+    print(f"retraining the signal model without {name} = {value:g} from "
+          f"{o.event_count(len(x), weights)} ...")  # fmt: skip
     with dask_client(args.jobs, args.scheduler) as client:
         model = leave_out(
             sig, x, theta, name, value, client=client, progress=not args.no_progress,

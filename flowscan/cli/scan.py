@@ -114,6 +114,9 @@ def run(args: argparse.Namespace) -> int:
     out = run_folder(args.out, "scan")
 
     print(f"fitting {o.event_count(len(x), weights)} by {', '.join(methods)} ...", flush=True)
+    if weights is not None and (args.minos or args.profiles or constraints):
+        print("note: MINOS intervals, profiles, contours and the impacts' refits are the "
+              "weighted NLL's, not corrected for the weights as the errors are")  # fmt: skip
     results = fit_methods(nll, settings, methods)
     for result in results.values():
         if bias is not None and result.status != "failed":

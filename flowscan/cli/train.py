@@ -13,7 +13,7 @@ from ..constraints import Constraint, parse_nuisance
 from ..exceptions import FitError, InputError
 from ..flows import DensityModel, torch_device, train, train_ensemble
 from ..flows.training import check_split
-from ..io import check_memory, file_names, run_folder, write_record
+from ..io import check_memory, file_names, read_variations, run_folder, write_record
 from ..parallel import dask_client
 from ..samples import GENERATORS, MASS, SCALES, lhco, samplers, training_events
 from ..variables import Variable
@@ -99,10 +99,40 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "energy and mass scales), s in units of sigma over +-3, N(0, 1); with --data, a "
         "--context column, WIDTH in its units",
     )
+    train.add_argument(
+        "--nuisance-values",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2,...",
+        help="--data files are systematic variation samples: the value of the nuisance NAME "
+        "each file stands for, in sigma, in the files' order (e.g. jes=0,1,-1 for nominal, "
+        "up, down); the model is conditioned on it, interpolates between the values and "
+        "records an N(0, 1) constraint (--nuisance NAME:gaussian:WIDTH for another); "
+        "repeat for several nuisances",
+    )
     o.add_dask(train)
     o.add_device(train)
     o.add_progress(train)
     train.set_defaults(func=run)
+
+
+def _nuisance_values(args: argparse.Namespace) -> dict[str, list[float]]:
+    r"""`--nuisance-values` NAME=V1,V2,... as each nuisance's value per file."""
+    out = {}
+    for text in args.nuisance_values:
+        name, sep, values = text.partition("=")
+        try:
+            numbers = [float(v) for v in values.split(",")]
+        except ValueError:
+            sep = ""
+        if not sep or not name or not all(map(math.isfinite, numbers)):
+            raise InputError(f"--nuisance-values {text!r} is not NAME=V1,V2,... (numbers)")
+        if name in out:
+            raise InputError(f"--nuisance-values {name} given twice: give its values once")
+        out[name] = numbers
+    if out and args.data is None:
+        raise InputError("--nuisance-values labels --data files (variation samples); give --data")
+    return out
 
 
 def parse_variables(specs: Sequence[str], context: bool = False) -> list[Variable]:
@@ -181,16 +211,20 @@ def _scales(args: argparse.Namespace, name: str) -> dict[str, float]:
 
 def _nuisances(args: argparse.Namespace, context: list[Variable]) -> list[Constraint]:
     r"""What the model records of `--nuisance`: N(0, 1) for a sampler's mass scale
-    (the parameter is in units of sigma), the constraints as given for `--data`."""
+    (the parameter is in units of sigma), the constraints as given for `--data`, and
+    N(0, 1) for a nuisance of `--nuisance-values` that `--nuisance` does not name."""
     if args.sampler is not None:  # the generator's nuisances, in units of their sigma
         return [Constraint(parse_nuisance(spec).name, "gaussian", 1.0) for spec in args.nuisance]
     given = [parse_nuisance(spec) for spec in args.nuisance]
     missing = sorted({c.name for c in given} - {v.name for v in context})
     if missing:
         raise InputError(
-            f"--nuisance {missing}: a nuisance of --data is one of the --context columns"
+            f"--nuisance {missing}: a nuisance of --data is one of the --context columns "
+            "or of --nuisance-values"
         )
-    return given
+    named = {c.name for c in given}
+    varied = [n.partition("=")[0] for n in args.nuisance_values]
+    return given + [Constraint(n, "gaussian", 1.0) for n in varied if n not in named]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -200,6 +234,7 @@ def run(args: argparse.Namespace) -> int:
     `marginals.png` (model samples against the training data, one per training
     event's theta, with ratio panels)."""
     architecture = o.architecture(args)
+    variations = _nuisance_values(args)
     if args.sampler is not None:
         sampler, role, obs, ctx, x, theta = _sampled(args)
         ctx = [Variable(p.name, p.unit) for p in ctx]  # the range is the training set's
@@ -207,8 +242,23 @@ def run(args: argparse.Namespace) -> int:
         sampler, role = None, args.role
         obs = parse_variables(o.names(args.observables) or [v.name for v in lhco.OBSERVABLES])
         ctx = parse_variables(o.names(args.context), context=True)
-        x = o.read_data(args.data, [v.name for v in obs], args.where)
+        clash = sorted(set(variations) & {v.name for v in ctx})
+        if clash:
+            raise InputError(
+                f"{clash} are --context columns and --nuisance-values: the files give a "
+                "nuisance's value, or a column does; name it once"
+            )
+        columns = [v.name for v in obs]
+        if variations:
+            x, values = read_variations(args.data, columns, variations, args.where, lhco.FEATURES)
+            for name, given in variations.items():
+                print(f"variation samples of {name}: {sorted(set(given))} sigma")
+        else:
+            x = o.read_data(args.data, columns, args.where)
         theta = o.read_data(args.data, [v.name for v in ctx], args.where) if ctx else None
+        if variations:
+            theta = values if theta is None else torch.cat([theta, values], dim=1)
+            ctx = [*ctx, *(Variable(name, "sigma") for name in variations)]
     weights = o.read_weights(args, args.data)
     both = sorted({v.name for v in obs} & {v.name for v in ctx})
     if both:
@@ -276,6 +326,7 @@ def run(args: argparse.Namespace) -> int:
         "lr": args.lr,
         "ensemble": args.ensemble,
         "nuisances": args.nuisance,
+        "nuisance_values": variations,
         "seed": args.seed,
     }
     write_record(out / "train.json", config, history=history)

@@ -19,7 +19,7 @@ from ..samples import GENERATORS, lhco, samplers
 from ..stats import toy_seed
 from ..validation import validation_table
 from ..variables import check_theta
-from ..weights import check_weights
+from ..weights import check_weights, effective_events
 from . import _options as o
 
 
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
             check_theta(theta, model.theta_vars)
     out = run_folder(args.out, "validate")
 
-    tables, references, samples, labels = [], [], [], []
+    tables, references, reference_weights, samples, labels = [], [], [], [], []
     for k, theta in enumerate(points):
         t = theta if theta.numel() else None
         w = w2 = None
@@ -165,7 +165,9 @@ def run(args: argparse.Namespace) -> int:
         label = _label(model, theta) if t is not None else "unconditional"
         print(f"[{k + 1}/{len(points)}] {label}: {o.event_count(len(ref), w)} + "
               f"{o.event_count(len(ref2), w2)} of the reference")  # fmt: skip
-        sample = model.sample(len(ref2), t, seed=toy_seed(seed, 3 * k + 2)).double().cpu()
+        # as many model events as the floor's sample is worth, so both rows share their noise
+        size = len(ref2) if w2 is None else max(2, round(effective_events(w2)))
+        sample = model.sample(size, t, seed=toy_seed(seed, 3 * k + 2)).double().cpu()
         table = validation_table(
             model, sample, ref, ref2, theta, generator, seed, classifier, (w, w2)
         )
@@ -173,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
             table.insert(table.columns.get_loc("metric"), p.name, value)
         tables.append(table)
         references.append(ref.numpy())
+        reference_weights.append(None if w is None else w.numpy())
         samples.append(sample.numpy())
         labels.append(label)
         plots.plot_marginals(
@@ -186,13 +189,15 @@ def run(args: argparse.Namespace) -> int:
         )
         if len(model.observables) > 1:
             plots.plot_pairs(
-                ref.numpy(), sample.numpy(), model.observables, out / f"pairs_{k}.png", label
-            )
+                ref.numpy(), sample.numpy(), model.observables, out / f"pairs_{k}.png", label,
+                weights=None if w is None else w.numpy(),
+            )  # fmt: skip
         print(_summary(table))
     if len(points) > 1:
         plots.plot_theta_dependence(
-            references, samples, labels, model.observables, out / "theta_dependence.png"
-        )
+            references, samples, labels, model.observables, out / "theta_dependence.png",
+            weights=reference_weights,
+        )  # fmt: skip
     result = pd.concat(tables, ignore_index=True)
     result.to_csv(out / "validation.csv", index=False)
     config = {

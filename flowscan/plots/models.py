@@ -161,10 +161,11 @@ def plot_pairs(
     path: str | os.PathLike,
     title: str = "",
     bins: int = 25,
+    weights: np.ndarray | None = None,
 ) -> None:
     r"""2D marginals of every pair of observables: the contours holding 68% and 95% of the
-    reference (black) and of the model's samples (red, dashed); 1D marginals on the
-    diagonal."""
+    reference (black; of its event `weights` where given) and of the model's samples
+    (red, dashed); 1D marginals on the diagonal."""
     plt = pyplot()
     f = len(observables)
     fig, axs = plt.subplots(f, f, figsize=(2.4 * f, 2.4 * f), squeeze=False)
@@ -176,12 +177,15 @@ def plot_pairs(
                 ax.set_axis_off()
                 continue
             if i == j:
-                ax.hist(reference[:, j], edges[j], density=True, histtype="step", color="k")
+                ax.hist(reference[:, j], edges[j], weights=weights, density=True,
+                        histtype="step", color="k")  # fmt: skip
                 ax.hist(model[:, j], edges[j], density=True, histtype="step", color="tab:red")
                 ax.set_yticks([])
             else:
-                for sample, style in ((reference, "-"), (model, "--")):
-                    h, _, _ = np.histogram2d(sample[:, j], sample[:, i], [edges[j], edges[i]])
+                for sample, style, w in ((reference, "-", weights), (model, "--", None)):
+                    h, _, _ = np.histogram2d(
+                        sample[:, j], sample[:, i], [edges[j], edges[i]], weights=w
+                    )
                     centres = [(e[1:] + e[:-1]) / 2 for e in (edges[j], edges[i])]
                     color = "k" if sample is reference else "tab:red"
                     ax.contour(
@@ -198,10 +202,15 @@ def plot_pairs(
     plt.close(fig)
 
 
-def _density(x: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    r"""Fraction of the events `(N,)` in each bin, and its Poisson error."""
-    h, _ = np.histogram(x, edges)
-    return h / len(x), np.sqrt(h) / len(x)
+def _density(
+    x: np.ndarray, edges: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Fraction of the events `(N,)` (of their `weights`) in each bin, and its Poisson
+    error (sqrt(sum w^2))."""
+    w = np.ones(len(x)) if weights is None else weights
+    h, _ = np.histogram(x, edges, weights=w)
+    h2, _ = np.histogram(x, edges, weights=w**2)
+    return h / w.sum(), np.sqrt(h2) / w.sum()
 
 
 def plot_theta_dependence(
@@ -211,10 +220,12 @@ def plot_theta_dependence(
     observables: Sequence[Variable],
     path: str | os.PathLike,
     bins: int = 30,
+    weights: Sequence[np.ndarray | None] | None = None,
 ) -> None:
     r"""How each marginal moves with theta (seed 001, fig. 5): the histogram at each theta
-    divided by the one at the first theta, for the reference (points) and the model
-    (lines); one panel per observable."""
+    divided by the one at the first theta, for the reference (points, with its event
+    `weights` per theta where given) and the model (lines); one panel per observable."""
+    weights = [None] * len(references) if weights is None else list(weights)
     plt = pyplot()
     f = len(observables)
     fig, axs = plt.subplots(1, f, figsize=(3.8 * f, 3.4), squeeze=False)
@@ -223,9 +234,10 @@ def plot_theta_dependence(
         ax = axs[0, j]
         edges = hist_edges(references[0][:, j], bins)
         centres = (edges[1:] + edges[:-1]) / 2
-        r0, m0 = (_density(s[:, j], edges)[0] for s in (references[0], models[0]))
+        r0 = _density(references[0][:, j], edges, weights[0])[0]
+        m0 = _density(models[0][:, j], edges)[0]
         for k in range(1, len(references)):
-            rk, ek = _density(references[k][:, j], edges)
+            rk, ek = _density(references[k][:, j], edges, weights[k])
             mk = _density(models[k][:, j], edges)[0]
             with np.errstate(divide="ignore", invalid="ignore"):
                 ax.errorbar(centres, rk / r0, ek / r0, fmt=".", ms=3, color=colors[k])

@@ -266,16 +266,22 @@ def fit(
 
 def _weighted(nll: MixtureLikelihood, result: ScanResult, space: ParameterSpace) -> ScanResult:
     r"""`result` with the sandwich's errors and covariance (`sandwich`) in place of the
-    weighted NLL's curvature, where the method has a covariance."""
+    weighted NLL's curvature, where the method has a covariance. The constraint terms
+    add their own curvature to the sandwich's middle: their information is not the
+    events'."""
     w = nll.weights.cpu()
     record = {"events": len(w), "sum": float(w.sum()), "effective": effective_events(w)}
     if result.covariance is None or result.errors is None:
         return replace(result, weighted=record | {"errors_hesse": None, "covariance_hesse": None})
     index = np.flatnonzero(space.floating)
-    scores = nll.scores(torch.as_tensor(result.theta)).numpy()[:, index]
+    theta = torch.as_tensor(result.theta, dtype=torch.float64)
+    scores = nll.scores(theta).numpy()[:, index]
+    constraints = torch.autograd.functional.hessian(nll.constraint_nll, theta).numpy()
     inner = result.covariance[np.ix_(index, index)]
     covariance = np.zeros_like(result.covariance)
-    covariance[np.ix_(index, index)] = sandwich(inner, scores, w.numpy())
+    covariance[np.ix_(index, index)] = sandwich(
+        inner, scores, (w * nll.weight_scale).numpy(), constraints[np.ix_(index, index)]
+    )
     errors = np.sqrt(np.clip(np.diag(covariance), 0, None))
     return replace(
         result,

@@ -48,7 +48,8 @@ class MixtureLikelihood:
     .. math:: \mathrm{NLL} = n_\mathrm{sig} + n_\mathrm{bkg} - \sum_i \log\left[
         n_\mathrm{sig}\, p_s(x_i | \theta_s) + n_\mathrm{bkg}\, p_b(x_i | \theta_b)\right].
 
-    Yields range over [0, N + 10 sqrt(N) + 10] for N events; `negative_signal=True` lets
+    Yields range over [0, N + 10 sqrt(N) + 10] for N events (with weights: N their sum,
+    sqrt(N) sqrt(sum w^2) and 10 as many effective events); `negative_signal=True` lets
     `n_sig` go as far below 0 (for unbiased pseudo-experiments), and an NLL where the total
     density is not positive on every event raises `FloatingPointError`.
 
@@ -60,11 +61,16 @@ class MixtureLikelihood:
 
     With `weights` each event's log term is multiplied by its weight, and N is their sum:
     a weighted sample stands in for a density. Simulated events with generator weights
-    and scale factors (negative weights allowed; the sum must be positive): a fit's
-    errors are then the sandwich's (`flowscan.scanner.sandwich`), since the weighted
-    NLL's curvature is not the information the events carry. `asimov=True` says the
-    weights are expected counts (the Asimov dataset of `upper_limit`), whose curvature
-    is the expected information: the errors stay HESSE's.
+    and scale factors (negative weights allowed; the sum must be positive): the NLL's
+    data and Poisson terms are multiplied by `weight_scale` = sum w / sum w^2, which
+    puts it in units of the effective events (sum w)^2 / sum w^2 whatever the weights'
+    overall scale (sigma L / N_generated, say): the optimizers' tolerances and the
+    constraint terms then meet the data's real information, the minimum and the yields
+    are those of the weighted NLL, and a fit's errors are the sandwich's
+    (`flowscan.scanner.sandwich`), since even so the curvature is not the information
+    unequal weights carry. `asimov=True` says the weights are expected counts (the
+    Asimov dataset of `upper_limit`), whose curvature is the expected information: no
+    scale, and the errors stay HESSE's.
     `max_yield` replaces N + 10 sqrt(N) + 10, so pseudo-datasets can share the data's ranges.
 
     The events are checked against the models (`check_trained_range`: data whose bulk
@@ -154,24 +160,32 @@ class MixtureLikelihood:
         check_events(x, background.observables)
         if check_data:
             check_trained_range(x, signal, background)
-        if check_data and not self.extended and abs(n_sig + n_bkg - len(x)) > 5 * math.sqrt(len(x)):
+        if weights is not None:
+            weights = check_weights(weights, len(x), "the event weights").to(x.device)
+        total, spread = (
+            (len(x), math.sqrt(len(x)))
+            if weights is None
+            else (weights.sum().item(), weights.square().sum().sqrt().item())
+        )
+        if check_data and not self.extended and abs(n_sig + n_bkg - total) > 5 * spread:
             warnings.warn(
-                f"n_sig + n_bkg = {n_sig + n_bkg:g} events, but the data hold {len(x)} "
+                f"n_sig + n_bkg = {n_sig + n_bkg:g} events, but the data hold {total:g} "
                 f"(more than 5 sqrt(N) apart): only their ratio enters the fit "
                 f"(f_sig = {n_sig / (n_sig + n_bkg):.4g}); check the yields",
                 FlowscanWarning,
                 stacklevel=2,
             )
-        if weights is not None:
-            weights = check_weights(weights, len(x), "the event weights").to(x.device)
         self.signal, self.background, self.x, self.weights = signal, background, x, weights
         self.asimov = asimov
+        # simulation's weights: the NLL in units of the effective events (see above)
+        self.weight_scale = 1.0 if weights is None or asimov else total / spread**2
+        self._w = None if weights is None else weights * self.weight_scale
         self.negative_signal = negative_signal
         self.f_sig = None if self.extended else n_sig / (n_sig + n_bkg)
         yields = []
-        if self.extended:
-            n = len(x) if weights is None else weights.sum().item()
-            top = n + 10 * math.sqrt(n) + 10 if max_yield is None else max_yield
+        if self.extended:  # N + 10 sqrt(N) + 10 in effective events, in the weights' units
+            unit = 1 / self.weight_scale
+            top = total + 10 * spread + 10 * unit if max_yield is None else max_yield
             if not top > 0:
                 raise InputError(f"max_yield must be positive, got {max_yield}")
             low = -top if negative_signal else 0.0
@@ -304,7 +318,7 @@ class MixtureLikelihood:
         else:
             nll, _ = self._chunks(inputs, cached, accumulate=False)
         if yields is not None:
-            nll = nll + yields.sum(dim=-1)
+            nll = nll + self.weight_scale * yields.sum(dim=-1)
         return nll if batched else nll[0]
 
     def _chunks(
@@ -346,7 +360,7 @@ class MixtureLikelihood:
                 events[j].chunk(terms[j], rows) if cached[j] is None else cached[j][rows]
                 for j in range(2)
             ]
-            w = None if self.weights is None else self.weights[rows]
+            w = None if self._w is None else self._w[rows]
             part = self._nll(w, lp[0], lp[1], y, k)
             if accumulate and wants and part.requires_grad:  # f_sig = 0: none may enter
                 # a term may not enter (f_sig = 0 leaves the signal out): no gradient
@@ -442,8 +456,8 @@ class MixtureLikelihood:
         if (yields is None) == self.extended:
             raise InputError("yields (n_sig, n_bkg) are needed exactly for the extended form")
         yields = None if yields is None else torch.as_tensor(yields).to(lp_s.device)
-        nll = self._nll(self.weights, lp_s, lp_b, yields, len(lp_s))
-        return nll if yields is None else nll + yields.sum(dim=-1)
+        nll = self._nll(self._w, lp_s, lp_b, yields, len(lp_s))
+        return nll if yields is None else nll + self.weight_scale * yields.sum(dim=-1)
 
     def subset(self, rows: Tensor) -> MixtureLikelihood:
         r"""This likelihood on the events `rows` (indices), their weights scaled so that
@@ -456,9 +470,15 @@ class MixtureLikelihood:
         weights = torch.ones(len(self.x), dtype=torch.float64, device=self.x.device)
         weights = weights if self.weights is None else self.weights
         other = copy.copy(self)
-        part = weights[rows].sum()  # with negative weights a subset's sum may not be positive
-        scale = weights.sum() / part if part > 0 else len(self.x) / len(rows)
-        other.x, other.weights = self.x[rows], weights[rows] * scale
+        part = weights[rows].sum()
+        if not part > 0:
+            raise FitError(
+                f"{len(rows)} events drawn for the global search have a weight sum of "
+                f"{part.item():.4g}: too many negative weights for a coarse stage; raise the "
+                "search's events (--option search.events=...)"
+            )
+        other.x, other.weights = self.x[rows], weights[rows] * (weights.sum() / part)
+        other._w = other.weights * self.weight_scale
         other._events = {
             "signal": _fixed(self.signal, other.x),
             "background": _fixed(self.background, other.x),

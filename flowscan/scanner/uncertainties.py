@@ -138,18 +138,25 @@ def curvature_errors(
     return (errors, out), gradients
 
 
-def sandwich(covariance: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def sandwich(
+    covariance: np.ndarray,
+    scores: np.ndarray,
+    weights: np.ndarray,
+    constraints: np.ndarray | None = None,
+) -> np.ndarray:
     r"""The covariance `(Q, Q)` of a fit to weighted events: C D C, with C = `covariance`
     `(Q, Q)` the inverse curvature of the weighted NLL at its minimum and D = sum_i w_i^2
     s_i s_i^T from each event's score s_i `(N, Q)` (`MixtureLikelihood.scores`) and
-    weight w_i `(N,)`.
+    weight w_i `(N,)`, plus the curvature `(Q, Q)` of the `constraints`' NLL terms, the
+    information of the auxiliary measurements (which the events' scores do not carry).
 
     This is the asymptotically correct covariance for event weights (the
-    "AsymptoticError" of RooFit; C. Langenbruch, Eur. Phys. J. C 82 (2022) 393): the
-    weighted NLL's own curvature, C, counts each event as w_i events of information, and
-    the "SumW2Error" alternative C H_{w^2}^{-1} C is exact only where the weights do not
-    depend on the observables. Negative weights are allowed. Without weights (all 1)
-    it tends to C as the events grow, where D tends to the inverse of C.
+    "AsymptoticError" of RooFit; C. Langenbruch, Eur. Phys. J. C 82 (2022) 393); the
+    "SumW2Error" alternative C H_{w^2} C, with H_{w^2} the curvature of the
+    w^2-weighted NLL, is exact only where the weights do not depend on the observables.
+    Negative weights are allowed. It does not change if every weight is multiplied by
+    one number (C scales by its inverse, D by its square). Without weights (all 1) it
+    tends to C as the events grow, where D tends to the inverse of C.
 
     Example:
         >>> rng = np.random.default_rng(1)
@@ -161,4 +168,7 @@ def sandwich(covariance: np.ndarray, scores: np.ndarray, weights: np.ndarray) ->
         1.0
     """
     weighted = scores * (np.asarray(weights, dtype=np.float64) ** 2)[:, None]
-    return covariance @ (weighted.T @ scores) @ covariance
+    middle = weighted.T @ scores
+    if constraints is not None:
+        middle = middle + constraints
+    return covariance @ middle @ covariance

@@ -127,8 +127,16 @@ def ks_test(
         statistic, pvalue = np.empty((subsamples, x.shape[1])), np.empty((subsamples, x.shape[1]))
         for k, (i, j) in enumerate(zip(xs, rs, strict=True)):
             w = (None if wx is None else wx[i[:nx]], None if wr is None else wr[j[:nr]])
-            gap, _ = _cdf_gap(a[k].T, b[k].T, w)
-            statistic[k] = np.abs(gap).max(axis=1)
+            if any(v is not None and not v.sum() > 0 for v in w):
+                raise InputError(
+                    f"a KS split of {nr} events has a weight sum <= 0 (negative weights): "
+                    "give more events or fewer subsamples"
+                )
+            gap, values = _cdf_gap(a[k].T, b[k].T, w)
+            # the gap between distinct values only: within a run of ties it is partial
+            last = np.ones_like(values, dtype=bool)
+            last[:, :-1] = values[:, 1:] != values[:, :-1]
+            statistic[k] = np.where(last, np.abs(gap), 0.0).max(axis=1)
             na, nb = _effective(w[0], nx), _effective(w[1], nr)
             pvalue[k] = stats.kstwobign.sf(statistic[k] * np.sqrt(na * nb / (na + nb)))
     error = pvalue.std(0, ddof=1) / np.sqrt(subsamples) if subsamples > 1 else np.nan
@@ -198,7 +206,7 @@ def correlation_distance(
     corr = []
     for sample, w in zip((x, reference), weights, strict=True):
         cov = _moments(sample, w)[1]
-        std = np.sqrt(np.diag(cov))
+        std = np.sqrt(np.clip(np.diag(cov), 1e-300, None))  # negative weights: not below 0
         corr.append(cov / np.outer(std, std))
     return float(np.linalg.norm(corr[0] - corr[1]))
 
@@ -210,6 +218,8 @@ def hpdi(x: np.ndarray, level: float, weights: np.ndarray | None = None) -> np.n
     x = np.asarray(x, dtype=np.float64)
     if not 0 < level <= 1:
         raise InputError(f"level must lie in (0, 1], got {level}")
+    if weights is not None and (np.shape(weights) != (len(x),) or (np.asarray(weights) < 0).any()):
+        raise InputError(f"hpdi takes {len(x)} weights >= 0, one per event")
     out = []
     for column in x.T:
         order = np.argsort(column, kind="stable")
@@ -296,6 +306,8 @@ def classifier_auc(
     test = np.concatenate([x[half:], reference[half:]])
     truth = np.r_[np.ones(n - half), np.zeros(n - half)]
     clf = HistGradientBoostingClassifier(random_state=seed, early_stopping=True)
+    if not (wx[:half].sum() > 0 and wr[:half].sum() > 0):
+        raise InputError("half of a weighted sample has a weight sum <= 0: give more events")
     # the classes weigh the same whatever the samples' total weights
     fit_weights = np.concatenate([wx[:half] / wx[:half].sum(), wr[:half] / wr[:half].sum()])
     clf.fit(features, labels, sample_weight=fit_weights * len(labels))
