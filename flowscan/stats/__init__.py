@@ -1,5 +1,6 @@
 r"""Statistics on a fitted likelihood: profiles, hypothesis tests, CLs limits (with the
-Asimov dataset), pseudo-experiments, and the pulls and impacts of nuisance parameters."""
+Asimov dataset), pseudo-experiments, the pulls and impacts of nuisance parameters, and the
+expected signal yield as a function of theta."""
 
 from .asimov import asimov
 from .hypotest import Discovery, discovery
@@ -14,9 +15,13 @@ from .pseudo_experiments import (
     pseudo_experiments,
     toy_seed,
 )
+from .rate import CrossSection, Efficiency, SignalRate
 
 __all__ = [
     "SIGMAS",
+    "CrossSection",
+    "Efficiency",
+    "SignalRate",
     "Discovery",
     "ProfileResult",
     "PseudoExperiments",
