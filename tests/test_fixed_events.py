@@ -73,6 +73,8 @@ def test_the_fit_path_equals_the_straightforward_evaluation(
         signal, background, x, 40, 360, weights=weights, check_models=False, check_data=False
     )
     f_sig = torch.tensor(0.1, dtype=torch.float64)
+    # simulation's weights enter in effective-event units (MixtureLikelihood.weight_scale)
+    weights = None if weights is None else weights * weights.sum() / weights.square().sum()
     for theta in ([[1.7]], [[1.2], [2.0], [2.9]]):  # one theta, and a batch
         theta = torch.tensor(theta, dtype=torch.float64, requires_grad=True)
         ref = _reference(signal, background, x, theta, f_sig, weights)
