@@ -155,16 +155,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=int, default=200_000, help="training events per model")
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--seeds", type=int, default=2, help="models per training set")
+    parser.add_argument("--seeds", type=int, default=2, help="models per training set (0: skip)")
     parser.add_argument("--points", type=int, default=20, help="box points fitted per model")
-    parser.add_argument("--toys", type=int, default=200, help="weighted pseudo-experiments")
+    parser.add_argument("--toys", type=int, default=200, help="weighted toys (0: skip)")
     parser.add_argument("--out", default="runs/weights")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(2)
-    sandwich(args, out)
-    training(args, out)
+    if args.toys:
+        sandwich(args, out)
+    if args.seeds:
+        training(args, out)
 
 
 if __name__ == "__main__":
