@@ -70,3 +70,18 @@ def test_a_model_of_variation_samples_interpolates_the_nuisance(tmp_path):
         return optimize.minimize_scalar(nll, bounds=(-1.0, 1.0), method="bounded").x
 
     assert fitted(model) == pytest.approx(fitted(exact), abs=0.15)
+
+
+def test_a_nuisance_range_narrower_than_its_constraint_is_warned_about():
+    from flowscan import Variable
+    from flowscan.exceptions import FlowscanWarning
+    from flowscan.samples import MASS, BreitWigner
+    from flowscan.scanner import MixtureLikelihood
+
+    # a model of variation samples at +-1 sigma: an N(0, 1) nuisance over [-1, 1]
+    context = [*Exponential.theta_vars, Variable("mass_scale", "sigma", -1.0, 1.0)]
+    model = DensityModel([MASS], context, role="background")
+    x = Exponential().sample(100, torch.tensor([200.0]), seed=1)
+    with pytest.warns(FlowscanWarning, match=r"ranges over \[-1, 1\], narrower than \+-2 sigma"):
+        MixtureLikelihood(BreitWigner(), model, x, 10, 90, check_data=False,
+                          constraints=[Constraint("mass_scale", "gaussian", 1.0)])  # fmt: skip

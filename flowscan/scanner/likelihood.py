@@ -198,6 +198,19 @@ class MixtureLikelihood:
             [names.index(v.name) for v in background.theta_vars], dtype=torch.long
         )
         self.constraints = self._checked(constraints)
+        for c in self.constraints:
+            v = self.theta_vars[self.names.index(c.name)]
+            low, high = c.observed - 2 * c.width, c.observed + 2 * c.width
+            short = (v.low is not None and v.low > low) or (v.high is not None and v.high < high)
+            if c.kind == "gaussian" and short:
+                warnings.warn(
+                    f"nuisance {c.name} ranges over [{v.low:g}, {v.high:g}], narrower than +-2 "
+                    f"sigma of its constraint ({c.observed:g} +- {c.width:g}): a fit, an error or "
+                    "a toy's global observable beyond stops at the edge (a model trained on "
+                    "variation samples at +-1: add samples at +-2)",
+                    FlowscanWarning,
+                    stacklevel=2,
+                )
         self._events = {"signal": _fixed(signal, x), "background": _fixed(background, x)}
         self._cache: dict[str, tuple[Tensor, Tensor]] = {}
 
