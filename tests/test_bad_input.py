@@ -75,6 +75,18 @@ def files(tmp_path_factory) -> dict[str, str]:
         frame.to_csv(put(name), index=False)
     with open(put("text.csv"), "w") as f:
         f.write("m\n450.0\n500.0\nabc\n")
+    # a signal rate: cross sections below 400 GeV only, and efficiency records at gamma 40
+    pd.DataFrame({"m_pole": [300.0, 350.0, 400.0], "sigma_fb": [10.0, 5.0, 2.0]}).to_csv(
+        put("xs.csv"), index=False
+    )
+    pd.DataFrame({"mass": [300.0, 700.0], "sigma_fb": [10.0, 1.0]}).to_csv(
+        put("xsmass.csv"), index=False
+    )
+    for mass in (300, 500, 700):
+        with open(put(f"eff{mass}.json"), "w") as f:
+            json.dump({"masses": {"m_pole": mass, "gamma": 40.0}, "generated": 1000,
+                       "passed": 800}, f)  # fmt: skip
+        put(f"eff{mass}.csv")  # the events need not be there without --where
     with open(put("garbage.pt"), "wb") as f:
         f.write(b"not a model")
     with open(put("garbage.h5"), "wb") as f:
@@ -203,6 +215,11 @@ def _closure(f, *extra, background="tau=170"):
 def _limits(f, *extra: str) -> list[str]:
     return ["limits", "--signal", f["sig.pt"], "--background", f["bkg.pt"], "--data", f["toy.csv"],
             "--jobs", "1", *extra]  # fmt: skip
+
+
+def _rate(f, xs: str | None = None) -> list[str]:
+    return ["--xsec", xs or f["xs.csv"], "--lumi", "10", "--efficiency",
+            *(f[f"eff{m}.csv"] for m in (300, 500, 700))]  # fmt: skip
 
 
 def _toys(f, truth: str = "n_sig=20,n_bkg=200,m_pole=450,gamma=40,tau=170", *extra: str):
@@ -626,6 +643,18 @@ CASES = [
      "a nuisance of --data is one of the --context columns"),
     # negative seeds, refused by the one seed type of every command
     ("scan negative seed", lambda f: _scan(f, "--seed", "-1"), 2, "must be 0 or more"),
+    ("limits xsec outside", lambda f: _limits(f, *AT, *_rate(f)), 2,
+     "m_pole = 450 lies outside the cross-section table"),
+    ("limits xsec columns", lambda f: _limits(f, *AT, *_rate(f, f["xsmass.csv"])), 2,
+     "it has ['mass', 'sigma_fb']"),
+    ("limits xsec without lumi", lambda f: _limits(f, *AT, "--xsec", f["xs.csv"]), 2,
+     "give ['--lumi', '--efficiency']"),
+    ("limits rate toys", lambda f: _limits(f, *AT, *_rate(f), "--method", "toys"), 2,
+     "drop --method toys"),
+    ("limits efficiency no record", lambda f: _limits(f, *AT, *_rate(f)[:4], "--efficiency",
+     f["toy.csv"]), 2, "toy.json: no record of"),
+    ("limits lumi zero", lambda f: _limits(f, *AT, *_rate(f)[:2], "--lumi", "0"), 2,
+     "--lumi: must be a positive number, got 0"),
     ("limits negative seed", lambda f: _limits(f, *AT, "--seed", "-1"), 2, "must be 0 or more"),
     ("toys negative seed", lambda f: _toys(f, "n_sig=20,n_bkg=200,m_pole=450,gamma=40,tau=170",
      "--seed", "-1"), 2, "must be 0 or more"),

@@ -11,7 +11,13 @@ from flowscan.flows import DensityModel, load_model
 from flowscan.io import read_events
 from flowscan.samples import lhco
 from flowscan.scanner import FitSettings, MixtureLikelihood, ParameterSpace
-from flowscan.stats import pseudo_experiments, upper_limit
+from flowscan.stats import (
+    CrossSection,
+    Efficiency,
+    SignalRate,
+    pseudo_experiments,
+    upper_limit,
+)
 
 
 def test_demo_quick_writes_a_well_formed_result(tmp_path, capsys):
@@ -143,6 +149,60 @@ def test_limits_on_the_demo_models_equal_the_python_api(quick_demo, tmp_path, ca
     assert row["observed_model_sd"] == pytest.approx(spread, rel=1e-12)
 
 
+def test_limits_on_the_signal_strength_of_a_rate_draw_the_excluded_region(
+    quick_demo, tmp_path, capsys
+):
+    r"""A made-up cross section falling with m_pole, 20/fb, and the toy's efficiency (the
+    Breit-Wigner's fraction in the window, scipy's Cauchy) recorded at 6 simulated
+    points: each row's predicted yield is sigma L eff, its limits those of the Python
+    API on mu, and its verdict the limit against 1."""
+    from scipy import stats as st
+
+    xs = tmp_path / "xs.csv"
+    m = np.linspace(300.0, 700.0, 5)
+    pd.DataFrame({"m_pole": m, "sigma_fb": 40 * np.exp(-(m - 300) / 150)}).to_csv(xs, index=False)
+    files = []
+    for mass in (400.0, 500.0, 600.0):
+        for gamma in (30.0, 50.0):
+            window = st.cauchy(mass, gamma / 2)
+            passed = round(10_000 * (window.cdf(1000.0) - window.cdf(100.0)))
+            record = {"masses": {"m_pole": mass, "gamma": gamma}, "generated": 10_000,
+                      "passed": passed}  # fmt: skip
+            (tmp_path / f"sig_{mass:g}_{gamma:g}.json").write_text(json.dumps(record))
+            files.append(str(tmp_path / f"sig_{mass:g}_{gamma:g}.h5"))
+    out = tmp_path / "out"
+    args = [
+        "limits", "--signal", str(quick_demo / "signal.pt"),
+        "--background", str(quick_demo / "background.pt"), "--data", str(quick_demo / "data.csv"),
+        "--at", "m_pole=420,520", "--at", "gamma=35,45", "--fix", "tau", "--start", "tau=170",
+        "--asimov-events", "4000", "--jobs", "1", "--out", str(out), "--no-progress",
+        "--xsec", str(xs), "--lumi", "20", "--efficiency", *files,
+    ]  # fmt: skip
+    assert main(args) == 0
+    assert "95% CL upper limits on mu = n_sig / n_pred" in capsys.readouterr().out
+    table = pd.read_csv(out / "limits.csv")
+    row = table[(table["m_pole"] == 520) & (table["gamma"] == 45)].iloc[0]
+    sigma = 40 * math.exp(-(520 - 300) / 150)  # log-linear between table points: exact
+    assert row["sigma_fb"] == pytest.approx(sigma, rel=1e-9)
+    window = st.cauchy(520, 45 / 2)  # the smoothed efficiency against the truth (1e-3:
+    truth = window.cdf(1000.0) - window.cdf(100.0)  # 10k events a point, ~0.2% each)
+    assert row["efficiency"] == pytest.approx(truth, abs=3e-3)
+    assert row["n_pred"] == pytest.approx(sigma * 20 * row["efficiency"], rel=1e-9)
+    sig, bkg = (load_model(quick_demo / f).for_fit() for f in ("signal.pt", "background.pt"))
+    nll = MixtureLikelihood(sig, bkg, read_events(quick_demo / "data.csv", ["m"]))
+    space = ParameterSpace(nll.theta_vars, [0, 5_500, 520, 45, 170], ["m_pole", "gamma", "tau"])
+    rate = (row["n_pred"], row["n_pred_error"])
+    limit = upper_limit(nll, space, asimov_events=4_000, rate=rate)
+    assert 0 < row["n_pred_error"] < 0.05
+    assert row["observed"] == pytest.approx(limit.observed, rel=1e-6)
+    np.testing.assert_allclose(row[[f"expected_{n:+g}" for n in (-2, -1, 0, 1, 2)]].to_numpy(
+        dtype=float), limit.expected, rtol=1e-6)  # fmt: skip
+    assert (table["excluded"] == (table["observed"] < 1)).all()
+    assert (table["expected_excluded"] == (table["expected_+0"] < 1)).all()
+    assert (out / "exclusion_m_pole_gamma.png").stat().st_size > 0
+    assert (out / "limits_gamma=35.png").stat().st_size > 0
+
+
 def test_toys_drawn_from_one_member_are_fitted_with_the_others(quick_demo, tmp_path):
     args = [
         "toys", "--signal", str(quick_demo / "signal.pt"),
@@ -218,7 +278,7 @@ def test_generate_then_train_on_an_lhco_schema_file(tmp_path, capsys):
     args = ["generate", "--events", "3000", "--signal-events", "200", "--masses", "3500,500,100"]
     assert main([*args, "--out", str(data)]) == 0
     meta = json.loads(data.with_suffix(".json").read_text())
-    assert meta["masses_GeV"] == {"m_zprime": 3500.0, "m_x": 500.0, "m_y": 100.0}
+    assert meta["masses"] == {"m_zprime": 3500.0, "m_x": 500.0, "m_y": 100.0}
     out = tmp_path / "bkg"
     tiny = ["--epochs", "2", "--hidden", "8,8", "--no-progress"]
     assert (
@@ -256,6 +316,41 @@ def test_generate_then_train_on_an_lhco_schema_file(tmp_path, capsys):
     )
     theta = torch.tensor(fit["theta"], dtype=torch.float64)
     assert fit["nll"] == pytest.approx(likelihood(theta).item(), abs=1e-6)
+
+    # Limits on the signal strength of a rate: a cross section over m_zprime, and the
+    # efficiency of signal samples of the generator at 3 masses through an m_jj cut.
+    files = []
+    for mz in (3000, 3500, 4000):
+        files.append(str(tmp_path / f"zprime_{mz}.h5"))
+        args = ["generate", "--events", "0", "--signal-events", "300", "--seed", str(mz)]
+        assert main([*args, "--masses", f"{mz},500,100", "--out", files[-1]]) == 0
+    xs = tmp_path / "xs.csv"
+    pd.DataFrame({"m_zprime": [3000.0, 4000.0], "sigma_fb": [2.0, 0.2]}).to_csv(xs, index=False)
+    limits = tmp_path / "limits"
+    args = ["limits", "--signal", str(sig / "model.pt"), "--background", str(out / "model.pt"),
+            "--data", str(data), "--where", "m_jj > 2800", "--at", "m_zprime=3250,3750",
+            "--at", "m_x=500", "--at", "m_y=100", "--xsec", str(xs), "--lumi", "100",
+            "--efficiency", *files, "--jobs", "1", "--no-progress",
+            "--out", str(limits)]  # fmt: skip
+    assert main(args) == 0
+    table = pd.read_csv(limits / "limits.csv")
+    names = [v.name for v in lhco.MASSES]
+    efficiency = Efficiency.read(files, names, "m_jj > 2800", lhco.FEATURES)
+    rate = SignalRate(CrossSection.read(xs, names), 100.0, efficiency)
+    n_pred, error = rate([[3750.0, 500.0, 100.0]])
+    row = table.iloc[1]
+    assert row["sigma_fb"] == pytest.approx(2.0 * 0.1**0.75, rel=1e-9)  # log-linear
+    assert row["n_pred"] == pytest.approx(n_pred[0], rel=1e-9)
+    events = read_events(data, [v.name for v in model.observables], "m_jj > 2800", lhco.FEATURES)
+    nll = MixtureLikelihood(
+        DensityModel.load(sig / "model.pt").for_fit(),
+        DensityModel.load(out / "model.pt").for_fit(),
+        events,
+    )
+    space = ParameterSpace(nll.theta_vars, [0.0, len(events), 3750.0, 500.0, 100.0], names)
+    limit = upper_limit(nll, space, rate=(n_pred[0], error[0]))
+    assert row["observed"] == pytest.approx(limit.observed, rel=1e-6)
+    assert (limits / "limits.png").stat().st_size > 0
 
     assert main(["train", "--data", str(data), "--where", "label == 7", *tiny]) == 2
     assert "no events pass 'label == 7'" in capsys.readouterr().err

@@ -132,3 +132,50 @@ def test_limits_refuse_what_they_cannot_do():
     bump = MixtureLikelihood(BreitWigner(), Exponential(), x)
     with pytest.raises(ValueError, match="fix the signal parameters"):
         upper_limit(bump, ParameterSpace(bump.theta_vars))
+
+
+def _closed_form_mu_limit(n: int, b: float, rate: float, error: float) -> float:
+    r"""The observed asymptotic CLs limit on mu of the counting experiment with n_sig =
+    mu rate k^nu, k = 1 + error, nu ~ N(0, 1) profiled: q~_mu = min over nu of
+    2 (NLL(mu rate k^nu) - NLL(n_hat)) + nu^2, on the data (n) and on the Asimov
+    dataset (n = b), each minimum by scipy's bounded scalar minimizer."""
+
+    def q(mu: float, seen: float) -> float:
+        def nll(s: float) -> float:
+            return s + b - seen * math.log(s + b)
+
+        hat = max(seen - b, 0.0)
+        if mu * rate <= hat:
+            return 0.0
+        total = lambda nu: 2 * (nll(mu * rate * (1 + error) ** nu) - nll(hat)) + nu**2  # noqa: E731
+        return optimize.minimize_scalar(total, bounds=(-8, 0), method="bounded").fun
+
+    def cls(mu: float) -> float:
+        qo, qa = q(mu, n), q(mu, b)
+        if qo <= qa:
+            sb, cl_b = stats.norm.sf(math.sqrt(qo)), stats.norm.cdf(math.sqrt(qa) - math.sqrt(qo))
+        else:
+            sb = stats.norm.sf((qo + qa) / (2 * math.sqrt(qa)))
+            cl_b = stats.norm.sf((qo - qa) / (2 * math.sqrt(qa)))
+        return sb / cl_b - 0.05
+
+    return optimize.brentq(cls, max(n - b, 0) / rate + 1e-6, 50 * b / rate, xtol=1e-10)
+
+
+@pytest.mark.parametrize(("n", "error"), [(100, 0.2), (120, 0.5), (90, 0.0)])
+def test_limit_on_the_signal_strength_profiles_the_rate_uncertainty(n, error):
+    r"""The limit on mu = n_sig / n_pred with a log-normal rate uncertainty, against the
+    counting experiment's closed form (nu profiled by scipy); with no uncertainty it is
+    the limit on n_sig over n_pred. The tolerance is the n_sig limit's (the interpolated
+    profile curves, 2e-3)."""
+    nll, space = _counting_nll(n, 100.0)
+    limit = upper_limit(nll, space, asimov_events=1_000, rate=(40.0, error))
+    assert limit.observed == pytest.approx(_closed_form_mu_limit(n, 100.0, 40.0, error), rel=2e-3)
+    assert limit.rate == (40.0, error) and (np.diff(limit.expected) > 0).all()
+    plain = upper_limit(nll, space, asimov_events=1_000)
+    if error == 0:
+        assert limit.observed == pytest.approx(plain.observed / 40, rel=1e-6)
+        np.testing.assert_allclose(limit.expected, plain.expected / 40, rtol=1e-6)
+    else:  # an uncertain rate excludes less
+        assert limit.observed > plain.observed / 40 * (1 + error / 20)
+        assert (limit.expected > plain.expected / 40).all()

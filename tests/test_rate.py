@@ -79,7 +79,7 @@ def test_the_efficiency_reads_simulate_records_and_refuses_extrapolation(tmp_pat
     paths = []
     for k, (mz, passed) in enumerate([(3000.0, 400), (3500.0, 450), (4000.0, 480)]):
         path = tmp_path / f"signal_{k}.h5"
-        record = {"masses_GeV": {"m_zprime": mz, "m_x": 500.0, "m_y": 100.0},
+        record = {"masses": {"m_zprime": mz, "m_x": 500.0, "m_y": 100.0},
                   "generated": 1000, "passed": passed}  # fmt: skip
         (tmp_path / f"signal_{k}.json").write_text(json.dumps(record))
         paths.append(str(path))
@@ -103,3 +103,57 @@ def test_the_signal_rate_is_sigma_times_luminosity_times_efficiency():
     assert 0 < relative[0] < 0.02  # 2500 of 10000 per point: ~2% per point, less when smoothed
     with pytest.raises(InputError, match="luminosity must be positive"):
         SignalRate(xs, 0.0, eff)
+
+
+def test_the_rate_of_generated_signal_files_with_a_selection(tmp_path):
+    r"""Signal samples of `flowscan generate --events 0` at three Z' masses (m_X, m_Y
+    held): their records give the trigger's efficiency, `where` the analysis's cut on
+    the events kept; a cross section over m_zprime alone does not depend on the others.
+    Three points and a quadratic logit: the fit passes through each point (1e-9:
+    float64 least squares)."""
+    from flowscan.cli import main
+    from flowscan.io import read_table
+    from flowscan.samples import lhco
+
+    paths, expected = [], []
+    for mz in (3000.0, 3500.0, 4000.0):
+        path = tmp_path / f"signal_{mz:g}.h5"
+        args = ["generate", "--events", "0", "--signal-events", "400", "--masses"]
+        assert main([*args, f"{mz:g},500,100", "--seed", "3", "--out", str(path)]) == 0
+        record = json.loads(path.with_suffix(".json").read_text())
+        frame = read_table(path, lhco.FEATURES)
+        kept = (frame["m_jj"] > 3200).mean()
+        assert record["passed"] == len(frame) == 400 and record["generated"] > 400
+        expected.append((400 * kept + 0.5) / (record["generated"] + 1))
+        paths.append(str(path))
+    names = ["m_zprime", "m_x", "m_y"]
+    eff = Efficiency.read(paths, names, where="m_jj > 3200", derive=lhco.FEATURES)
+    points = np.array([[mz, 500.0, 100.0] for mz in (3000.0, 3500.0, 4000.0)])
+    np.testing.assert_allclose(eff(points)[0], expected, rtol=1e-9)
+    assert expected[0] < 0.5 < expected[2]  # the cut removes most of the 3 TeV signal
+    with pytest.raises(InputError, match="m_x = 600, m_y = 100 lies outside the simulated points"):
+        eff([3500.0, 600.0, 100.0])
+    table = tmp_path / "xs.csv"
+    pd.DataFrame({"m_zprime": [3000.0, 4000.0], "sigma_fb": [10.0, 1.0]}).to_csv(table)
+    with pytest.raises(InputError, match="nothing else; it has \\['Unnamed: 0'"):
+        CrossSection.read(table, names)
+    pd.DataFrame({"m_zprime": [3000.0, 4000.0], "sigma_fb": [10.0, 1.0]}).to_csv(table, index=False)
+    rate = SignalRate(CrossSection.read(table, names), 2.0, eff)
+    n, _ = rate(points)
+    np.testing.assert_allclose(n, np.array([10.0, 10**0.5, 1.0]) * 2.0 * expected, rtol=1e-9)
+
+
+def test_a_parameter_at_two_values_enters_the_efficiency_linearly():
+    r"""3 x 2 simulated points, a logit quadratic in m and linear in g: the fit recovers
+    it between the two values of g, where a parabola in g (that two values cannot fix)
+    would not. 1e9 events a point: the counts' rounding moves the logit by ~1e-8."""
+    points = np.array([(m, g) for m in (400.0, 500.0, 600.0) for g in (30.0, 50.0)])
+
+    def truth(p: np.ndarray) -> np.ndarray:
+        t, u = (p[:, 0] - 500.0) / 100.0, (p[:, 1] - 40.0) / 10.0
+        return 1 / (1 + np.exp(-(0.5 * t + 1.5 * u - 0.6 * t * t - 1.0)))
+
+    passed = np.round(truth(points) * 1e9)
+    eff = Efficiency.fit(["m", "g"], points, np.full(6, 1e9), passed)
+    inside = np.array([[450.0, 35.0], [520.0, 45.0], [580.0, 41.0]])
+    np.testing.assert_allclose(eff(inside)[0], truth(inside), rtol=1e-6)

@@ -29,7 +29,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     r"""Writes `--events` QCD and `--signal-events` signal events at `--masses` to the
-    HDF5 file `--out` (key `df`) and the metadata to `<file>.json`."""
+    HDF5 file `--out` (key `df`) and the metadata to `<file>.json`: the masses (GeV),
+    and for a signal sample (`--events 0`) the events generated and passing the
+    trigger, as `flowscan simulate` records them (`Efficiency.read`)."""
     masses = o.masses(args.masses)
     if args.events + args.signal_events == 0:
         raise InputError("nothing to generate: give --events or --signal-events above 0")
@@ -44,9 +46,12 @@ def run(args: argparse.Namespace) -> int:
         "generator": "flowscan.samples.lhco (fast LHCO-style generator)",
         "background_events": args.events,
         "signal_events": args.signal_events,
-        "masses_GeV": dict(zip(["m_zprime", "m_x", "m_y"], masses or [], strict=False)),
+        "masses": dict(zip(["m_zprime", "m_x", "m_y"], masses or [], strict=False)),
         "seed": args.seed,
     }
+    if args.events == 0:  # a signal sample: its efficiency, as flowscan simulate's record
+        meta |= {"generated": frame.attrs["generated"], "passed": len(frame)}
+        meta["efficiency"] = len(frame) / meta["generated"]
     write_events(frame, out, meta)
     print(f"wrote {out} ({len(frame)} events, LHCO R&D schema) and {out.with_suffix('.json')}")
     return 0

@@ -2,12 +2,20 @@ r"""Figures (matplotlib, Agg backend): fits, density models and statistics."""
 
 from .fits import plot_contours, plot_convergence, plot_fit, plot_landscape, plot_profiles
 from .models import plot_history, plot_marginals, plot_pairs, plot_theta_dependence
-from .stats import plot_closure, plot_impacts, plot_limits, plot_pulls, plot_q0
+from .stats import (
+    plot_closure,
+    plot_exclusion,
+    plot_impacts,
+    plot_limits,
+    plot_pulls,
+    plot_q0,
+)
 
 __all__ = [
     "plot_closure",
     "plot_contours",
     "plot_convergence",
+    "plot_exclusion",
     "plot_fit",
     "plot_history",
     "plot_impacts",

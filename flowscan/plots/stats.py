@@ -3,7 +3,14 @@ distribution, closure maps, and the pulls and impacts of nuisance parameters."""
 
 from __future__ import annotations
 
-__all__ = ["plot_closure", "plot_impacts", "plot_limits", "plot_pulls", "plot_q0"]
+__all__ = [
+    "plot_closure",
+    "plot_exclusion",
+    "plot_impacts",
+    "plot_limits",
+    "plot_pulls",
+    "plot_q0",
+]
 
 import itertools
 import os
@@ -24,13 +31,15 @@ def plot_limits(
     path: str | os.PathLike,
     cl: float = 0.95,
     title: str = "",
+    strength: bool = False,
 ) -> None:
     r"""The limit curve: observed upper limits on n_sig against a signal parameter, with
-    the expected median and its +-1 and +-2 sigma bands.
+    the expected median and its +-1 and +-2 sigma bands; with `strength`, limits on the
+    signal strength mu of a predicted yield, excluded below the line mu = 1.
 
     Arguments:
         x: Values of `parameter`, shape `(K,)`, increasing.
-        observed: Observed limits `(K,)`, in events.
+        observed: Observed limits `(K,)`, in events (mu with `strength`).
         expected: Expected limits `(K, 5)` at -2, -1, 0, +1, +2 sigma.
     """
     plt = pyplot()
@@ -40,10 +49,73 @@ def plot_limits(
     ax.plot(x, expected[:, 2], "k--", label="expected (median)")
     ax.plot(x, observed, "k.-", label="observed")
     ax.set_xlabel(parameter.label)
-    ax.set_ylabel(f"{cl:.0%} CL upper limit on n_sig [events]")
-    ax.set_ylim(bottom=0)
+    if strength:
+        ax.axhline(1.0, color="r", lw=1, label="μ = 1: excluded below")
+        ax.set_yscale("log")
+        ax.set_ylabel(f"{cl:.0%} CL upper limit on μ = n_sig / n_pred")
+    else:
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel(f"{cl:.0%} CL upper limit on n_sig [events]")
     ax.set_title(title or f"CLs upper limits (q̃_μ) against {parameter.name}", fontsize=10)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_exclusion(
+    x: np.ndarray,
+    y: np.ndarray,
+    observed: np.ndarray,
+    expected: np.ndarray,
+    parameters: tuple[Variable, Variable],
+    path: str | os.PathLike,
+    cl: float = 0.95,
+    title: str = "",
+) -> None:
+    r"""The region of a parameter plane excluded at `cl` (the limit on the signal
+    strength below 1), as physicists publish it: the observed contour with the excluded
+    side shaded, the expected median contour dashed, and the contours of the expected
+    limits at +-1 (green band) and +-2 sigma (yellow band); interpolated linearly in
+    log mu over the grid.
+
+    Arguments:
+        x, y: Grid values of the two parameters, `(I,)` and `(J,)`, increasing.
+        observed: Observed limits on mu, `(I, J)` (NaN where a fit failed).
+        expected: Expected limits on mu `(I, J, 5)` at -2, -1, 0, +1, +2 sigma.
+    """
+    from matplotlib.patches import Patch
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(9, 5))
+    grid = np.meshgrid(x, y, indexing="ij")
+    log = {k: np.ma.masked_invalid(np.log10(expected[..., k])) for k in range(5)}
+    log_obs = np.ma.masked_invalid(np.log10(observed))
+
+    def inside(z: np.ndarray, color: str, **kwargs) -> None:  # where mu's limit is below 1
+        if z.count() and z.min() < 0:
+            ax.contourf(*grid, z, levels=[z.min() - 1, 0], colors=[color], **kwargs)
+
+    # the bands as the differences of nested regions: excluded at -2, -1, +1, +2 sigma
+    for k, color in zip((0, 1, 3, 4), ("#ffcc00", "#00cc00", "#ffcc00", "white"), strict=True):
+        inside(log[k], color)
+    inside(log_obs, "none", hatches=["//"])
+    for z, style in ((log[2], "--"), (log_obs, "-")):
+        if z.count() and z.min() < 0 < z.max():
+            ax.contour(*grid, z, levels=[0], colors="k", linestyles=style, linewidths=1.5)
+    ax.plot(*(g.ravel() for g in grid), ".", color="0.6", ms=2)
+    handles = [
+        plt.Line2D([], [], color="k", label=f"observed: excluded at {cl:.0%} CL (hatched)"),
+        plt.Line2D([], [], color="k", ls="--", label="expected (median)"),
+        Patch(color="#00cc00", label="expected ±1σ"),
+        Patch(color="#ffcc00", label="expected ±2σ"),
+        plt.Line2D([], [], color="0.6", marker=".", ls="", label="points tested"),
+    ]
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
+    ax.set_xlabel(parameters[0].label)
+    ax.set_ylabel(parameters[1].label)
+    ax.set_title(title or f"excluded region in ({parameters[0].name}, {parameters[1].name})",
+                 fontsize=10)  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -298,7 +298,8 @@ def generate(
     and the |eta| cut: QCD is then drawn from a leading-jet pT of 1.2 TeV / (1 + jes)
     for a positive `jes` (the looser preselection), so that the events the shift lifts
     over the trigger are there. With both 0 the events are those of the nominal
-    generator, seed for seed."""
+    generator, seed for seed. `frame.attrs["generated"]` counts the events drawn, the
+    trigger's failures included: n over it is the trigger's efficiency."""
     if n < 1:
         raise InputError(f"need n >= 1 events, got {n}")
     label = 0
@@ -311,7 +312,7 @@ def generate(
         masses, label = (mz, mx, my), 1
     rng = np.random.default_rng(seed)
     floor = TRIGGER_PT / (1 + max(jes, 0.0))
-    parts, passed = [], 0
+    parts, passed, generated = [], 0, 0
     while passed < n:
         frame = _draw(rng, 2 * (n - passed) + 1000, masses, floor)
         if jes or jms:
@@ -319,22 +320,28 @@ def generate(
         keep = (np.maximum(_pt(frame, 1), _pt(frame, 2)) > TRIGGER_PT) & (
             np.maximum(np.abs(_eta(frame, 1)), np.abs(_eta(frame, 2))) < MAX_ETA
         )
-        parts.append(frame[keep])
-        passed += int(keep.sum())
-    frame = pd.concat(parts, ignore_index=True).iloc[:n]
+        kept = np.flatnonzero(keep)[: n - passed]
+        # the draws up to the n-th passing event
+        generated += int(kept[-1]) + 1 if len(kept) == n - passed else len(frame)
+        parts.append(frame.iloc[kept])
+        passed += len(kept)
+    frame = pd.concat(parts, ignore_index=True)
     swap = _pt(frame, 2) > _pt(frame, 1)
     first = [c for c in frame.columns if c.endswith("j1")]
     second = [c[:-1] + "2" for c in first]
     frame.loc[swap, first + second] = frame.loc[swap, second + first].to_numpy()
     frame["label"] = label
-    return frame.reset_index(drop=True)
+    frame = frame.reset_index(drop=True)
+    frame.attrs["generated"] = generated
+    return frame
 
 
 def pseudo_data(
     n_bkg: int, n_sig: int = 0, masses: Sequence[float] | None = None, seed: int = 0
 ) -> pd.DataFrame:
     r"""A labelled, shuffled mix like the R&D file: `n_bkg` QCD events and `n_sig` signal
-    events at `masses = (m_Z', m_X, m_Y)` GeV, in the schema."""
+    events at `masses = (m_Z', m_X, m_Y)` GeV, in the schema; `frame.attrs["generated"]`
+    counts the events drawn for them (`generate`)."""
     if n_sig and masses is None:
         raise InputError("signal events need masses (m_Z', m_X, m_Y)")
     parts = [generate(n_bkg, seed=seed)] if n_bkg else []
@@ -342,9 +349,12 @@ def pseudo_data(
         parts.append(generate(n_sig, masses, seed=seed + 1))
     if not parts:
         raise InputError("need n_bkg + n_sig >= 1 events")
+    generated = sum(p.attrs["generated"] for p in parts)
     frame = pd.concat(parts, ignore_index=True)
     order = np.random.default_rng(seed + 2).permutation(len(frame))
-    return frame.iloc[order].reset_index(drop=True)
+    frame = frame.iloc[order].reset_index(drop=True)
+    frame.attrs["generated"] = generated
+    return frame
 
 
 def features(frame: pd.DataFrame) -> pd.DataFrame:

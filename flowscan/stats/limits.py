@@ -47,14 +47,16 @@ class UpperLimit:
 
     Attributes:
         cl: Confidence level, e.g. 0.95.
-        observed: Upper limit on n_sig from the data, in events.
+        observed: Upper limit on n_sig from the data, in events (on mu with `rate`).
         expected: Limits expected under background only at the quantiles `SIGMAS`,
-            shape `(5,)`, in events.
+            shape `(5,)`, in events (on mu with `rate`).
         n_sig_hat: Best-fit n_sig (bounded below by 0 unless the likelihood allows
             negative signal).
         method: `"asymptotic"` or `"toys"`.
         scan: With toys, rows (n_sig, CLs+b, CLb, CLs, expected CLs at `SIGMAS`) at
             each tested n_sig, shape `(K, 9)`.
+        rate: Where the limits are on the signal strength mu = n_sig / n_pred: the
+            predicted yield n_pred (events) and its relative uncertainty, profiled.
     """
 
     cl: float
@@ -63,6 +65,7 @@ class UpperLimit:
     n_sig_hat: float
     method: str
     scan: np.ndarray | None = field(default=None, repr=False)
+    rate: tuple[float, float] | None = None
 
 
 def cls_asymptotic(q: float, q_asimov: float) -> float:
@@ -142,6 +145,39 @@ def _root(f: Callable[[float], float], alpha: float, low: float, high: float) ->
     return optimize.brentq(lambda mu: f(mu) - alpha, low, high, xtol=1e-9 * (high - low))
 
 
+def _in_mu(q: Callable[[float], float], low: float, rate: float, log_k: float) -> Callable:
+    r"""q~ as a function of mu = n_sig / `rate` from q~(n_sig) `q` (zero up to the
+    fitted n_sig `low`, from a fit with n_sig and the other parameters profiled), with
+    a log-normal rate uncertainty: n_sig = mu rate k^nu, nu constrained by N(0, 1),
+    k = exp(`log_k`). Profiling nu is a minimum over n_sig of q~(n_sig) + nu(n_sig)^2,
+    nu = ln(n_sig / (mu rate)) / `log_k`; it lies between the fitted n_sig and mu rate,
+    where both terms fall towards each other. With `log_k` = 0, q~(mu rate)."""
+
+    def q_mu(mu: float) -> float:
+        centre = mu * rate
+        if centre <= low:
+            return 0.0
+        if log_k == 0:
+            return q(centre)
+        # nu beyond sqrt(q~(mu rate)) costs more than the whole q~ it could save
+        span = min(math.log(centre / low) if low > 0 else math.inf, log_k * math.sqrt(q(centre)))
+        if span <= 0:
+            return q(centre)
+
+        def total(t: float) -> float:  # t = ln(mu rate / n_sig) >= 0
+            return q(centre * math.exp(-t)) + (t / log_k) ** 2
+
+        ts = np.linspace(0.0, span, 65)
+        k = int(np.argmin([total(t) for t in ts]))
+        best = optimize.minimize_scalar(
+            total, bounds=(ts[max(k - 1, 0)], ts[min(k + 1, 64)]), method="bounded",
+            options={"xatol": 1e-6 * span},
+        )  # fmt: skip
+        return float(min(best.fun, total(ts[k])))
+
+    return q_mu
+
+
 def upper_limit(
     nll: MixtureLikelihood,
     space: ParameterSpace,
@@ -151,9 +187,11 @@ def upper_limit(
     seed: int = 0,
     points: int = 13,
     tol: float = 1e-4,
+    rate: tuple[float, float] | None = None,
 ) -> UpperLimit:
     r"""Asymptotic CLs upper limit on n_sig at the fixed signal parameters of `space`,
-    with the expected band from the background-only Asimov dataset.
+    with the expected band from the background-only Asimov dataset; with `rate`, on the
+    signal strength mu = n_sig / n_pred of a predicted yield instead.
 
     q~_mu is measured on the data; q_mu,A on `asimov(nll, theta_0)`, with theta_0 the
     background-only fit to the data (n_sig = 0, the other floating parameters profiled).
@@ -162,6 +200,12 @@ def upper_limit(
     linear in n_sig, are interpolated (monotone cubic) in between: ~2 `points` profile
     fits in all. The limit is the n_sig where CLs = 1 - `cl`; the expected limits solve
     `cls_expected` = 1 - `cl` at each of `SIGMAS`.
+
+    With `rate = (n_pred, error)` the signal yield is n_sig = mu n_pred (1 + error)^nu,
+    the rate's relative uncertainty `error` a log-normal nuisance nu constrained by
+    N(0, 1) (its global observable at 0 in data and Asimov alike), and q~_mu profiles nu
+    too: over n_sig, on the same curves (`_in_mu`), no further fits. mu = 1 is excluded
+    where the limit lies below 1.
 
     Arguments:
         nll: An extended `MixtureLikelihood` whose densities can `sample`.
@@ -172,10 +216,18 @@ def upper_limit(
         seed: Seed of the Asimov sample.
         points: Values of n_sig per curve and extension.
         tol: NLL tolerance of each profile fit.
+        rate: The predicted signal yield at these signal parameters, events, and its
+            relative uncertainty; the limits are then on mu.
     """
     _check(nll, space)
     if not 0 < cl < 1:
         raise InputError(f"cl must lie in (0, 1), got {cl}")
+    n_pred, error = (1.0, 0.0) if rate is None else rate
+    if not (math.isfinite(n_pred) and n_pred > 0 and math.isfinite(error) and error >= 0):
+        raise InputError(
+            f"the predicted signal yield must be positive, its relative error >= 0: {rate}"
+        )
+    log_k = math.log1p(error)
     q_obs = _Qtilde(nll, space, tol)
     theta_0 = q_obs.conditional(0.0)[1]
     data_a = asimov(nll, theta_0, asimov_events, seed)
@@ -198,20 +250,23 @@ def upper_limit(
         grid_obs += np.linspace(grid_obs[-1], high, points)[1:].tolist()
         root_a = interpolate.PchipInterpolator(grid_a, [math.sqrt(q_a(m)) for m in grid_a])
         root_obs = interpolate.PchipInterpolator(grid_obs, [math.sqrt(q_obs(m)) for m in grid_obs])
+        q_mu_obs = _in_mu(
+            lambda n, r=root_obs: float(r(n)) ** 2 if n > low else 0.0, low, n_pred, log_k
+        )
+        q_mu_a = _in_mu(lambda n, r=root_a: float(r(n)) ** 2, 0.0, n_pred, log_k)
 
-        def observed_cls(mu: float, root_obs=root_obs, root_a=root_a) -> float:
-            return cls_asymptotic(float(root_obs(mu)) ** 2, float(root_a(mu)) ** 2)
+        def observed_cls(mu: float, q_mu_obs=q_mu_obs, q_mu_a=q_mu_a) -> float:
+            return cls_asymptotic(q_mu_obs(mu), q_mu_a(mu))
 
-        def expected_cls(mu: float, n: float, root_a=root_a) -> float:
-            return cls_expected(float(root_a(mu)) ** 2, n)
+        def expected_cls(mu: float, n: float, q_mu_a=q_mu_a) -> float:
+            return cls_expected(q_mu_a(mu), n)
 
-        if observed_cls(high) < alpha and expected_cls(high, SIGMAS[-1]) < alpha:
+        end = high / n_pred  # mu: its profiled n_sig lies below mu n_pred
+        if observed_cls(end) < alpha and expected_cls(end, SIGMAS[-1]) < alpha:
             break
-    observed = _root(observed_cls, alpha, low, high)
-    expected = np.array(
-        [_root(lambda mu, n=n: expected_cls(mu, n), alpha, 0, high) for n in SIGMAS]
-    )
-    return UpperLimit(cl, observed, expected, q_obs.mu_hat, "asymptotic")
+    observed = _root(observed_cls, alpha, low / n_pred, end)
+    expected = np.array([_root(lambda mu, n=n: expected_cls(mu, n), alpha, 0, end) for n in SIGMAS])
+    return UpperLimit(cl, observed, expected, q_obs.mu_hat, "asymptotic", rate=rate)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import numpy as np
 from scipy.interpolate import LinearNDInterpolator
 
 from ..exceptions import InputError
-from ..io import read_table
+from ..io import Derivation, read_events, read_table
 
 _UNITS = {"sigma_fb": 1.0, "sigma_pb": 1e3}  # column -> fb
 
@@ -73,22 +73,25 @@ class CrossSection:
 
     @classmethod
     def read(cls, path: str | os.PathLike, names: Sequence[str]) -> CrossSection:
-        r"""The table of a file (`flowscan.io.read_table`: CSV, Parquet...) with a column
-        per parameter of `names` and `sigma_fb` or `sigma_pb`."""
+        r"""The table of a file (`flowscan.io.read_table`: CSV, Parquet...): a column for
+        each of the signal parameters `names` the cross section depends on (those it
+        lacks, it does not depend on) and `sigma_fb` or `sigma_pb`, nothing else."""
         frame = read_table(path)
         units = [c for c in _UNITS if c in frame.columns]
-        missing = [n for n in names if n not in frame.columns]
-        if missing or len(units) != 1:
+        own = [n for n in names if n in frame.columns]
+        other = [c for c in frame.columns if c not in (*names, *_UNITS)]
+        if len(units) != 1 or not own or other:
             raise InputError(
-                f"{path}: a cross-section table has a column per parameter {list(names)} and "
-                f"one of {list(_UNITS)}; it has {list(frame.columns)}"
+                f"{path}: a cross-section table has a column for each parameter of "
+                f"{list(names)} it depends on and one of {list(_UNITS)}, nothing else; it "
+                f"has {list(frame.columns)}"
             )
         try:
-            values = frame[[*names, units[0]]].to_numpy(dtype=np.float64)
+            values = frame[[*own, units[0]]].to_numpy(dtype=np.float64)
         except ValueError:
             raise InputError(f"{path}: the cross-section table holds text, not numbers") from None
         try:
-            return cls(list(names), values[:, :-1], values[:, -1] * _UNITS[units[0]])
+            return cls(own, values[:, :-1], values[:, -1] * _UNITS[units[0]])
         except InputError as e:
             raise InputError(f"{path}: {e}") from None
 
@@ -115,11 +118,16 @@ class CrossSection:
         return np.exp(values)
 
 
-def _monomials(t: np.ndarray, degree: int) -> np.ndarray:
-    r"""Every monomial of the columns of `t` `(K, D)` up to `degree`, `(K, M)`, 1 first."""
-    d = t.shape[1]
+def _monomials(t: np.ndarray, degree: int, points: np.ndarray) -> np.ndarray:
+    r"""The monomials of the columns of `t` `(K, D)` up to `degree`, `(K, M)`, 1 first,
+    that the `points` `(P, D)` determine: a parameter with n distinct values among them
+    enters with a power below n (two values of gamma fix a line in it, no parabola)."""
+    distinct = [len(np.unique(points[:, k])) for k in range(points.shape[1])]
     powers = [
-        p for k in range(degree + 1) for p in itertools.combinations_with_replacement(range(d), k)
+        p
+        for k in range(degree + 1)
+        for p in itertools.combinations_with_replacement(range(t.shape[1]), k)
+        if all(p.count(j) < distinct[j] for j in set(p))
     ]
     return np.stack([np.prod(t[:, list(p)], axis=1) for p in powers], axis=1)
 
@@ -127,16 +135,17 @@ def _monomials(t: np.ndarray, degree: int) -> np.ndarray:
 @dataclass(frozen=True)
 class Efficiency:
     r"""The selection efficiency eff(theta) over the simulated grid, smoothed: a
-    polynomial in theta (up to `degree`, every monomial; lower where the points are too
-    few) fitted to logit(eff) by weighted least squares, each point weighted by its
-    binomial precision n p (1 - p) (p from (passed + 1/2) / (generated + 1), so that 0 and
-    all pass keep a finite logit). Its uncertainty at theta is the fit's (the delta
-    method), scaled up by sqrt(chi^2 / ndf) where the polynomial fits the points worse
-    than their binomial errors: a smooth function cannot follow them, and the error says
-    so. Theta outside the simulated points' range raises `InputError`.
+    polynomial in theta (up to `degree`, every monomial of the parameters the points
+    vary in; lower where the points are too few) fitted to logit(eff) by weighted least
+    squares, each point weighted by its binomial precision n p (1 - p) (p from
+    (passed + 1/2) / (generated + 1), so that 0 and all pass keep a finite logit). Its
+    uncertainty at theta is the fit's (the delta method), scaled up by sqrt(chi^2 / ndf)
+    where the polynomial fits the points worse than their binomial errors: a smooth
+    function cannot follow them, and the error says so. Theta outside the simulated
+    points' range (off the value of a parameter they all share) raises `InputError`.
 
     Build it with `fit` (counts in hand) or `read` (the `<file>.json` records of
-    `flowscan simulate`).
+    `flowscan simulate` or `flowscan generate`).
     """
 
     names: list[str]
@@ -167,10 +176,10 @@ class Efficiency:
         if not ((generated > 0).all() and (passed >= 0).all() and (passed <= generated).all()):
             raise InputError("each point needs generated > 0 and 0 <= passed <= generated")
         p = (passed + 0.5) / (generated + 1)
-        t = cls._unit(points, points)
-        while degree > 0 and _monomials(t, degree).shape[1] > len(points):
+        t = cls._unit(points, points)  # the parameters the points vary in
+        while degree > 0 and _monomials(t, degree, t).shape[1] > len(points):
             degree -= 1  # no more coefficients than points
-        design = _monomials(t, degree)
+        design = _monomials(t, degree, t)
         weight = generated * p * (1 - p)  # 1 / var(logit p)
         normal = design.T @ (design * weight[:, None])
         covariance = np.linalg.pinv(normal)
@@ -182,18 +191,27 @@ class Efficiency:
                    chi2, ndf)  # fmt: skip
 
     @classmethod
-    def read(cls, paths: Sequence[str | os.PathLike], names: Sequence[str]) -> Efficiency:
-        r"""The efficiency of the event files of `flowscan simulate` (their `<file>.json`
-        records: the masses, generated and passing events), over `names` (the masses
-        in the records' order: m_zprime, m_x, m_y)."""
+    def read(
+        cls,
+        paths: Sequence[str | os.PathLike],
+        names: Sequence[str],
+        where: str | None = None,
+        derive: Derivation | None = None,
+    ) -> Efficiency:
+        r"""The efficiency of signal event files of `flowscan simulate` or `flowscan
+        generate --events 0` (their `<file>.json` records: the masses, GeV, and the
+        events generated and passing), over `names` (keys of the records' masses:
+        m_zprime, m_x, m_y). With `where` (and the columns `derive` adds), the events
+        passing are those the file holds that pass it too, as an analysis selects
+        them (`flowscan.io.read_events`)."""
         rows = []
         for path in paths:
             record_path = os.path.splitext(path)[0] + ".json"
             try:
                 with open(record_path, encoding="utf-8") as f:
                     record = json.load(f)
-                masses = record["masses_GeV"]
-                rows.append([*(masses[n] for n in names), record["generated"], record["passed"]])
+                masses = record["masses"]
+                row = [*(float(masses[n]) for n in names), record["generated"], record["passed"]]
             except OSError:
                 raise InputError(
                     f"{record_path}: no record of {path}; the efficiency comes from the "
@@ -201,16 +219,24 @@ class Efficiency:
                 ) from None
             except (KeyError, TypeError, ValueError):
                 raise InputError(
-                    f"{record_path}: not a flowscan simulate record with masses {list(names)}, "
-                    "generated and passed"
+                    f"{record_path}: not the record of a signal sample with masses "
+                    f"{list(names)}, generated and passed events (flowscan simulate, or "
+                    "flowscan generate --events 0 --signal-events N)"
                 ) from None
+            if where:
+                frame = read_table(path, derive)
+                row[-1] *= len(read_events(path, [frame.columns[0]], where, derive)) / len(frame)
+            rows.append(row)
         table = np.array(rows, dtype=np.float64)
         return cls.fit(names, table[:, :-2], table[:, -2], table[:, -1])
 
     @staticmethod
     def _unit(theta: np.ndarray, points: np.ndarray) -> np.ndarray:
+        r"""`theta` mapped to [-1, 1] over the points' range, in the parameters the
+        points vary in (one held at a value is not fitted in)."""
         low, high = points.min(0), points.max(0)
-        return 2 * (theta - low) / np.where(high > low, high - low, 1.0) - 1
+        varied = high > low
+        return 2 * (theta - low)[:, varied] / (high - low)[varied] - 1
 
     def __call__(self, theta: np.ndarray | Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
         r"""The efficiency `(K,)` at thetas `(K, D)` (or one `(D,)`) and its
@@ -224,7 +250,8 @@ class Efficiency:
                 f"simulated points ({_named(low, self.names)} to {_named(high, self.names)}): "
                 "simulate points there; an efficiency is not extrapolated"
             )
-        design = _monomials(self._unit(theta, self.points), self.degree)
+        unit = self._unit(self.points, self.points)
+        design = _monomials(self._unit(theta, self.points), self.degree, unit)
         logit = design @ self.coefficients
         error = np.sqrt(np.einsum("km,mn,kn->k", design, self.covariance, design))
         error *= math.sqrt(max(1.0, self.chi2 / self.ndf)) if self.ndf > 0 else 1.0
@@ -234,7 +261,8 @@ class Efficiency:
 
 @dataclass(frozen=True)
 class SignalRate:
-    r"""The expected signal yield n_sig(theta) = sigma(theta) L eff(theta).
+    r"""The expected signal yield n_sig(theta) = sigma(theta) L eff(theta), theta over
+    the efficiency's parameters (the cross section's are some of them).
 
     Arguments:
         cross_section: sigma(theta), fb.
@@ -249,14 +277,17 @@ class SignalRate:
     def __post_init__(self) -> None:
         if not (math.isfinite(self.luminosity) and self.luminosity > 0):
             raise InputError(f"the luminosity must be positive (1/fb), got {self.luminosity}")
-        if self.cross_section.names != self.efficiency.names:
+        unknown = sorted(set(self.cross_section.names) - set(self.efficiency.names))
+        if unknown:
             raise InputError(
-                f"the cross sections are over {self.cross_section.names}, the efficiency "
-                f"over {self.efficiency.names}: give both over the signal's parameters"
+                f"the cross section depends on {unknown}, which the efficiency is not over "
+                f"({self.efficiency.names}): give both over the signal's parameters"
             )
 
     def __call__(self, theta: np.ndarray | Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-        r"""n_sig `(K,)` at thetas `(K, D)` and its relative uncertainty `(K,)` (the
-        efficiency's)."""
+        r"""n_sig `(K,)` at thetas `(K, D)` over `efficiency.names` and its relative
+        uncertainty `(K,)` (the efficiency's)."""
+        theta = _points(theta, self.efficiency.names)
         eff, error = self.efficiency(theta)
-        return self.cross_section(theta) * self.luminosity * eff, error / eff
+        columns = [self.efficiency.names.index(n) for n in self.cross_section.names]
+        return self.cross_section(theta[:, columns]) * self.luminosity * eff, error / eff
