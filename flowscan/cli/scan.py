@@ -6,15 +6,18 @@ import argparse
 import json
 import math
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .. import plots
-from ..exceptions import InputError
+from ..exceptions import FitError, InputError
 from ..io import check_memory, run_folder, write_record
+from ..parallel import dask_client
 from ..scanner import METHODS, MixtureLikelihood, ParameterSpace, ScanResult, fit_methods
-from ..stats import pulls_and_impacts
+from ..stats import discovery, global_significance, pulls_and_impacts, q0_field
+from ..stats.look_elsewhere import THRESHOLDS
 from ..weights import effective_events
 from . import _options as o
 
@@ -58,6 +61,35 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="add the bias the ensembles' members share to every fit as a third error: "
         "the closure.json of flowscan closure on these ensembles at the analysis's yields",
     )
+    lee = scan.add_argument_group(
+        "global significance",
+        "the look-elsewhere effect of the floating signal parameters (extended likelihood)",
+    )
+    lee.add_argument(
+        "--global-significance",
+        type=o.positive_int,
+        metavar="TOYS",
+        help="background-only pseudo-experiments, each fitted by the same global search: "
+        "the global p-value of the local q0, and Gross-Vitells' from their q0 fields",
+    )
+    lee.add_argument(
+        "--lee-grid",
+        action="append",
+        help="values of a floating signal parameter for the q0 fields, name=low:high:count "
+        "(default its range in 41, 15 or 8 steps for 1, 2 or 3 parameters)",
+    )
+    lee.add_argument(
+        "--lee-fields",
+        type=o.positive_int,
+        help="toys that also give their q0 field (default all, at most 100)",
+    )
+    lee.add_argument(
+        "--lee-thresholds",
+        help="the reference thresholds of q0 for the Euler characteristic, one per floating "
+        f"signal parameter (default {','.join(map(str, THRESHOLDS))}, the first D)",
+    )
+    o.add_dask(scan)
+    o.add_progress(scan)
     scan.add_argument(
         "--no-model-check",
         action="store_true",
@@ -77,13 +109,22 @@ def run(args: argparse.Namespace) -> int:
     result with its `FitSettings`), `convergence.png`, and with `--profiles`
     `profiles.png` and `contours.png`. With constrained nuisances (the models',
     `--analysis`, `--nuisance`), the Minuit fit's pulls, constraints and impacts
-    (`pulls_and_impacts`) go to a table, `scan.json` and `impacts.png`. Returns the exit
-    code."""
+    (`pulls_and_impacts`) go to a table, `scan.json` and `impacts.png`. With
+    `--global-significance TOYS` (extended likelihood), the local significance of the
+    first method's fit and its global one (`global_significance`: background-only toys,
+    and Gross-Vitells from their q0 fields over `--lee-grid`) go to a table and
+    `scan.json`, the data's q0 field to `q0_field.csv` and `q0_field.png`. Returns the
+    exit code."""
     methods = list(METHODS) if args.method == "all" else o.names(args.method)
     unknown = sorted(set(methods) - set(METHODS))
     if unknown or not methods:
         raise InputError(
             f"unknown method(s) {unknown or methods}; choose from {list(METHODS)} or 'all'"
+        )
+    if args.global_significance and args.weight:
+        raise InputError(
+            "--global-significance compares the data with unweighted background-only "
+            "toys: drop --weight (weighted simulation is no observed dataset)"
         )
     flags = {k: True for k in ("minos", "profiles") if getattr(args, k)}
     settings = o.fit_settings(args, minuit=flags)
@@ -111,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
         if method in methods:
             check_memory(settings.keywords(method)[key], width, f"{method}.{key}")
     bias = None if args.model_bias is None else _model_bias(args.model_bias, nll.names)
+    lee = _lee_settings(args, nll, space) if args.global_significance else None
     out = run_folder(args.out, "scan")
 
     print(f"fitting {o.event_count(len(x), weights)} by {', '.join(methods)} ...", flush=True)
@@ -156,8 +198,136 @@ def run(args: argparse.Namespace) -> int:
             contours = out / "contours.png"
             plots.plot_contours(minuit.contours, nll.theta_vars, minuit.values, contours)
             files.append("contours.png")
+    if args.global_significance:
+        local = results[methods[0]]
+        if local.status == "failed":
+            raise FitError(f"no global significance without a fit: {local.message}")
+        extra["global_significance"] = _global(args, nll, space, local, lee, out, files)
+        write_record(out / "scan.json", config, results=record, **extra)
     print(f"wrote {out}/ ({', '.join(files)})")
     return o.exit_code([r.status for r in results.values()])
+
+
+def _lee_grid(args: argparse.Namespace, nll: MixtureLikelihood, space: ParameterSpace) -> dict:
+    r"""The grid of the q0 fields: `--lee-grid`, or each floating signal parameter's
+    range in 41, 15 or 8 steps for 1, 2 or 3 of them."""
+    nuisances = {c.name for c in nll.constraints}
+    signal = [
+        v
+        for v in nll.signal.theta_vars
+        if v.name in space.floating_names and v.name not in nuisances
+    ]
+    if not signal:
+        return {}
+    if args.lee_grid:
+        grid = o.parse_at(args.lee_grid)
+        if sorted(grid) != sorted(v.name for v in signal):
+            raise InputError(
+                f"--lee-grid needs values of the floating signal parameters "
+                f"{[v.name for v in signal]}, got {sorted(grid)}"
+            )
+        for v in signal:
+            outside = [g for g in grid[v.name] if not v.low <= g <= v.high]
+            if outside:
+                raise InputError(f"--lee-grid {v.name} = {outside} is outside [{v.low}, {v.high}]")
+        return {v.name: np.array(grid[v.name]) for v in signal}
+    steps = {1: 41, 2: 15, 3: 8}.get(len(signal), 6)
+    return {v.name: np.linspace(v.low, v.high, steps) for v in signal}
+
+
+def _lee_settings(
+    args: argparse.Namespace, nll: MixtureLikelihood, space: ParameterSpace
+) -> tuple[dict, list[float] | None, int | None]:
+    r"""The grid, thresholds and number of fields of `--global-significance`, checked
+    before any fit."""
+    if not nll.extended:
+        raise InputError(
+            "--global-significance needs the extended likelihood: omit --n-sig and --n-bkg"
+        )
+    grid = _lee_grid(args, nll, space)
+    thresholds = None
+    if args.lee_thresholds and grid:
+        try:
+            thresholds = [float(u) for u in o.names(args.lee_thresholds)]
+        except ValueError:
+            raise InputError(f"--lee-thresholds {args.lee_thresholds!r}: not numbers") from None
+        if len(thresholds) != len(grid) or not all(math.isfinite(u) and u > 0 for u in thresholds):
+            raise InputError(
+                f"--lee-thresholds: give {len(grid)} positive threshold(s) of q0, one per "
+                f"floating signal parameter {list(grid)}"
+            )
+    toys = args.global_significance
+    fields = min(toys, args.lee_fields or 100) if grid else None
+    if grid and fields < 2:
+        raise InputError("Gross-Vitells needs at least 2 q0 fields: --global-significance >= 2")
+    return grid, thresholds, fields
+
+
+def _global(
+    args: argparse.Namespace,
+    nll: MixtureLikelihood,
+    space: ParameterSpace,
+    local: ScanResult,
+    lee: tuple[dict, list[float] | None, int | None],
+    out: Path,
+    files: list[str],
+) -> dict:
+    r"""The local and global significance of the fit `local` (`global_significance`),
+    printed; the data's q0 field over the grid to `q0_field.csv` and `q0_field.png`;
+    returns the record for `scan.json`."""
+    grid, thresholds, fields = lee
+    toys = args.global_significance
+    start = ParameterSpace(space.theta_vars, local.theta, space.fixed_names)
+    found = discovery(nll, start, local)
+    print(f"local significance at the best fit: q0 = {found.q0:.3f}, Z = {found.significance:.2f}")
+    result_files = []
+    if grid:
+        nuisances = {c.name for c in nll.constraints}
+        held = {
+            v.name: [float(local.values[v.name])]
+            for v in nll.signal.theta_vars
+            if v.name not in grid and v.name not in nuisances
+        }  # signal parameters fixed in the fit: one value, first
+        data_field = q0_field(nll, start, held | grid).reshape([len(v) for v in grid.values()])
+        columns = np.meshgrid(*grid.values(), indexing="ij")
+        table = pd.DataFrame({n: c.ravel() for n, c in zip(grid, columns, strict=True)})
+        table["q0"] = data_field.ravel()
+        table.to_csv(out / "q0_field.csv", index=False)
+        variables = [nll.theta_vars[nll.names.index(n)] for n in grid]
+        used = thresholds or list(THRESHOLDS[: len(grid)])
+        plots.plot_q0_field(data_field, grid, variables, used, out / "q0_field.png")
+        result_files += ["q0_field.csv", "q0_field.png"]
+    print(
+        f"{toys} background-only pseudo-experiments"
+        + (f" ({fields} with their q0 field over {list(grid)})" if grid else "")
+        + " ..."
+    )
+    with dask_client(args.jobs, args.scheduler) as client:
+        result = global_significance(
+            nll, start, found.q0, toys, grid=grid or None, fields=fields, thresholds=thresholds,
+            seed=args.seed, client=client, progress=not args.no_progress,
+        )  # fmt: skip
+    print(pd.DataFrame(result.table()).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if result.missed:
+        print(f"  the global search missed the grid's maximum in {result.missed} toy(s)")
+    failed = int(np.isnan(result.toys_q0).sum())
+    if failed:
+        print(f"  {failed} of {toys} pseudo-experiments' fits failed (left out)")
+    files += result_files
+    gv = result.gross_vitells
+    return {
+        "q0": result.q0, "local_p": result.local_p, "local_z": result.local_z,
+        "p_toys": result.p_toys, "p_toys_error": result.p_toys_error, "z_toys": result.z_toys,
+        "p_gross_vitells": result.p_gv, "p_gross_vitells_error": result.p_gv_error,
+        "z_gross_vitells": result.z_gv, "missed": result.missed, "failed_toys": failed,
+        "toys_q0": result.toys_q0.tolist(),
+        "grid": {n: list(map(float, v)) for n, v in grid.items()},
+        "gross_vitells": None if gv is None else {
+            "thresholds": gv.thresholds.tolist(), "mean_euler": gv.mean.tolist(),
+            "covariance": gv.covariance.tolist(), "coefficients": gv.coefficients.tolist(),
+            "fields": gv.fields,
+        },
+    }  # fmt: skip
 
 
 def _model_bias(path: str, names: list[str]) -> np.ndarray:

@@ -9,6 +9,7 @@ from .stats import (
     plot_limits,
     plot_pulls,
     plot_q0,
+    plot_q0_field,
 )
 
 __all__ = [
@@ -26,5 +27,6 @@ __all__ = [
     "plot_profiles",
     "plot_pulls",
     "plot_q0",
+    "plot_q0_field",
     "plot_theta_dependence",
 ]

@@ -10,6 +10,7 @@ __all__ = [
     "plot_limits",
     "plot_pulls",
     "plot_q0",
+    "plot_q0_field",
 ]
 
 import itertools
@@ -116,6 +117,53 @@ def plot_exclusion(
     ax.set_ylabel(parameters[1].label)
     ax.set_title(title or f"excluded region in ({parameters[0].name}, {parameters[1].name})",
                  fontsize=10)  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_q0_field(
+    q0: np.ndarray,
+    grid: dict[str, np.ndarray],
+    parameters: Sequence[Variable],
+    thresholds: Sequence[float],
+    path: str | os.PathLike,
+    title: str = "",
+) -> None:
+    r"""The discovery test statistic q0 of the data over the scanned signal parameters,
+    with the excursion sets {q0 > u} at the Gross-Vitells thresholds: a curve for one
+    parameter, a map for two, and for three the map of the first two maximized over
+    the third.
+
+    Arguments:
+        q0: The field, shape `(len(v) for v in grid.values())`.
+        grid: The values of each parameter, in the field's axis order.
+        parameters: Their variables, in that order.
+    """
+    plt = pyplot()
+    names = list(grid)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    if q0.ndim == 1:
+        x = grid[names[0]]
+        ax.plot(x, q0, "k.-", label="q0 of the data")
+        for u in thresholds:
+            ax.axhline(u, color="tab:red", lw=1, ls=":")
+            ax.fill_between(x, u, q0, where=q0 > u, color="tab:red", alpha=0.15)
+        ax.set_xlabel(parameters[0].label)
+        ax.set_ylabel("q0")
+        ax.legend(fontsize=8)
+    else:
+        field = q0 if q0.ndim == 2 else q0.max(axis=2)
+        x, y = grid[names[0]], grid[names[1]]
+        mesh = ax.pcolormesh(x, y, field.T, shading="nearest", cmap="viridis")
+        fig.colorbar(mesh, ax=ax, label="q0" + (f" (max over {names[2]})" if q0.ndim == 3 else ""))
+        if field.max() > min(thresholds):
+            ax.contour(x, y, field.T, levels=sorted(thresholds), colors="w",
+                       linestyles=":", linewidths=1)  # fmt: skip
+        ax.set_xlabel(parameters[0].label)
+        ax.set_ylabel(parameters[1].label)
+    levels = ", ".join(f"{u:g}" for u in thresholds)
+    ax.set_title(title or f"q0 over the scan, excursion sets at q0 > {levels}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
