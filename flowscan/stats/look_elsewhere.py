@@ -215,7 +215,7 @@ class GlobalSignificance:
         z_toys: The global significance from the toys.
         gross_vitells: The Euler-characteristic estimate (`None` without a grid).
         p_gv, p_gv_error, z_gv: Its global p-value, standard error and significance.
-        fields: The toys' q0 fields over the grid.
+        fields: The toys' q0 fields over the grid, axes in its order.
         missed: Toys whose grid holds a q0 above their global search's by more than
             0.01: maxima the search missed (their q0 is the grid's).
     """
@@ -354,7 +354,9 @@ def global_significance(
         nll, ParameterSpace(space.theta_vars, space.start, held), {"n_sig": 0.0}
     )
     # the whole grid, signal parameters fixed there too
-    full = {n: [float(space.start[space.names.index(n)])] for n in _signal_names(nll)} | grid
+    full = {
+        n: [float(space.start[space.names.index(n)])] for n in _signal_names(nll) if n not in grid
+    } | grid  # the fixed first: the fields' axes squeeze to the grid's, in its order
     task = _NullToy(
         nll.signal, nll.background, nll.negative_signal, nll.theta_vars[0].high,
         tuple(nll.names), tuple(map(float, truth)), tuple(space.fixed_names),
