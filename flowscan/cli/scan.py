@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +15,17 @@ from .. import plots
 from ..exceptions import FitError, InputError
 from ..io import check_memory, run_folder, write_record
 from ..parallel import dask_client
-from ..scanner import METHODS, MixtureLikelihood, ParameterSpace, ScanResult, fit_methods
-from ..stats import discovery, global_significance, pulls_and_impacts, q0_field
+from ..scanner import (
+    LOCAL,
+    METHODS,
+    FitSettings,
+    MixtureLikelihood,
+    ParameterSpace,
+    ScanResult,
+    fit_methods,
+)
+from ..stats import checked_grid, discovery, global_significance, pulls_and_impacts
+from ..stats.hypotest import signal_parameters
 from ..stats.look_elsewhere import THRESHOLDS
 from ..weights import effective_events
 from . import _options as o
@@ -69,8 +78,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--global-significance",
         type=o.positive_int,
         metavar="TOYS",
-        help="background-only pseudo-experiments, each fitted by the same global search: "
-        "the global p-value of the local q0, and Gross-Vitells' from their q0 fields",
+        help="background-only pseudo-experiments, each fitted as the data (the first local "
+        "--method): the global p-value of the local q0, and Gross-Vitells' from their q0 fields",
     )
     lee.add_argument(
         "--lee-grid",
@@ -80,8 +89,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     lee.add_argument(
         "--lee-fields",
-        type=o.positive_int,
-        help="toys that also give their q0 field (default all, at most 100)",
+        type=o.count,
+        help="toys that also give their q0 field (default all, at most 100; 0: the toys "
+        "alone, no Gross-Vitells)",
     )
     lee.add_argument(
         "--lee-thresholds",
@@ -111,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     `--analysis`, `--nuisance`), the Minuit fit's pulls, constraints and impacts
     (`pulls_and_impacts`) go to a table, `scan.json` and `impacts.png`. With
     `--global-significance TOYS` (extended likelihood), the local significance of the
-    first method's fit and its global one (`global_significance`: background-only toys,
+    first local method's fit and its global one (`global_significance`: background-only toys,
     and Gross-Vitells from their q0 fields over `--lee-grid`) go to a table and
     `scan.json`, the data's q0 field to `q0_field.csv` and `q0_field.png`. Returns the
     exit code."""
@@ -152,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         if method in methods:
             check_memory(settings.keywords(method)[key], width, f"{method}.{key}")
     bias = None if args.model_bias is None else _model_bias(args.model_bias, nll.names)
-    lee = _lee_settings(args, nll, space) if args.global_significance else None
+    lee = _lee_settings(args, nll, space, methods) if args.global_significance else None
     out = run_folder(args.out, "scan")
 
     print(f"fitting {o.event_count(len(x), weights)} by {', '.join(methods)} ...", flush=True)
@@ -199,10 +209,10 @@ def run(args: argparse.Namespace) -> int:
             plots.plot_contours(minuit.contours, nll.theta_vars, minuit.values, contours)
             files.append("contours.png")
     if args.global_significance:
-        local = results[methods[0]]
+        local = results[next(m for m in methods if m in LOCAL)]
         if local.status == "failed":
             raise FitError(f"no global significance without a fit: {local.message}")
-        extra["global_significance"] = _global(args, nll, space, local, lee, out, files)
+        extra["global_significance"] = _global(args, nll, settings, local, lee, out, files)
         write_record(out / "scan.json", config, results=record, **extra)
     print(f"wrote {out}/ ({', '.join(files)})")
     return o.exit_code([r.status for r in results.values()])
@@ -210,124 +220,147 @@ def run(args: argparse.Namespace) -> int:
 
 def _lee_grid(args: argparse.Namespace, nll: MixtureLikelihood, space: ParameterSpace) -> dict:
     r"""The grid of the q0 fields: `--lee-grid`, or each floating signal parameter's
-    range in 41, 15 or 8 steps for 1, 2 or 3 of them."""
-    nuisances = {c.name for c in nll.constraints}
+    range in 41, 15 or 8 steps for 1, 2 or 3 of them; none without a floating signal
+    parameter or with `--lee-fields 0`."""
     signal = [
-        v
-        for v in nll.signal.theta_vars
-        if v.name in space.floating_names and v.name not in nuisances
+        nll.theta_vars[nll.names.index(n)]
+        for n in signal_parameters(nll)
+        if n in space.floating_names
     ]
-    if not signal:
+    if not signal or args.lee_fields == 0:
+        if args.lee_grid or args.lee_thresholds:
+            why = "--lee-fields 0" if signal else "no signal parameter floats"
+            raise InputError(f"--lee-grid and --lee-thresholds make q0 fields: {why}")
         return {}
-    if args.lee_grid:
-        grid = o.parse_at(args.lee_grid)
-        if sorted(grid) != sorted(v.name for v in signal):
-            raise InputError(
-                f"--lee-grid needs values of the floating signal parameters "
-                f"{[v.name for v in signal]}, got {sorted(grid)}"
-            )
-        for v in signal:
-            outside = [g for g in grid[v.name] if not v.low <= g <= v.high]
-            if outside:
-                raise InputError(f"--lee-grid {v.name} = {outside} is outside [{v.low}, {v.high}]")
-        return {v.name: np.array(grid[v.name]) for v in signal}
-    steps = {1: 41, 2: 15, 3: 8}.get(len(signal), 6)
-    return {v.name: np.linspace(v.low, v.high, steps) for v in signal}
+    if len(signal) > 3:
+        raise InputError(
+            f"Gross-Vitells covers 1 to 3 floating signal parameters, here {len(signal)} "
+            f"{[v.name for v in signal]}: --fix some, or --lee-fields 0 for the toys alone"
+        )
+    if not args.lee_grid:
+        steps = {1: 41, 2: 15, 3: 8}[len(signal)]
+        return {v.name: np.linspace(v.low, v.high, steps) for v in signal}
+    grid = o.parse_at(args.lee_grid)
+    if sorted(grid) != sorted(v.name for v in signal):
+        raise InputError(
+            f"--lee-grid needs values of the floating signal parameters "
+            f"{[v.name for v in signal]}, got {sorted(grid)}"
+        )
+    for v in signal:
+        outside = [g for g in grid[v.name] if not v.low <= g <= v.high]
+        if outside:
+            raise InputError(f"--lee-grid {v.name} = {outside} is outside [{v.low}, {v.high}]")
+    return {v.name: np.array(grid[v.name]) for v in signal}
 
 
 def _lee_settings(
-    args: argparse.Namespace, nll: MixtureLikelihood, space: ParameterSpace
-) -> tuple[dict, list[float] | None, int | None]:
+    args: argparse.Namespace, nll: MixtureLikelihood, space: ParameterSpace, methods: list[str]
+) -> tuple[dict, np.ndarray | None, int | None]:
     r"""The grid, thresholds and number of fields of `--global-significance`, checked
     before any fit."""
     if not nll.extended:
         raise InputError(
             "--global-significance needs the extended likelihood: omit --n-sig and --n-bkg"
         )
+    if not set(methods) & set(LOCAL):
+        raise InputError(
+            f"--global-significance tests the fit of a local method: add one of {list(LOCAL)} "
+            "to --method"
+        )
     grid = _lee_grid(args, nll, space)
+    if not grid:
+        return {}, None, None
     thresholds = None
-    if args.lee_thresholds and grid:
+    if args.lee_thresholds:
         try:
-            thresholds = [float(u) for u in o.names(args.lee_thresholds)]
+            thresholds = [float(u) for u in args.lee_thresholds.split(",")]
         except ValueError:
             raise InputError(f"--lee-thresholds {args.lee_thresholds!r}: not numbers") from None
-        if len(thresholds) != len(grid) or not all(math.isfinite(u) and u > 0 for u in thresholds):
-            raise InputError(
-                f"--lee-thresholds: give {len(grid)} positive threshold(s) of q0, one per "
-                f"floating signal parameter {list(grid)}"
-            )
+    for option, given in (("--lee-grid", None), ("--lee-thresholds", thresholds)):
+        try:  # the grid alone first, then its thresholds
+            grid, used = checked_grid(grid, given)
+        except InputError as e:
+            raise InputError(f"{option}: {e}") from None
     toys = args.global_significance
-    fields = min(toys, args.lee_fields or 100) if grid else None
-    if grid and fields < 2:
-        raise InputError("Gross-Vitells needs at least 2 q0 fields: --global-significance >= 2")
-    return grid, thresholds, fields
+    fields = min(toys, args.lee_fields or 100)
+    if fields < 2:
+        option = "--lee-fields" if fields == args.lee_fields else "--global-significance"
+        raise InputError(
+            f"Gross-Vitells needs at least 2 q0 fields: {option} >= 2 (or --lee-fields 0)"
+        )
+    return grid, used, fields
 
 
 def _global(
     args: argparse.Namespace,
     nll: MixtureLikelihood,
-    space: ParameterSpace,
+    settings: FitSettings,
     local: ScanResult,
-    lee: tuple[dict, list[float] | None, int | None],
+    lee: tuple[dict, np.ndarray | None, int | None],
     out: Path,
     files: list[str],
 ) -> dict:
-    r"""The local and global significance of the fit `local` (`global_significance`),
-    printed; the data's q0 field over the grid to `q0_field.csv` and `q0_field.png`;
-    returns the record for `scan.json`."""
+    r"""The local and global significance of the fit `local` (`global_significance`,
+    each toy fitted by its `settings`), printed; the data's q0 field over the grid to
+    `q0_field.csv` and `q0_field.png`; returns the record for `scan.json`."""
     grid, thresholds, fields = lee
     toys = args.global_significance
-    start = ParameterSpace(space.theta_vars, local.theta, space.fixed_names)
-    found = discovery(nll, start, local)
-    print(f"local significance at the best fit: q0 = {found.q0:.3f}, Z = {found.significance:.2f}")
-    result_files = []
-    if grid:
-        nuisances = {c.name for c in nll.constraints}
-        held = {
-            v.name: [float(local.values[v.name])]
-            for v in nll.signal.theta_vars
-            if v.name not in grid and v.name not in nuisances
-        }  # signal parameters fixed in the fit: one value, first
-        data_field = q0_field(nll, start, held | grid).reshape([len(v) for v in grid.values()])
-        columns = np.meshgrid(*grid.values(), indexing="ij")
-        table = pd.DataFrame({n: c.ravel() for n, c in zip(grid, columns, strict=True)})
-        table["q0"] = data_field.ravel()
-        table.to_csv(out / "q0_field.csv", index=False)
-        variables = [nll.theta_vars[nll.names.index(n)] for n in grid]
-        used = thresholds or list(THRESHOLDS[: len(grid)])
-        plots.plot_q0_field(data_field, grid, variables, used, out / "q0_field.png")
-        result_files += ["q0_field.csv", "q0_field.png"]
+    space = ParameterSpace(nll.theta_vars, local.theta, local.fixed)
+    found = discovery(nll, space, local)
+    print(f"local significance at the {local.method} fit: q0 = {found.q0:.3f}, "
+          f"Z = {found.significance:.2f}")  # fmt: skip
     print(
-        f"{toys} background-only pseudo-experiments"
-        + (f" ({fields} with their q0 field over {list(grid)})" if grid else "")
+        f"{toys} background-only pseudo-experiments, each fitted by {local.method}"
+        + (f", {fields} with their q0 field over {list(grid)}" if grid else "")
         + " ..."
     )
     with dask_client(args.jobs, args.scheduler) as client:
         result = global_significance(
-            nll, start, found.q0, toys, grid=grid or None, fields=fields, thresholds=thresholds,
-            seed=args.seed, client=client, progress=not args.no_progress,
+            nll, space, found.q0, toys, settings=_toy_settings(settings, local.method),
+            grid=grid or None, fields=fields, thresholds=thresholds, seed=args.seed,
+            client=client, progress=not args.no_progress,
         )  # fmt: skip
+    if result.q0 > found.q0 + 0.01:
+        print(f"  the fit missed the largest q0 on the grid, {result.q0:.3f}: the global "
+              "significance is that of the grid's")  # fmt: skip
     print(pd.DataFrame(result.table()).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if result.missed:
         print(f"  the global search missed the grid's maximum in {result.missed} toy(s)")
     failed = int(np.isnan(result.toys_q0).sum())
     if failed:
         print(f"  {failed} of {toys} pseudo-experiments' fits failed (left out)")
-    files += result_files
+    if grid:
+        columns = np.meshgrid(*grid.values(), indexing="ij")
+        table = pd.DataFrame({n: c.ravel() for n, c in zip(grid, columns, strict=True)})
+        table["q0"] = result.data_field.ravel()
+        table.to_csv(out / "q0_field.csv", index=False)
+        variables = [nll.theta_vars[nll.names.index(n)] for n in grid]
+        plots.plot_q0_field(result.data_field, grid, variables, thresholds, out / "q0_field.png")
+        files += ["q0_field.csv", "q0_field.png"]
     gv = result.gross_vitells
     return {
-        "q0": result.q0, "local_p": result.local_p, "local_z": result.local_z,
-        "p_toys": result.p_toys, "p_toys_error": result.p_toys_error, "z_toys": result.z_toys,
-        "p_gross_vitells": result.p_gv, "p_gross_vitells_error": result.p_gv_error,
-        "z_gross_vitells": result.z_gv, "missed": result.missed, "failed_toys": failed,
-        "toys_q0": result.toys_q0.tolist(),
+        "method": local.method, "q0_fit": found.q0, "q0": result.q0, "local_p": result.local_p,
+        "local_z": result.local_z, "p_toys": result.p_toys,
+        "p_toys_error": result.p_toys_error, "z_toys": result.z_toys,
+        "z_toys_is_lower_bound": result.bound, "p_gross_vitells": result.p_gv,
+        "p_gross_vitells_error": result.p_gv_error, "z_gross_vitells": result.z_gv,
+        "missed": result.missed, "failed_toys": failed, "toys_q0": result.toys_q0.tolist(),
         "grid": {n: list(map(float, v)) for n, v in grid.items()},
         "gross_vitells": None if gv is None else {
             "thresholds": gv.thresholds.tolist(), "mean_euler": gv.mean.tolist(),
             "covariance": gv.covariance.tolist(), "coefficients": gv.coefficients.tolist(),
-            "fields": gv.fields,
+            "coefficients_covariance": gv.coefficients_covariance.tolist(), "fields": gv.fields,
         },
     }  # fmt: skip
+
+
+def _toy_settings(settings: FitSettings, method: str) -> FitSettings:
+    r"""The data fit's `settings` for its pseudo-experiments: `method`, without MINOS
+    and profiles (the toys need the minimum alone)."""
+    options = dict(settings.options)
+    minuit = {k: v for k, v in options.get("minuit", {}).items() if k not in ("minos", "profiles")}
+    options["minuit"] = minuit
+    return replace(settings, method=method, options=options)
 
 
 def _model_bias(path: str, names: list[str]) -> np.ndarray:

@@ -16,6 +16,7 @@ from ..exceptions import FitError, InputError
 from .result import ScanResult, fit_status
 from .sampling import MAX_POINTS
 from .space import ParameterSpace
+from .uncertainties import batch_gradients
 
 # How far inside the unit box L-BFGS-B keeps (`fit_status` puts a point within 1e-3 of
 # the range of a bound on the bound).
@@ -53,8 +54,8 @@ def gradient_scan(
     README on precision).
 
     Arguments:
-        nll: Differentiable NLL of the full theta, shape `(P,)` or a batch `(K, P)`; a
-            `MixtureLikelihood`.
+        nll: Differentiable NLL `(K,)` of a batch of full thetas `(K, P)`; a
+            `MixtureLikelihood` (through its `value_and_grad`).
         space: Parameters, bounds, start and fixed parameters.
         starts: Sobol starting points to try besides `space.start` (multi-start); 0:
             from `space.start` only.
@@ -90,18 +91,14 @@ def gradient_scan(
     n_batch = len(values)
 
     def objective(u: np.ndarray) -> tuple[float, np.ndarray]:
-        leaf = torch.from_numpy(u).requires_grad_()
-        theta = space.full(low + width * leaf)
-        value = nll(theta)
-        if not torch.isfinite(value):
-            raise FitError(f"NLL is {value.item()} at theta = {theta.tolist()}")
-        (grad,) = torch.autograd.grad(value, leaf)
-        record(theta.detach().clone()[None], [value.item()])
-        return value.item(), grad.numpy()
+        theta = low + width * torch.from_numpy(u)
+        value, grad = batch_gradients(nll, space, theta[None].numpy())
+        if not np.isfinite(value[0]):
+            raise FitError(f"NLL is {value[0]} at theta = {space.full(theta).tolist()}")
+        record(space.full(theta)[None], [float(value[0])])
+        return float(value[0]), grad[0] * width.numpy()
 
-    iterations = [
-        _descend(objective, ((u - low) / width).numpy(), tol, max_iter) for u in start
-    ]
+    iterations = [_descend(objective, ((u - low) / width).numpy(), tol, max_iter) for u in start]
     best = int(np.argmin(values))
     running = np.minimum.accumulate(values)
     improving = [0] + [i for i in range(1, len(values)) if running[i] < running[i - 1]]
@@ -149,7 +146,12 @@ def _descend(
         jac=True,
         method="L-BFGS-B",
         bounds=[(EDGE, 1 - EDGE)] * len(u),
-        options={"maxiter": max_iter, "maxfun": 10 * max_iter, "ftol": tol * 1e-2,
-                 "gtol": tol, "maxcor": 20},  # fmt: skip
+        options={
+            "maxiter": max_iter,
+            "maxfun": 10 * max_iter,
+            "ftol": tol * 1e-2,
+            "gtol": tol,
+            "maxcor": 20,
+        },  # fmt: skip
     )
     return int(result.nit)

@@ -10,6 +10,7 @@ from .limits import SIGMAS, UpperLimit, cls_asymptotic, cls_expected, upper_limi
 from .look_elsewhere import (
     GlobalSignificance,
     GrossVitells,
+    checked_grid,
     euler_characteristic,
     global_significance,
     gross_vitells,
@@ -40,6 +41,7 @@ __all__ = [
     "UpperLimit",
     "asimov",
     "check_truth",
+    "checked_grid",
     "cls_asymptotic",
     "cls_expected",
     "conditional_minimum",

@@ -47,6 +47,14 @@ def check_signal_yield(nll: MixtureLikelihood, space: ParameterSpace, test: str)
         raise InputError(f"n_sig is fixed: {test} is about it, so it must float")
 
 
+def signal_parameters(nll: MixtureLikelihood) -> list[str]:
+    r"""The names of the signal density's own parameters: those that drop out of the
+    likelihood at n_sig = 0 (a parameter the signal shares with the background, or a
+    nuisance with a constraint, stays, and is profiled)."""
+    stays = {c.name for c in nll.constraints} | {v.name for v in nll.background.theta_vars}
+    return [v.name for v in nll.signal.theta_vars if v.name not in stays]
+
+
 def discovery(
     nll: MixtureLikelihood, space: ParameterSpace, fit: ScanResult | None = None
 ) -> Discovery:
@@ -54,7 +62,7 @@ def discovery(
     NLL(best)) when the fitted n_sig is positive, else 0; the other floating parameters
     are profiled (`flowscan.scanner.fit` for the free fit: Minuit from the global search
     over the floating signal parameters; L-BFGS for the null fit, where the signal
-    parameters drop out and are held).
+    parameters drop out and are held, `signal_parameters`).
 
     With the signal parameters fixed in `space` this is the local significance at those
     masses. With them floating the significance is still local: the look-elsewhere
@@ -69,7 +77,7 @@ def discovery(
     fit = fit if fit is not None else fit_likelihood(nll, FitSettings.at(space))
     if fit.status == "failed":
         raise FitError(f"the discovery test has no free fit: {fit.message}")
-    held = [v.name for v in nll.signal.theta_vars]
+    held = signal_parameters(nll)
     null_space = ParameterSpace(space.theta_vars, fit.theta, [*space.fixed_names, *held])
     nll_null, _ = conditional_minimum(nll, null_space, {"n_sig": 0.0})
     q0 = max(0.0, 2 * (nll_null - fit.nll)) if fit.values["n_sig"] > 0 else 0.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "GlobalSignificance",
     "GrossVitells",
+    "checked_grid",
     "euler_characteristic",
     "global_significance",
     "gross_vitells",
@@ -19,8 +20,9 @@ __all__ = [
 
 import itertools
 import math
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,8 +32,9 @@ from scipy import stats
 from ..constraints import Constraint
 from ..exceptions import FitError, InputError
 from ..parallel import map_tasks
-from ..scanner import Density, MixtureLikelihood, ParameterSpace, gradient_scan
-from .hypotest import check_signal_yield, discovery
+from ..scanner import Density, FitSettings, MixtureLikelihood, ParameterSpace, gradient_scan
+from ..scanner import fit as fit_likelihood
+from .hypotest import check_signal_yield, discovery, signal_parameters
 from .profile import conditional_minimum
 from .pseudo_experiments import pseudo_dataset, toy_seed
 
@@ -41,11 +44,6 @@ if TYPE_CHECKING:
 # The reference thresholds of q0 at which the Euler characteristic is counted, the first
 # D of them for D floating signal parameters: low, where excursions are many.
 THRESHOLDS = (0.5, 1.5, 2.5)
-
-
-def _signal_names(nll: MixtureLikelihood) -> list[str]:
-    nuisances = {c.name for c in nll.constraints}  # a nuisance the signal shares is profiled
-    return [v.name for v in nll.signal.theta_vars if v.name not in nuisances]
 
 
 def _snake(shape: Sequence[int]) -> Iterator[tuple[int, ...]]:
@@ -80,7 +78,7 @@ def q0_field(
         q0 of shape `(len(grid[name]) for name in grid)`.
     """
     check_signal_yield(nll, space, "a q0 field")
-    names, signal = list(grid), _signal_names(nll)
+    names, signal = list(grid), signal_parameters(nll)
     if sorted(names) != sorted(signal):
         raise InputError(f"a q0 field needs values of the signal parameters {signal}, got {names}")
     held = [*space.fixed_names, *(n for n in signal if n not in space.fixed_names)]
@@ -167,12 +165,17 @@ class GrossVitells:
     coefficients_covariance: np.ndarray = field(repr=False)
     fields: int
 
+    def expected_euler(self, u: float) -> tuple[float, float]:
+        r"""E[phi(u)] and its standard error (from the fields' Monte Carlo spread)."""
+        g = _densities(u, len(self.coefficients))
+        mean = float(stats.norm.sf(math.sqrt(max(u, 0.0))) + g @ self.coefficients)
+        return mean, float(math.sqrt(max(g @ self.coefficients_covariance @ g, 0.0)))
+
     def p_value(self, q0: float) -> tuple[float, float]:
-        r"""The global p-value of a local q0 and its standard error (from the fields'
-        Monte Carlo spread)."""
-        g = _densities(q0, len(self.coefficients))
-        p = float(stats.norm.sf(math.sqrt(max(q0, 0.0))) + g @ self.coefficients)
-        return p, float(math.sqrt(max(g @ self.coefficients_covariance @ g, 0.0)))
+        r"""The global p-value of a local q0, E[phi(q0)] within [0, 1] (a bound where
+        excursions are not rare), and its standard error."""
+        p, error = self.expected_euler(q0)
+        return min(max(p, 0.0), 1.0), error
 
 
 def gross_vitells(fields: Sequence[np.ndarray], thresholds: Sequence[float]) -> GrossVitells:
@@ -197,8 +200,50 @@ def gross_vitells(fields: Sequence[np.ndarray], thresholds: Sequence[float]) -> 
     )
 
 
+def checked_grid(
+    grid: Mapping[str, Sequence[float]], thresholds: Sequence[float] | None = None
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    r"""A grid of the q0 fields and its Gross-Vitells thresholds, checked: 1 to 3
+    parameters, each at 2 or more increasing values; D distinct positive thresholds
+    (default the first D of `THRESHOLDS`). Raises `InputError` otherwise.
+
+    Example:
+        >>> grid, u = checked_grid({"m_pole": [300.0, 400.0, 500.0]})
+        >>> u
+        array([0.5])
+    """
+    grid = {n: np.asarray(v, dtype=float) for n, v in grid.items()}
+    if not 1 <= len(grid) <= 3:
+        raise InputError(
+            f"Gross-Vitells covers 1 to 3 floating signal parameters, got {len(grid)} "
+            f"{list(grid)}: fix some, or estimate by the toys alone"
+        )
+    for name, values in grid.items():
+        if values.ndim != 1 or len(values) < 2 or not np.all(np.diff(values) > 0):
+            raise InputError(f"the q0 field's grid of {name} needs 2 or more increasing values")
+    d = len(grid)
+    thresholds = np.asarray(THRESHOLDS[:d] if thresholds is None else thresholds, dtype=float)
+    if (
+        thresholds.shape != (d,)
+        or len(set(thresholds.tolist())) < d
+        or not np.all(np.isfinite(thresholds) & (thresholds > 0))
+    ):
+        raise InputError(
+            f"give {d} distinct positive threshold(s) of q0, one per floating signal "
+            f"parameter {list(grid)}, got {thresholds.tolist()}"
+        )
+    return grid, thresholds
+
+
 def _z(p: float) -> float:
     return float(stats.norm.isf(p)) if 0 < p < 1 else (math.inf if p <= 0 else -math.inf)
+
+
+def _z_error(p: float, error: float) -> float:
+    r"""The standard error of Z = Phi^-1(1 - p) from that of p: dp / phi(Z)."""
+    if not (0 < p < 1 and math.isfinite(error)):
+        return math.nan
+    return error / float(stats.norm.pdf(_z(p)))
 
 
 @dataclass
@@ -206,18 +251,23 @@ class GlobalSignificance:
     r"""The local and global significance of the largest excess of a search.
 
     Attributes:
-        q0: The observed local q0 (at the best fit).
+        q0: The observed local q0: the larger of the fit's and its grid's maximum.
         local_p, local_z: Its local p-value and significance.
         toys_q0: The largest q0 of each background-only pseudo-experiment `(T,)` (the
             same global search as the fit's; NaN where its fit failed).
         p_toys, p_toys_error: The fraction of them at or above `q0` and its binomial
             standard error (where none is: 0, and the error 1 / T).
-        z_toys: The global significance from the toys.
-        gross_vitells: The Euler-characteristic estimate (`None` without a grid).
+        z_toys: The global significance from the toys; where no toy reaches `q0`
+            (`bound`), that of p = 1 / T, a lower bound.
+        gross_vitells: The Euler-characteristic estimate (`None` without a grid or with
+            fewer than 2 fields).
         p_gv, p_gv_error, z_gv: Its global p-value, standard error and significance.
-        fields: The toys' q0 fields over the grid, axes in its order.
+        data_field: The data's q0 field over the grid, axes in its order (`None`
+            without).
+        fields: The q0 fields of the toys whose fits succeeded, axes in the grid's order.
         missed: Toys whose grid holds a q0 above their global search's by more than
-            0.01: maxima the search missed (their q0 is the grid's).
+            0.01: maxima the search missed (a toy's q0 is the larger of the two, as the
+            data's).
     """
 
     q0: float
@@ -231,28 +281,41 @@ class GlobalSignificance:
     p_gv: float
     p_gv_error: float
     z_gv: float
+    data_field: np.ndarray | None = field(repr=False)
     fields: list[np.ndarray] = field(repr=False)
     missed: int
 
+    @property
+    def bound(self) -> bool:
+        r"""No toy reached `q0`: `p_toys` is below 1 / T and `z_toys` a lower bound."""
+        return self.p_toys == 0
+
     def table(self) -> list[dict[str, float | str]]:
-        r"""Rows (method, p-value, its error, Z, trials factor) for printing."""
+        r"""Rows (estimate, p-value, its error, Z, its error, trials factor) for printing;
+        a bound as text."""
+        valid = int(np.isfinite(self.toys_q0).sum())
         rows = [("local", self.local_p, 0.0, self.local_z)]
-        rows.append((f"global, {len(self.toys_q0)} toys", self.p_toys, self.p_toys_error,
-                     self.z_toys))  # fmt: skip
+        rows.append((f"global, {valid} toys", self.p_toys, self.p_toys_error, self.z_toys))
         if self.gross_vitells is not None:
             rows.append((f"global, Gross-Vitells ({self.gross_vitells.fields} fields)",
                          self.p_gv, self.p_gv_error, self.z_gv))  # fmt: skip
-        return [
-            {"estimate": name, "p_value": p, "p_error": e, "Z": z,
-             "trials_factor": p / self.local_p if self.local_p > 0 else math.nan}
-            for name, p, e, z in rows
-        ]  # fmt: skip
+        out = []
+        for k, (name, p, e, z) in enumerate(rows):
+            trials = p / self.local_p if self.local_p > 0 else math.nan
+            row = {"estimate": name, "p_value": p, "p_error": e, "Z": z,
+                   "Z_error": _z_error(p, e) if e else 0.0, "trials_factor": trials}  # fmt: skip
+            if k == 1 and self.bound:  # the toys' row: bounds
+                row |= {"p_value": f"< {1 / valid:.2g}", "Z": f"> {z:.2f}", "Z_error": math.nan,
+                        "trials_factor": f"< {1 / valid / self.local_p:.3g}"
+                        if self.local_p > 0 else math.nan}  # fmt: skip
+            out.append(row)
+        return out
 
 
 @dataclass(frozen=True)
 class _NullToy:
-    r"""One background-only pseudo-experiment: its largest q0 by the global search of
-    `discovery`, and its q0 field over `grid` for the first `fields` toys."""
+    r"""One background-only pseudo-experiment: its largest q0 by the data's fit
+    (`settings`), and its q0 field over `grid` for the first `fields` toys."""
 
     signal: Density
     background: Density
@@ -264,6 +327,7 @@ class _NullToy:
     grid: tuple[tuple[str, tuple[float, ...]], ...]
     fields: int
     seed: int
+    settings: FitSettings
     constraints: tuple[Constraint, ...] = ()
 
     def __call__(self, toy: int) -> dict[str, object]:
@@ -288,8 +352,12 @@ class _NullToy:
         if "n_bkg" not in self.fixed:  # a fixed one stays the truth's
             start[self.names.index("n_bkg")] = len(x)
         space = ParameterSpace(nll.theta_vars, start, self.fixed)
+        settings = replace(
+            self.settings, start=dict(zip(self.names, start.tolist(), strict=True)),
+            fixed=list(self.fixed),
+        )  # fmt: skip
         try:
-            row["q0"] = discovery(nll, space).q0
+            row["q0"] = discovery(nll, space, fit_likelihood(nll, settings)).q0
             if toy < self.fields:
                 row["field"] = q0_field(nll, space, dict(self.grid))
         except FitError as e:
@@ -303,6 +371,7 @@ def global_significance(
     q0: float,
     toys: int = 100,
     *,
+    settings: FitSettings | None = None,
     grid: Mapping[str, Sequence[float]] | None = None,
     fields: int | None = None,
     thresholds: Sequence[float] | None = None,
@@ -317,19 +386,22 @@ def global_significance(
     Background-only pseudo-experiments are drawn from the likelihood's background
     density at the background-only fit to the data (n_sig = 0, the other floating
     parameters profiled; Poisson(n_bkg) events; the constraints' global observables
-    fluctuated), and each is fitted by the same global search as the data (`discovery`,
-    `flowscan.scanner.fit`): the global p-value is the fraction whose largest q0 reaches
-    `q0`. With a `grid` of the signal parameters, the first `fields` toys (default all)
-    also give their q0 field over it (`q0_field`), whose Euler characteristics at
-    `thresholds` (default the first D of `THRESHOLDS`) give the Gross-Vitells estimate,
-    and whose maximum checks the search (`GlobalSignificance.missed`).
+    fluctuated), and each is fitted as the data were (`settings`, `flowscan.scanner.fit`:
+    the same global search and method): the global p-value is the fraction whose
+    largest q0 reaches `q0`. With a `grid` of the signal parameters (`checked_grid`),
+    the data's q0 field over it is computed, and q0 raised to its maximum where the fit
+    missed one; the first `fields` toys also give theirs (`q0_field`), whose Euler
+    characteristics at `thresholds` give the Gross-Vitells estimate, and whose maximum
+    checks the search (`GlobalSignificance.missed`).
 
     Arguments:
         nll: An extended `MixtureLikelihood` of the data whose background can `sample`.
         space: Its parameters as the data's fit had them: `n_sig` and the signal
-            parameters floating.
+            parameters floating; the signal parameters not in `grid` at their values.
         q0: The observed local q0.
         toys: Background-only pseudo-experiments.
+        settings: The data's fit (method, options, seed; start and fixed are each
+            toy's); default `FitSettings()`.
         grid: Values of every floating signal parameter, by name.
         fields: How many toys give a field (default all; at least 2).
         thresholds: The D reference thresholds of q0.
@@ -342,36 +414,41 @@ def global_significance(
         raise InputError(f"the observed q0 must be a number >= 0, got {q0}")
     if toys < 1:
         raise InputError(f"need at least 1 pseudo-experiment, got {toys}")
-    signal = [n for n in _signal_names(nll) if n in space.floating_names]
+    names = signal_parameters(nll)
+    signal = [n for n in names if n in space.floating_names]
     grid = dict(grid or {})
-    if grid and sorted(grid) != sorted(signal):
-        raise InputError(f"the grid needs values of the floating signal parameters {signal}")
-    fields = toys if fields is None else fields
-    if grid and not 2 <= fields <= toys:
-        raise InputError(f"Gross-Vitells needs 2 to {toys} fields (the toys), got {fields}")
-    held = [*space.fixed_names, *(n for n in _signal_names(nll) if n not in space.fixed_names)]
+    if grid:
+        if sorted(grid) != sorted(signal):
+            raise InputError(f"the grid needs values of the floating signal parameters {signal}")
+        grid, thresholds = checked_grid(grid, thresholds)
+        fields = toys if fields is None else fields
+        if not 2 <= fields <= toys:
+            raise InputError(f"Gross-Vitells needs 2 to {toys} fields (the toys), got {fields}")
+    held = [*space.fixed_names, *(n for n in names if n not in space.fixed_names)]
     _, truth = conditional_minimum(
         nll, ParameterSpace(space.theta_vars, space.start, held), {"n_sig": 0.0}
     )
-    # the whole grid, signal parameters fixed there too
-    full = {
-        n: [float(space.start[space.names.index(n)])] for n in _signal_names(nll) if n not in grid
-    } | grid  # the fixed first: the fields' axes squeeze to the grid's, in its order
+    # the fixed signal parameters first, at their values: the fields' axes squeeze to
+    # the grid's, in its order
+    full = {n: [float(space.start[space.names.index(n)])] for n in names if n not in grid} | grid
+    fixed_axes = tuple(range(len(full) - len(grid)))
+    data_field = None
+    if grid:
+        data_field = np.squeeze(q0_field(nll, space, full), axis=fixed_axes)
+        q0 = max(q0, float(data_field.max()))
     task = _NullToy(
         nll.signal, nll.background, nll.negative_signal, nll.theta_vars[0].high,
         tuple(nll.names), tuple(map(float, truth)), tuple(space.fixed_names),
         tuple((n, tuple(map(float, v))) for n, v in full.items()), fields if grid else 0,
-        seed, nll.constraints,
+        seed, settings or FitSettings(), nll.constraints,
     )  # fmt: skip
     rows = map_tasks(task, list(range(toys)), client, progress=progress, desc="null toys")
     maxima = np.array([r["q0"] for r in rows], dtype=float)
-    maps = [r["field"] for r in rows if r["field"] is not None]
-    # a toy's grid squeezed to its floating parameters
-    maps = [np.squeeze(m, axis=tuple(k for k, n in enumerate(full) if n not in grid)) for m in maps]
-    missed = 0
-    for k, m in zip((r["toy"] for r in rows if r["field"] is not None), maps, strict=True):
-        if m.max() > maxima[k] + 0.01:
-            missed, maxima[k] = missed + 1, m.max()
+    mapped = [(r["toy"], np.squeeze(r["field"], axis=fixed_axes)) for r in rows
+              if r["field"] is not None]  # fmt: skip
+    missed = sum(m.max() > maxima[k] + 0.01 for k, m in mapped)
+    for k, m in mapped:
+        maxima[k] = max(maxima[k], m.max())
     valid = maxima[np.isfinite(maxima)]
     if len(valid) == 0:
         raise FitError("every background-only pseudo-experiment's fit failed")
@@ -380,16 +457,18 @@ def global_significance(
     p_error = math.sqrt(p_toys * (1 - p_toys) / len(valid)) if hits else 1 / len(valid)
     local = float(stats.norm.sf(math.sqrt(q0)))
     # no floating signal parameter: one point, whose excursion set is there or not
-    gv, p_gv, p_gv_error = (
-        None,
-        (local if not signal else math.nan),
-        0.0 if not signal else math.nan,
-    )
-    if grid:
-        d = len(grid)
-        gv = gross_vitells(maps, THRESHOLDS[:d] if thresholds is None else thresholds)
+    gv, p_gv, p_gv_error = None, (math.nan if signal else local), (math.nan if signal else 0.0)
+    maps = [m for _, m in mapped]
+    if grid and len(maps) < 2:
+        warnings.warn(
+            f"only {len(maps)} pseudo-experiment(s) gave a q0 field (the others' fits "
+            "failed): no Gross-Vitells estimate", stacklevel=2,
+        )  # fmt: skip
+    elif grid:
+        gv = gross_vitells(maps, thresholds)
         p_gv, p_gv_error = gv.p_value(q0)
     return GlobalSignificance(
-        q0, local, math.sqrt(q0), maxima, p_toys, p_error, _z(p_toys), gv, p_gv, p_gv_error,
-        _z(p_gv) if math.isfinite(p_gv) else math.nan, maps, missed,
+        q0, local, math.sqrt(q0), maxima, p_toys, p_error, _z(p_toys if hits else 1 / len(valid)),
+        gv, p_gv, p_gv_error, _z(p_gv) if math.isfinite(p_gv) else math.nan, data_field,
+        maps, missed,
     )  # fmt: skip
