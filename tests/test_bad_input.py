@@ -89,6 +89,7 @@ def files(tmp_path_factory) -> dict[str, str]:
         put(f"eff{mass}.csv")  # the events need not be there without --where
     with open(put("garbage.pt"), "wb") as f:
         f.write(b"not a model")
+    put("m.onnx"), put("m.pt")  # outputs of export
     with open(put("garbage.h5"), "wb") as f:
         f.write(b"not HDF5")
     with open(put("notes.txt"), "w") as f:
@@ -800,6 +801,14 @@ CASES = [
      "--leave-out", "m_pole=abc"), 2, "--leave-out takes one grid value"),
     ("validate theta twice", lambda f: ["validate", f["sig.pt"], "--reference", "breit-wigner",
      "--theta", "m_pole=450,gamma=40,gamma=50"], 2, "given twice"),
+    ("export corrupt model", lambda f: ["export", f["garbage.pt"], "--out", f["m.onnx"]], 2,
+     "garbage.pt"),
+    ("export out not onnx", lambda f: ["export", f["sig.pt"], "--out", f["m.pt"]], 2,
+     "name the ONNX file to write, e.g. model.onnx"),
+    ("export no out", lambda f: ["export", f["sig.pt"]], 2, "the following arguments are "
+     "required: --out"),
+    ("export zero events", lambda f: ["export", f["sig.pt"], "--out", f["m.onnx"], "--events",
+     "0"], 2, "must be a positive integer"),
     ("validate corrupt model", lambda f: ["validate", f["garbage.pt"], "--reference",
      "breit-wigner"], 2, "not a readable flowscan model file"),
     ("validate reference without the column", lambda f: ["validate", f["bkg.pt"],

@@ -472,3 +472,18 @@ def test_a_root_file_fits_end_to_end_as_its_csv(quick_demo, tmp_path, capsys):
     # the same float64 events give the same deterministic fit, to the last digit
     assert fits["root"]["theta"] == fits["csv"]["theta"]
     assert fits["root"]["status"] == "valid"
+
+
+def test_export_writes_a_graph_that_onnxruntime_evaluates_as_flowscan(quick_demo, tmp_path):
+    r"""The demo's signal ensemble (trained, 2 members) exported: onnxruntime's log p of
+    fresh events equals the model's (float64, 1e-9: `tests/test_export.py`)."""
+    from flowscan.flows import evaluate_onnx
+
+    out = tmp_path / "signal.onnx"
+    assert main(["export", str(quick_demo / "signal.pt"), "--out", str(out), "--events",
+                 "200"]) == 0  # fmt: skip
+    model = load_model(quick_demo / "signal.pt").for_fit()
+    theta = torch.tensor([[420.0, 31.0]], dtype=torch.float64).expand(300, 2)
+    x = model.sample(300, theta[0], seed=5)
+    np.testing.assert_allclose(evaluate_onnx(out, x, theta), model.log_prob(x, theta),
+                               rtol=0, atol=1e-9)  # fmt: skip

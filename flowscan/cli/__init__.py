@@ -23,6 +23,7 @@ from . import (
     _options,
     closure,
     demo,
+    export,
     generate,
     limits,
     scan,
@@ -33,7 +34,7 @@ from . import (
 )
 
 # In the order `flowscan --help` lists them.
-COMMANDS = (demo, generate, simulate, train, scan, limits, toys, validate, closure)
+COMMANDS = (demo, generate, simulate, train, scan, limits, toys, validate, closure, export)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -18,8 +18,10 @@ MIN_WIDTH = 1e-3
 
 
 def _log1mexp(a: Tensor) -> Tensor:
-    r"""`log(1 - exp(a))` for `a <= 0`, accurate at both ends (Maechler 2012)."""
-    return torch.where(a > -math.log(2), torch.log(-torch.expm1(a)), torch.log1p(-torch.exp(a)))
+    r"""`log(1 - exp(a))` for `a <= 0`, accurate at both ends (Maechler 2012; in an ONNX
+    export, which has no `expm1`, only below -log 2)."""
+    e = torch.exp(a) - 1 if torch.onnx.is_in_onnx_export() else torch.expm1(a)
+    return torch.where(a > -math.log(2), torch.log(-e), torch.log1p(-torch.exp(a)))
 
 
 def _lower_tail(alpha: Tensor, beta: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -69,6 +71,37 @@ def _truncated_normal(alpha: Tensor, beta: Tensor) -> Tensor:
     return torch.where(flip, -t, t).to(alpha.dtype)
 
 
+def _erfc(x: Tensor) -> Tensor:
+    r"""`erfc` elementwise: torch's, or in an ONNX export (whose runtime has no float64
+    `Erf`) from elementary operations: 1 - the Taylor series of erf below |x| = 2 (40
+    terms, 2e-13 relative), the continued fraction above (60 terms, 1e-15), and
+    erfc(-x) = 2 - erfc(x)."""
+    if not torch.onnx.is_in_onnx_export():
+        return torch.special.erfc(x)
+    a = x.abs()
+    small, large = a.clamp_max(2.0), a.clamp_min(2.0)
+    term = erf = small  # no zeros_like: a traced graph would fix its shape
+    for k in range(1, 40):
+        term = -term * small * small / k
+        erf = erf + term / (2 * k + 1)
+    fraction = 30 / large
+    for k in range(59, 0, -1):
+        fraction = (k / 2) / (large + fraction)
+    tail = torch.exp(-large * large) / (math.sqrt(math.pi) * (large + fraction))
+    upper = torch.where(a < 2, 1 - 2 / math.sqrt(math.pi) * erf, tail)
+    return torch.where(x < 0, 2 - upper, upper)
+
+
+def _log_ndtr_far(t: Tensor) -> Tensor:
+    r"""`log Phi(t)` for t <= -30 (float64's `_ERFC_RANGE`; larger t are taken as -30),
+    from the asymptotic series, to 2e-14: what an ONNX export computes there in place
+    of `log_ndtr`."""
+    t = t.clamp_max(-_ERFC_RANGE[torch.float64])
+    r = (t * t).reciprocal()
+    series = 1 - r * (1 - 3 * r * (1 - 5 * r * (1 - 7 * r * (1 - 9 * r * (1 - 11 * r)))))
+    return -0.5 * t * t - torch.log(-t) - 0.5 * math.log(2 * math.pi) + torch.log(series)
+
+
 # Beyond this many standard deviations `erfc` nears the dtype's underflow (erfc(30 /
 # sqrt 2) = 5e-198, erfc(10 / sqrt 2) = 2e-23): `log_ndtr` takes over below -bound.
 _ERFC_RANGE = {torch.float64: 30.0, torch.float32: 10.0}
@@ -85,9 +118,11 @@ def _log_ndtr(t: Tensor) -> Tensor:
     # everywhere (their gradients too), and above it log Phi is log Phi(bound), -5e-198
     # (float64), 0 to within any sum it enters
     u = torch.where(upper, t, -t).clamp_max(bound)
-    e = torch.special.erfc(u / math.sqrt(2))
+    e = _erfc(u / math.sqrt(2))
     out = torch.where(upper, torch.log1p(-0.5 * e), torch.log(0.5 * e))
     far = t < -bound
+    if torch.onnx.is_in_onnx_export():  # a graph has no branch on the data
+        return torch.where(far, _log_ndtr_far(t), out)
     if far.any():
         out = out.masked_scatter(far, torch.special.log_ndtr(t[far]))
     return out
@@ -106,8 +141,11 @@ def _log_window(alpha: Tensor, beta: Tensor) -> Tensor:
     # finite stand-ins beyond the bound, replaced below; Phi(-bound - 10) is 0 in the dtype
     a, b = lo.clamp_min(-bound - 10), hi.clamp_min(-bound)
     s = -1 / math.sqrt(2)
-    out = torch.log(torch.special.erfc(b * s) - torch.special.erfc(a * s)) - math.log(2)
+    out = torch.log(_erfc(b * s) - _erfc(a * s)) - math.log(2)
     far = hi < -bound
+    if torch.onnx.is_in_onnx_export():
+        log_hi = _log_ndtr_far(hi)
+        return torch.where(far, log_hi + _log1mexp(_log_ndtr_far(lo) - log_hi), out)
     if far.any():
         log_hi = torch.special.log_ndtr(hi[far])
         out = out.masked_scatter(far, log_hi + _log1mexp(torch.special.log_ndtr(lo[far]) - log_hi))
@@ -147,7 +185,9 @@ def mixture_terms(
     elements each: they are most of the mixture's cost)."""
     inv = width.reciprocal()
     const = log_w + inv.log() - 0.5 * math.log(2 * math.pi)
-    if edges is not None:  # the masses are subtracted in place: const takes mean's shape
+    # in an ONNX export the runs are joined (a traced assignment by index fixes the shape)
+    exporting, runs = torch.onnx.is_in_onnx_export(), []
+    if edges is not None and not exporting:  # the masses are subtracted in place
         const = const.broadcast_to(torch.broadcast_shapes(const.shape, mean.shape)).contiguous()
     j = 0
     while edges is not None and j < len(edges):
@@ -161,10 +201,12 @@ def mixture_terms(
             m, v = m[..., :1, :, :], v[..., :1, :, :]
         low, high = (list(e) for e in zip(*edges[j:k], strict=True))
         mass = _log_mass(m, v, low, high)
-        if mass is not None:
+        if exporting:
+            runs.append(const[..., j:k, :] + 0 * mean[..., j:k, :] - (0 if mass is None else mass))
+        elif mass is not None:
             const[..., j:k, :] -= mass
         j = k
-    return const, mean, inv
+    return (torch.cat(runs, dim=-2) if runs else const), mean, inv
 
 
 def mixture_log_prob(z: Tensor, const: Tensor, mean: Tensor, inv: Tensor) -> Tensor:
@@ -223,7 +265,12 @@ class _MixtureDistribution(Distribution):
                 phi = layer(phi)
         logits, mean, width = phi.unflatten(-1, (self.features, 3, self.components)).unbind(-2)
         # softplus runs ~10x slower on the strided slice than on a copy (float32, CPU)
-        return F.log_softmax(logits, dim=-1), mean, F.softplus(width.contiguous()) + MIN_WIDTH
+        width = width.contiguous()
+        if torch.onnx.is_in_onnx_export():  # onnxruntime has no float64 Softplus
+            width = width.clamp_min(0) + torch.log1p(torch.exp(-width.abs()))
+        else:
+            width = F.softplus(width)
+        return F.log_softmax(logits, dim=-1), mean, width + MIN_WIDTH
 
     def terms(self, z: Tensor | None, share: Tensor | None = None) -> tuple[Tensor, ...]:
         r"""`mixture_terms` of the parameters for latent events `z` `(*, F)` (`share` as

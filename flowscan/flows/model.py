@@ -283,7 +283,7 @@ class DensityModel(nn.Module):
         model's dtype and the preprocessing's log-Jacobian `(N,)`, computed once for
         events that stay fixed (training, a fit). Unchecked: `check_events` first."""
         z = x.to(self.theta_range)
-        ladj = z.new_zeros(len(z))
+        ladj = torch.zeros_like(z[..., 0])  # not len(z): a traced graph takes any N
         for step in self.flow.transform.transforms[: len(self.preprocessing)]:
             z, term = step().call_and_ladj(z)
             ladj = ladj + term
