@@ -45,6 +45,10 @@ class FitError(FlowscanError, FloatingPointError):
     evaluated, or a fit found no finite minimum."""
 
 
+class ExportError(FlowscanError):
+    r"""A model that cannot be exported, or whose exported graph disagrees with it."""
+
+
 class DependencyError(FlowscanError, ImportError):
     r"""An optional dependency is missing (`pip install 'flowscan[mc]'` for Pythia 8)."""
 

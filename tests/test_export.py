@@ -5,6 +5,7 @@ import onnx
 import pytest
 import torch
 
+from flowscan.exceptions import ExportError
 from flowscan.flows import (
     Architecture,
     DensityEnsemble,
@@ -91,3 +92,27 @@ def test_unconditional_and_one_observable_models(lhco_events, tmp_path):
     toy = DensityModel(BreitWigner().observables, BreitWigner().theta_vars)
     toy.adapt(*map(torch.as_tensor, training_set(BreitWigner(), 2000)))
     assert export_onnx(toy, tmp_path / "toy.onnx", events=500, points=5) < TOLERANCE
+
+
+def test_a_graph_traced_on_one_event_takes_a_theta_per_event(lhco_events, tmp_path):
+    r"""Traced on a single event (one theta), the mixture's first observable, whose
+    truncation to its window depends on theta alone (tau21 in [0, 1], put first), still
+    takes each event's theta in the graph."""
+    order = [3, 0, 1, 2, 4]
+    x, theta = lhco_events
+    model = DensityModel([lhco.OBSERVABLES[k] for k in order], lhco.MASSES, seed=3)
+    model.adapt(x[:, order], theta)
+    path = tmp_path / "one.onnx"
+    assert export_onnx(model, path, events=1, points=1) < TOLERANCE
+    x, theta = _fresh(model, 400, seed=9)
+    reference = model.for_fit().log_prob(x, theta)
+    np.testing.assert_allclose(evaluate_onnx(path, x, theta), reference, rtol=0, atol=TOLERANCE)
+
+
+def test_a_response_curve_is_refused_and_nothing_written(lhco_events, tmp_path):
+    x, theta = lhco_events
+    model = DensityModel(lhco.OBSERVABLES, lhco.MASSES, Architecture(preprocessing="response"))
+    model.adapt(x, theta)
+    with pytest.raises(ExportError, match="preprocessing='response' does not export"):
+        export_onnx(model, tmp_path / "response.onnx", events=10)
+    assert list(tmp_path.iterdir()) == []

@@ -8,11 +8,8 @@ from pathlib import Path
 
 from ..exceptions import InputError
 from ..flows import DensityEnsemble, export_onnx, load_model
+from ..flows.export import TOLERANCE
 from . import _options as o
-
-# The largest |log p(onnxruntime) - log p(flowscan)| accepted: float64 through a few
-# hundred operations, and the graph's erfc (2e-13 relative), leave ~1e-13.
-TOLERANCE = 1e-9
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -31,17 +28,17 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--events",
         type=o.positive_int,
         default=10_000,
-        help="events of the check, drawn at 10 points over the trained box (default 10000)",
+        help="events of the check, drawn at up to 10 points over the trained box (default 10000)",
     )
     export.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    r"""Exports `args.model` to `args.out` (`export_onnx`), prints what was written and
-    the check; returns 1 where onnxruntime and flowscan differ by more than
-    `TOLERANCE`."""
+    r"""Exports `args.model` to `args.out` (`export_onnx`: nothing is written where
+    onnxruntime and flowscan differ by more than `TOLERANCE`), prints what was written
+    and the check; returns the exit code."""
     out = Path(args.out)
-    if out.suffix != ".onnx":
+    if out.suffix.lower() != ".onnx":
         raise InputError(f"--out {out}: name the ONNX file to write, e.g. model.onnx")
     model = load_model(args.model)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -55,9 +52,8 @@ def run(args: argparse.Namespace) -> int:
         + f") of the {model.role or 'unlabelled'} model ({model.architecture.flow}, "
         f"{members} member{'s' * (members > 1)})"
     )
-    verdict = "agrees" if difference <= TOLERANCE else "DISAGREES"
     print(
-        f"onnxruntime {verdict} with flowscan: max |log p difference| {difference:.2g} over "
+        f"onnxruntime agrees with flowscan: max |log p difference| {difference:.2g} over "
         f"{args.events} events at {points} points (tolerance {TOLERANCE:g})"
     )
-    return 0 if difference <= TOLERANCE else 1
+    return 0

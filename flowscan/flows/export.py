@@ -9,16 +9,31 @@ __all__ = ["evaluate_onnx", "export_onnx"]
 import json
 import math
 import os
+import threading
 import warnings
+from pathlib import Path
 from unittest import mock
 
 import torch
 from torch import Tensor, nn
+from torch.jit import TracerWarning
 from zuko.transforms import CouplingTransform
 
 from .. import __version__
+from ..exceptions import ExportError
 from .ensemble import DensityEnsemble
 from .model import DensityModel
+
+# The largest |log p(onnxruntime) - log p(flowscan)| accepted: float64 through a few
+# hundred operations, and the graph's erfc (2e-13 relative), leave ~1e-13.
+TOLERANCE = 1e-9
+# One export at a time: it patches zuko's coupling merge for the trace.
+_EXPORT = threading.Lock()
+
+
+def _first(model: DensityModel | DensityEnsemble) -> DensityModel:
+    r"""The model itself, or an ensemble's first member (which shares its description)."""
+    return model.members[0] if isinstance(model, DensityEnsemble) else model
 
 
 class _LogProb(nn.Module):
@@ -72,13 +87,18 @@ def export_onnx(
     `parameters` ranges of its metadata (the trained ranges), which also holds the
     model's `role`, `architecture`, number of `members` and the `flowscan` version.
 
-    The file is then checked: onnxruntime evaluates it on `events` events drawn from
-    the model at `points` parameter points drawn uniformly over the trained box
-    (seeded), against `model.log_prob` in float64.
+    The graph is checked before it is written: onnxruntime evaluates it on `events`
+    events drawn from the model at `points` parameter points drawn uniformly over the
+    trained box (seeded), against `model.log_prob` in float64. Not thread-safe with
+    other uses of zuko's coupling flows (it patches their merge during the trace).
 
     Returns:
         The largest |log p(onnxruntime) - log p(flowscan)| there: ~1e-13 (the mixture's
         erfc is computed from elementary operations in the graph, to 2e-13 relative).
+
+    Raises:
+        ExportError: For `preprocessing="response"` (not exportable), or a graph that
+            differs from the model by more than `TOLERANCE` (then nothing is written).
 
     Example:
         >>> import onnx, tempfile
@@ -93,8 +113,13 @@ def export_onnx(
     """
     import onnx
 
-    fitted = model.for_fit()
-    first = fitted.members[0] if isinstance(fitted, DensityEnsemble) else fitted
+    if _first(model).architecture.preprocessing == "response":
+        raise ExportError(
+            "preprocessing='response' does not export to ONNX (its knots are searched per "
+            "event): retrain with the default preprocessing to export the model"
+        )
+    fitted = model.for_fit().cpu()
+    first = _first(fitted)
     box = first.theta_range
     rng = torch.Generator().manual_seed(seed)
     thetas = box[:, 0] + (box[:, 1] - box[:, 0]) * torch.rand(points, len(box), generator=rng,
@@ -105,33 +130,45 @@ def export_onnx(
     theta = torch.repeat_interleave(thetas, torch.tensor(counts), dim=0)
     inputs = (x,) if not first.conditional else (x, theta)
     names = ["x", "theta"][: len(inputs)]
-    graph = _LogProb(fitted).eval()
+    path, written = Path(path), Path(path).with_suffix(".onnx.partial")
     # the TorchScript exporter: the dynamo one writes Python floats as float32 constants.
-    # Its warnings are not the user's: the values it fixes are the mixture's edges, model
-    # constants; the splines' strided slices are left unfolded; its deprecation is torch's
-    with mock.patch.object(CouplingTransform, "merge", _merge), warnings.catch_warnings():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
+    # Its warnings on the mixture's edges (model constants, read once), the splines' edge
+    # pairs and unfolded slices are not the user's; any other warning of the trace is
+    with _EXPORT, mock.patch.object(CouplingTransform, "merge", _merge), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Converting a tensor to a Python list", TracerWarning)
+        # the splines' pair of bin edges, always 2
+        warnings.filterwarnings("ignore", "Iterating over a tensor", TracerWarning, "zuko")
+        warnings.filterwarnings(
+            "ignore", ".*legacy TorchScript-based ONNX export", DeprecationWarning
+        )
+        warnings.filterwarnings("ignore", "The feature will be removed", DeprecationWarning)
         warnings.filterwarnings("ignore", "Constant folding", UserWarning)
         torch.onnx.export(
-            graph, tuple(i[:4] for i in inputs), os.fspath(path), dynamo=False,
+            _LogProb(fitted).eval(), tuple(i[:4] for i in inputs), written, dynamo=False,
             opset_version=17, input_names=names, output_names=["log_prob"],
             dynamic_axes={n: {0: "events"} for n in [*names, "log_prob"]},
         )  # fmt: skip
-    onnx_model = onnx.load(os.fspath(path))
-    members = len(fitted.members) if isinstance(fitted, DensityEnsemble) else 1
+    graph = onnx.load(written)
     meta = {
         "observables": _variables(first.observables),
         "parameters": _variables(first.theta_vars),
         "role": json.dumps(first.role),
         "architecture": json.dumps(first.architecture.to_dict()),
-        "members": json.dumps(members),
+        "members": json.dumps(len(fitted.members) if isinstance(fitted, DensityEnsemble) else 1),
         "flowscan": json.dumps(__version__),
     }
-    onnx.helper.set_model_props(onnx_model, meta)
-    onnx.save(onnx_model, os.fspath(path))
+    onnx.helper.set_model_props(graph, meta)
+    onnx.save(graph, written)
     reference = fitted.log_prob(*inputs) if first.conditional else fitted.log_prob(x)
-    return float((evaluate_onnx(path, *inputs) - reference).abs().max())
+    difference = float((evaluate_onnx(written, *inputs) - reference).abs().max())
+    if not difference <= TOLERANCE:
+        written.unlink()
+        raise ExportError(
+            f"the exported graph of {path.name} differs from the model by {difference:.2g} in "
+            f"log p (more than {TOLERANCE:g}): nothing written; please report it"
+        )
+    written.replace(path)
+    return difference
 
 
 def evaluate_onnx(path: str | os.PathLike, x: Tensor, theta: Tensor | None = None) -> Tensor:

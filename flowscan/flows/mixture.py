@@ -278,7 +278,10 @@ class _MixtureDistribution(Distribution):
         context alone."""
         # the first observable's parameters are one row for all events where the
         # context is one per batch (a fit), not one per event (training)
-        per_event = self.c is not None and self.c.ndim > 1 and self.c.shape[-2] > 1
+        per_event = self.c is not None and (
+            torch.onnx.is_in_onnx_export()  # a graph takes a theta per event
+            or (self.c.ndim > 1 and self.c.shape[-2] > 1)
+        )
         first_fixed = self.features > 1 and z is not None and z.ndim > 1 and not per_event
         return mixture_terms(*self._parameters(z, share), self.edges, first_fixed)
 
