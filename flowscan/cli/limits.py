@@ -381,12 +381,11 @@ def run(args: argparse.Namespace) -> int:
 def _predicted(rate: SignalRate, grid: np.ndarray) -> list[dict[str, float]]:
     r"""The cross section (fb), efficiency, predicted yield (events) and its relative
     error at each point of `grid` `(K, D)`: refused outside the rate's tables."""
-    n, error = rate(grid)
-    efficiency, _ = rate.efficiency(grid)
+    sigma, efficiency, error = rate.terms(grid)
     return [
-        {"sigma_fb": n_k / (rate.luminosity * e_k), "efficiency": e_k, "n_pred": n_k,
+        {"sigma_fb": s_k, "efficiency": e_k, "n_pred": s_k * rate.luminosity * e_k,
          "n_pred_error": r_k}
-        for n_k, e_k, r_k in zip(n.tolist(), efficiency.tolist(), error.tolist(), strict=True)
+        for s_k, e_k, r_k in zip(sigma.tolist(), efficiency.tolist(), error.tolist(), strict=True)
     ]  # fmt: skip
 
 

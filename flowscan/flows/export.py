@@ -45,16 +45,14 @@ class _LogProb(nn.Module):
         super().__init__()
         members = model.members if isinstance(model, DensityEnsemble) else [model]
         self.members = nn.ModuleList(members)
+        for m in self.members:  # a graph has no checks: `context` scales theta alone
+            m.allow_extrapolation = True
 
     def forward(self, x: Tensor, theta: Tensor | None = None) -> Tensor:
         terms = []
         for m in self.members:
-            c = None
-            if theta is not None:
-                lo, hi = m.theta_range[:, 0], m.theta_range[:, 1]
-                c = 2 * (theta - lo) / (hi - lo) - 1
             z, ladj = m.latent(x)
-            terms.append(m.latent_log_prob(z, c) + ladj)
+            terms.append(m.latent_log_prob(z, m.context(theta)) + ladj)
         if len(terms) == 1:
             return terms[0]
         return torch.stack(terms).logsumexp(0) - math.log(len(terms))

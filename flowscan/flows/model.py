@@ -249,7 +249,9 @@ class DensityModel(nn.Module):
             names = [p.name for p in self._theta_spec]
             raise InputError(f"this model is conditional on {names}: pass theta")
         ref = self.theta_range
-        theta = torch.as_tensor(theta).to(device=ref.device)
+        if not isinstance(theta, Tensor):  # a tensor stays an input of a traced graph
+            theta = torch.as_tensor(theta)
+        theta = theta.to(device=ref.device)
         if not self.allow_extrapolation:
             check_theta(theta, self.theta_vars)
         theta = theta.to(ref.dtype)

@@ -287,7 +287,15 @@ class SignalRate:
     def __call__(self, theta: np.ndarray | Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
         r"""n_sig `(K,)` at thetas `(K, D)` over `efficiency.names` and its relative
         uncertainty `(K,)` (the efficiency's)."""
+        sigma, eff, error = self.terms(theta)
+        return sigma * self.luminosity * eff, error
+
+    def terms(
+        self, theta: np.ndarray | Sequence[float]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        r"""sigma (fb), eff and eff's relative uncertainty, `(K,)` each, at thetas
+        `(K, D)` over `efficiency.names`."""
         theta = _points(theta, self.efficiency.names)
         eff, error = self.efficiency(theta)
         columns = [self.efficiency.names.index(n) for n in self.cross_section.names]
-        return self.cross_section(theta[:, columns]) * self.luminosity * eff, error / eff
+        return self.cross_section(theta[:, columns]), eff, error / eff
