@@ -7,6 +7,8 @@ a 0.2 s timeout), so the module runs in well under a minute."""
 
 import json
 import math
+import shutil
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -30,6 +32,8 @@ from flowscan.scanner import (
     global_search,
     gradient_scan,
     minuit_scan,
+    write_likelihood,
+    write_points,
 )
 from flowscan.stats import coverage, pseudo_experiments
 from flowscan.variables import Variable
@@ -70,6 +74,7 @@ def files(tmp_path_factory) -> dict[str, str]:
         "nanw.csv": pd.DataFrame({"m": m, "tau": 170.0, "w": np.r_[np.nan, m[1:] / m[1:]]}),
         "zerow.csv": pd.DataFrame({"m": m, "w": 0.0}),
         "negw.csv": pd.DataFrame({"m": m, "w": -1.0}),
+        "halfw.csv": pd.DataFrame({"m": m, "w": 0.5}),
     }
     for name, frame in frames.items():
         frame.to_csv(put(name), index=False)
@@ -193,6 +198,30 @@ def files(tmp_path_factory) -> dict[str, str]:
             f[tree].extend({"m": m})
     with open(put("fake.root"), "w") as f:
         f.write("not ROOT")
+
+    # saved likelihoods (scan --save-likelihood): one as written, three spoiled
+    toy = torch.tensor(m[:, None])
+    models = [DensityModel.load(paths[n]).for_fit() for n in ("sig.pt", "bkg.pt")]
+    saved = write_likelihood(MixtureLikelihood(*models, toy), d / "saved")
+    paths["saved.json"] = str(saved)
+    edits = {  # a document each with one thing wrong
+        "edited": lambda doc: doc["domains"][0]["axes"][2].update(max=650.0),  # m_pole
+        "wide": lambda doc: doc["data"][0].update(entries=[[1.0, 2.0]] * 150),
+        "textvalue": lambda doc: doc["domains"][0]["axes"][2].update(max="700"),
+        "nomixture": lambda doc: doc["distributions"].pop(2),
+        "nomisc": lambda doc: doc.update(misc=[]),
+        "noaxes": lambda doc: doc["data"][0].pop("axes"),
+    }
+    for name in ("nomodel", "swapped", "graph", *edits):
+        shutil.copytree(d / "saved", d / name)
+        paths[f"{name}.json"] = str(d / name / "likelihood.json")
+        if name in edits:
+            document = json.loads(saved.read_text())
+            edits[name](document)
+            (d / name / "likelihood.json").write_text(json.dumps(document))
+    (d / "nomodel" / "signal.pt").unlink()
+    shutil.copy(d / "saved" / "background.pt", d / "swapped" / "signal.pt")
+    shutil.copy(d / "saved" / "background.onnx", d / "graph" / "signal.onnx")
     return paths
 
 
@@ -356,7 +385,8 @@ CASES = [
     ("scan lee thresholds text", lambda f: _scan(f, "--global-significance", "5",
      "--lee-thresholds", "1,x"), 2, "not numbers"),
     ("scan global weighted", lambda f: _scan(f, "--global-significance", "5", "--weight", "w",
-     data="negw.csv"), 2, "drop --weight"),
+     data="halfw.csv"), 2, "these events are weighted (weighted simulation is no observed "
+     "dataset): drop --weight"),
     ("scan global zero toys", lambda f: _scan(f, "--global-significance", "0"), 2,
      "must be a positive integer"),
     ("scan weight column missing", lambda f: _scan(f, "--weight", "w"), 2,
@@ -809,6 +839,43 @@ CASES = [
      "required: --out"),
     ("export zero events", lambda f: ["export", f["sig.pt"], "--out", f["m.onnx"], "--events",
      "0"], 2, "must be a positive integer"),
+    # saved likelihoods
+    ("likelihood and models", lambda f: ["scan", "--likelihood", f["saved.json"], "--signal",
+     f["sig.pt"]], 2, "--likelihood holds the models, data, yields and constraints: drop "
+     "['--signal']"),
+    ("likelihood and yields", lambda f: ["scan", "--likelihood", f["saved.json"], "--n-sig",
+     "5", "--n-bkg", "50"], 2, "drop ['--n-sig', '--n-bkg']"),
+    ("scan without models", lambda f: ["scan", "--data", f["toy.csv"]], 2,
+     "give --signal, --background (or --likelihood FILE.json)"),
+    ("likelihood not JSON", lambda f: ["scan", "--likelihood", f["notes.txt"]], 2,
+     "is not JSON: give the likelihood.json of scan --save-likelihood"),
+    ("likelihood other JSON", lambda f: ["scan", "--likelihood", f["nobias.json"]], 2,
+     "is not a likelihood saved by flowscan"),
+    ("likelihood missing", lambda f: ["scan", "--likelihood", f["a_file"] + ".json"], 2,
+     "No such file"),
+    ("likelihood without its model", lambda f: ["scan", "--likelihood", f["nomodel.json"]], 2,
+     "signal.pt"),
+    ("likelihood models swapped", lambda f: ["scan", "--likelihood", f["swapped.json"]], 2,
+     "signal.pt is not the file this likelihood was saved with (its sha256 differs)"),
+    ("likelihood graph replaced", lambda f: ["scan", "--likelihood", f["graph.json"]], 2,
+     "signal.onnx is not the file this likelihood was saved with"),
+    ("likelihood domain edited", lambda f: ["scan", "--likelihood", f["edited.json"]], 2,
+     "the document was edited or its model files replaced"),
+    ("likelihood data too wide", lambda f: ["scan", "--likelihood", f["wide.json"]], 2,
+     "the data's entries are not rows of 1 numbers (['m'])"),
+    ("likelihood text bound", lambda f: ["scan", "--likelihood", f["textvalue.json"]], 2,
+     "the domain's max of m_pole is '700', not a finite number"),
+    ("likelihood no mixture", lambda f: ["scan", "--likelihood", f["nomixture.json"]], 2,
+     "no distribution 'model'"),
+    ("likelihood misc list", lambda f: ["scan", "--likelihood", f["nomisc.json"]], 2,
+     "is not a likelihood saved by flowscan (no misc.flowscan)"),
+    ("likelihood no axes", lambda f: ["scan", "--likelihood", f["noaxes.json"]], 2,
+     "not a likelihood flowscan wrote (KeyError: 'axes')"),
+    ("save likelihood over its files", lambda f: _scan(f, "--save-likelihood", "--out",
+     str(Path(f["saved.json"]).parent)), 2, "which already holds them: give another --out"),
+    ("save likelihood with scale", lambda f: _scan(f, "--scale", "mass_scale:0.01:m",
+     "--window", "m:200:900", "--where", "m > 210 and m < 890", "--save-likelihood"), 2,
+     "only flowscan models and ensembles are saved"),
     ("validate corrupt model", lambda f: ["validate", f["garbage.pt"], "--reference",
      "breit-wigner"], 2, "not a readable flowscan model file"),
     ("validate reference without the column", lambda f: ["validate", f["bkg.pt"],
@@ -866,6 +933,15 @@ def _events(n: int = 50) -> torch.Tensor:
 
 
 API = [
+    ("write asimov likelihood", lambda f: write_likelihood(MixtureLikelihood(
+     *(DensityModel.load(f[n]).for_fit() for n in ("sig.pt", "bkg.pt")), _events(),
+     weights=torch.ones(len(_events())), asimov=True), f["analysis"]), InputError,
+     "an Asimov likelihood is not saved"),
+    ("write exact densities", lambda f: write_likelihood(MixtureLikelihood(BreitWigner(),
+     Exponential(), _events()), f["analysis"]), InputError, "the signal density is a "
+     "BreitWigner: only flowscan models and ensembles are saved"),
+    ("point not finite", lambda f: write_points(f["saved.json"], {"init": [1.0, math.nan]}),
+     InputError, "parameter point 'init' needs 5 finite values"),
     ("one yield", lambda f: MixtureLikelihood(BreitWigner(), Exponential(), _events(), 10),
      InputError, "give both n_sig and n_bkg"),
     ("corrupt model", lambda f: DensityModel.load(f["garbage.pt"]), ModelFileError,

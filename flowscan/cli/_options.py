@@ -129,16 +129,16 @@ def add_dask(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_models(parser: argparse.ArgumentParser) -> None:
+def add_models(parser: argparse.ArgumentParser, required: bool = True) -> None:
     parser.add_argument(
-        "--signal", required=True, help="signal model or ensemble file (flowscan train)"
+        "--signal", required=required, help="signal model or ensemble file (flowscan train)"
     )
-    parser.add_argument("--background", required=True, help="background model or ensemble file")
+    parser.add_argument("--background", required=required, help="background model or ensemble file")
 
 
-def add_data(parser: argparse.ArgumentParser, several: bool = True) -> None:
+def add_data(parser: argparse.ArgumentParser, several: bool = True, required: bool = True) -> None:
     r"""`--data` (several files read as one if `several`), `--columns` and `--where`."""
-    parser.add_argument("--data", required=True, nargs="+" if several else None, help=DATA)
+    parser.add_argument("--data", required=required, nargs="+" if several else None, help=DATA)
     parser.add_argument("--columns", help="data columns of the observables, comma-separated")
     parser.add_argument("--where", help='row selection of --data, e.g. "tau2j1 > 0"')
 

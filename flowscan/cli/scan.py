@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from ..exceptions import FitError, InputError
 from ..io import check_memory, run_folder, write_record
 from ..parallel import dask_client
 from ..scanner import (
+    FAILURES,
     LOCAL,
     METHODS,
     FitSettings,
@@ -23,12 +25,19 @@ from ..scanner import (
     ParameterSpace,
     ScanResult,
     fit_methods,
+    read_likelihood,
+    write_likelihood,
+    write_points,
 )
+from ..scanner.hs3 import FILE
 from ..stats import checked_grid, discovery, global_significance, pulls_and_impacts
 from ..stats.hypotest import signal_parameters
 from ..stats.look_elsewhere import THRESHOLDS
 from ..weights import effective_events
 from . import _options as o
+
+# What --save-likelihood writes beside the document.
+SAVED = ("signal.onnx", "background.onnx", "signal.pt", "background.pt")
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -40,9 +49,25 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "a data file with each method, prints a table per method and writes scan.json and "
         "convergence.png.",
     )
-    o.add_models(scan)
-    o.add_data(scan)
+    o.add_models(scan, required=False)
+    o.add_data(scan, required=False)
     o.add_weight(scan)
+    saved = scan.add_argument_group(
+        "saved likelihood", "the likelihood as an HS3 JSON document with ONNX densities "
+        "(docs/export.md)",
+    )  # fmt: skip
+    saved.add_argument(
+        "--likelihood",
+        metavar="FILE.json",
+        help="fit the likelihood.json of scan --save-likelihood (its models, data, yields "
+        "and constraints) in place of --signal, --background and --data",
+    )
+    saved.add_argument(
+        "--save-likelihood",
+        action="store_true",
+        help="write the likelihood to --out: likelihood.json (HS3 layout; the fits' start "
+        "and best fit as parameter points), the densities as signal/background .onnx and .pt",
+    )
     scan.add_argument(
         "--n-sig",
         type=o.events,
@@ -123,36 +148,26 @@ def run(args: argparse.Namespace) -> int:
     `--global-significance TOYS` (extended likelihood), the local significance of the
     first local method's fit and its global one (`global_significance`: background-only toys,
     and Gross-Vitells from their q0 fields over `--lee-grid`) go to a table and
-    `scan.json`, the data's q0 field to `q0_field.csv` and `q0_field.png`. Returns the
-    exit code."""
+    `scan.json`, the data's q0 field to `q0_field.csv` and `q0_field.png`. With
+    `--likelihood FILE.json` the likelihood is a saved one (`read_likelihood`); with
+    `--save-likelihood` it is saved to `--out` before the fits (`write_likelihood`) and
+    the best fit's start and minimum added after them. Returns the exit code."""
     methods = list(METHODS) if args.method == "all" else o.names(args.method)
     unknown = sorted(set(methods) - set(METHODS))
     if unknown or not methods:
         raise InputError(
             f"unknown method(s) {unknown or methods}; choose from {list(METHODS)} or 'all'"
         )
-    if args.global_significance and args.weight:
-        raise InputError(
-            "--global-significance compares the data with unweighted background-only "
-            "toys: drop --weight (weighted simulation is no observed dataset)"
-        )
     flags = {k: True for k in ("minos", "profiles") if getattr(args, k)}
     settings = o.fit_settings(args, minuit=flags)
-    sig, bkg = o.load_models(args)
-    observables = [v.name for v in sig.observables]
-    columns = o.names(args.columns) or observables
-    if len(columns) != len(observables):
+    nll = _likelihood(args)
+    if args.global_significance and nll.weights is not None:
         raise InputError(
-            f"--columns names {len(columns)} column(s) {columns} for the models' "
-            f"{len(observables)} observable(s) {observables}"
+            "--global-significance compares the data with unweighted background-only "
+            "toys, and these events are weighted (weighted simulation is no observed "
+            "dataset): drop --weight"
         )
-    x = o.read_data(args.data, columns, args.where)
-    weights = o.read_weights(args, args.data)
-    constraints = o.constraints(args, sig, bkg)
-    nll = MixtureLikelihood(
-        sig, bkg, x, args.n_sig, args.n_bkg, check_models=not args.no_model_check,
-        constraints=constraints, weights=weights,
-    )  # fmt: skip
+    x, weights, constraints = nll.x, nll.weights, nll.constraints
     space = settings.space(nll)
     q, width = int(space.floating.sum()), 24 * len(nll.names)
     if "grid" in methods:
@@ -164,6 +179,8 @@ def run(args: argparse.Namespace) -> int:
     bias = None if args.model_bias is None else _model_bias(args.model_bias, nll.names)
     lee = _lee_settings(args, nll, space, methods) if args.global_significance else None
     out = run_folder(args.out, "scan")
+    if args.save_likelihood:  # before the fits: a model that does not export stops it here
+        saved = _save_likelihood(nll, out)
 
     print(f"fitting {o.event_count(len(x), weights)} by {', '.join(methods)} ...", flush=True)
     if weights is not None and (args.minos or args.profiles or constraints):
@@ -214,8 +231,67 @@ def run(args: argparse.Namespace) -> int:
             raise FitError(f"no global significance without a fit: {local.message}")
         extra["global_significance"] = _global(args, nll, settings, local, lee, out, files)
         write_record(out / "scan.json", config, results=record, **extra)
+    if args.save_likelihood:
+        _save_points(saved, results, settings.fixed)
+        files += [saved.name, *SAVED]
     print(f"wrote {out}/ ({', '.join(files)})")
     return o.exit_code([r.status for r in results.values()])
+
+
+def _likelihood(args: argparse.Namespace) -> MixtureLikelihood:
+    r"""The likelihood of `--likelihood`, or of the models and data the options name."""
+    if args.likelihood:
+        given = [
+            option
+            for option in ("--signal", "--background", "--data", "--columns", "--where",
+                           "--weight", "--n-sig", "--n-bkg", "--nuisance", "--analysis",
+                           "--scale", "--window")
+            if getattr(args, option[2:].replace("-", "_"))
+        ]  # fmt: skip
+        if given:
+            raise InputError(
+                f"--likelihood holds the models, data, yields and constraints: drop {given}"
+            )
+        return read_likelihood(args.likelihood, check_models=not args.no_model_check)
+    missing = [f"--{k}" for k in ("signal", "background", "data") if not getattr(args, k)]
+    if missing:
+        raise InputError(f"give {', '.join(missing)} (or --likelihood FILE.json)")
+    sig, bkg = o.load_models(args)
+    observables = [v.name for v in sig.observables]
+    columns = o.names(args.columns) or observables
+    if len(columns) != len(observables):
+        raise InputError(
+            f"--columns names {len(columns)} column(s) {columns} for the models' "
+            f"{len(observables)} observable(s) {observables}"
+        )
+    x = o.read_data(args.data, columns, args.where)
+    return MixtureLikelihood(
+        sig, bkg, x, args.n_sig, args.n_bkg, check_models=not args.no_model_check,
+        constraints=o.constraints(args, sig, bkg), weights=o.read_weights(args, args.data),
+    )  # fmt: skip
+
+
+def _save_likelihood(nll: MixtureLikelihood, out: Path) -> Path:
+    r"""`write_likelihood` to `out`, refused where a file of its would be overwritten
+    (the models given, say); returns the document's path."""
+    taken = [f for f in (FILE, *SAVED) if (out / f).exists()]
+    if taken:
+        raise InputError(
+            f"--save-likelihood writes {taken} to {out}, which already holds them: give "
+            "another --out"
+        )
+    print("saving the likelihood (each density exported to ONNX and checked) ...", flush=True)
+    return write_likelihood(nll, out)
+
+
+def _save_points(path: Path, results: dict[str, ScanResult], fixed: Sequence[str]) -> None:
+    r"""The start (`init`, `fixed` held) and minimum (`best_fit`) of the local method's
+    fit of lowest NLL that did not fail (not invalid, not a local minimum) into the
+    saved likelihood at `path`; none without such a fit."""
+    fits = [r for m, r in results.items() if m in LOCAL and r.status not in FAILURES]
+    best = min(fits, key=lambda r: r.nll, default=None)
+    if best is not None:
+        write_points(path, {"init": best.path[0], "best_fit": best.theta}, fixed)
 
 
 def _lee_grid(args: argparse.Namespace, nll: MixtureLikelihood, space: ParameterSpace) -> dict:

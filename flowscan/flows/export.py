@@ -4,7 +4,7 @@ trained ranges in the file's metadata."""
 
 from __future__ import annotations
 
-__all__ = ["evaluate_onnx", "export_onnx"]
+__all__ = ["check_exportable", "evaluate_onnx", "export_onnx"]
 
 import json
 import math
@@ -65,6 +65,16 @@ def _merge(self: CouplingTransform, x_a: Tensor, x_b: Tensor, shape: torch.Size)
     return torch.cat([x_a, x_b], dim=-1)[..., order]
 
 
+def check_exportable(model: DensityModel | DensityEnsemble) -> None:
+    r"""Raises `ExportError` for a model that does not export (`preprocessing="response"`:
+    its knots are searched per event)."""
+    if _first(model).architecture.preprocessing == "response":
+        raise ExportError(
+            "preprocessing='response' does not export to ONNX (its knots are searched per "
+            "event): retrain with the default preprocessing to export the model"
+        )
+
+
 def _variables(variables: list) -> str:
     return json.dumps([{"name": v.name, "unit": v.unit, "low": v.low, "high": v.high}
                        for v in variables])  # fmt: skip
@@ -111,11 +121,7 @@ def export_onnx(
     """
     import onnx
 
-    if _first(model).architecture.preprocessing == "response":
-        raise ExportError(
-            "preprocessing='response' does not export to ONNX (its knots are searched per "
-            "event): retrain with the default preprocessing to export the model"
-        )
+    check_exportable(model)
     fitted = model.for_fit().cpu()
     first = _first(fitted)
     box = first.theta_range

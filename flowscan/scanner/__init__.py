@@ -12,6 +12,7 @@ from .fitting import (
     parse_option,
 )
 from .gradient import gradient_scan
+from .hs3 import check_writable, read_likelihood, write_likelihood, write_points
 from .likelihood import Density, MixtureLikelihood, check_model_pair
 from .minuit import MinuitCost, minuit_scan
 from .model_error import model_errors
@@ -36,6 +37,7 @@ __all__ = [
     "Search",
     "bayesopt_scan",
     "check_model_pair",
+    "check_writable",
     "compare_methods",
     "covariance",
     "curvature_errors",
@@ -50,6 +52,9 @@ __all__ = [
     "model_warning",
     "parse_option",
     "random_scan",
+    "read_likelihood",
     "global_search",
     "sandwich",
+    "write_likelihood",
+    "write_points",
 ]

@@ -181,6 +181,7 @@ class MixtureLikelihood:
         self.weight_scale = 1.0 if weights is None or asimov else total / spread**2
         self._w = None if weights is None else weights * self.weight_scale
         self.negative_signal = negative_signal
+        self.n_sig, self.n_bkg = n_sig, n_bkg  # the fixed fraction's yields, else None
         self.f_sig = None if self.extended else n_sig / (n_sig + n_bkg)
         yields = []
         if self.extended:  # N + 10 sqrt(N) + 10 in effective events, in the weights' units
