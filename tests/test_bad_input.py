@@ -211,6 +211,9 @@ def files(tmp_path_factory) -> dict[str, str]:
         "nomixture": lambda doc: doc["distributions"].pop(2),
         "nomisc": lambda doc: doc.update(misc=[]),
         "noaxes": lambda doc: doc["data"][0].pop("axes"),
+        "scale": lambda doc: doc["misc"]["flowscan"].update(weight_scale=2.0),
+        "twice": lambda doc: doc["domains"][0]["axes"].append(doc["domains"][0]["axes"][0]),
+        "nofile": lambda doc: doc["distributions"][0].update(file=""),
     }
     for name in ("nomodel", "swapped", "graph", *edits):
         shutil.copytree(d / "saved", d / name)
@@ -871,6 +874,12 @@ CASES = [
      "is not a likelihood saved by flowscan (no misc.flowscan)"),
     ("likelihood no axes", lambda f: ["scan", "--likelihood", f["noaxes.json"]], 2,
      "not a likelihood flowscan wrote (KeyError: 'axes')"),
+    ("likelihood weight scale edited", lambda f: ["scan", "--likelihood", f["scale.json"]], 2,
+     "its weight_scale 2.0 is not sum w / sum w^2 = 1.0 of its weights"),
+    ("likelihood axis twice", lambda f: ["scan", "--likelihood", f["twice.json"]], 2,
+     "the domain names a parameter twice"),
+    ("likelihood no file name", lambda f: ["scan", "--likelihood", f["nofile.json"]], 2,
+     "the signal distribution is not an onnx_dist of files beside the document"),
     ("save likelihood over its files", lambda f: _scan(f, "--save-likelihood", "--out",
      str(Path(f["saved.json"]).parent)), 2, "which already holds them: give another --out"),
     ("save likelihood with scale", lambda f: _scan(f, "--scale", "mass_scale:0.01:m",

@@ -285,35 +285,43 @@ def read_likelihood(
     if not isinstance(misc, dict) or not isinstance(misc.get("flowscan"), dict):
         raise InputError(f"{path} is not a likelihood saved by flowscan (no misc.flowscan)")
     try:
-        parts = _parts(document, path.parent, device)
+        densities, x, yields, options, bounds, scale = _parts(document, path.parent, device)
+        nll = MixtureLikelihood(*densities, x, *yields, check_models=check_models, **options)
     except FlowscanError as e:
         raise type(e)(f"{path}: {e}") from None
+    except OSError as e:
+        raise InputError(f"{path}: {e.filename}: {e.strerror}") from None
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
         raise InputError(
             f"{path}: not a likelihood flowscan wrote ({type(e).__name__}: {e}); write it "
             "again with scan --save-likelihood"
         ) from None
-    densities, x, yields, options, bounds = parts
-    nll = MixtureLikelihood(*densities, x, *yields, check_models=check_models, **options)
     ranges = {v.name: (v.low, v.high) for v in nll.theta_vars}
     if ranges != bounds:
         raise InputError(
             f"{path}: its domain {bounds} is not the models' parameter ranges {ranges}: the "
             "document was edited or its model files replaced"
         )
+    # the weights' scale as computed from them, to float64 rounding
+    if not math.isclose(scale, nll.weight_scale, rel_tol=1e-12):
+        raise InputError(
+            f"{path}: its weight_scale {scale} is not sum w / sum w^2 = {nll.weight_scale} of "
+            "its weights: the document was edited"
+        )
     return nll
 
 
 def _parts(document: dict, folder: Path, device: str | torch.device) -> tuple:
     r"""What `read_likelihood` builds the likelihood from: the densities, the events,
-    the yields (or `None`s), the other options of `MixtureLikelihood`, the domain."""
+    the yields (or `None`s), the other options of `MixtureLikelihood`, the domain, and
+    the recorded weight scale."""
     flowscan = document["misc"]["flowscan"]
     distributions = document["distributions"]
     densities = []
     for role in ROLES:
         entry = _named(distributions, role, "distribution")
         file, model = entry["file"], entry["flowscan_model"]
-        if entry["type"] != "onnx_dist" or any(Path(f).name != f for f in (file, model)):
+        if entry["type"] != "onnx_dist" or any(not f or Path(f).name != f for f in (file, model)):
             raise InputError(f"the {role} distribution is not an onnx_dist of files beside "
                              "the document")  # fmt: skip
         for name in (file, model):
@@ -370,6 +378,9 @@ def _parts(document: dict, folder: Path, device: str | torch.device) -> tuple:
     if weights is not None:
         weights = torch.from_numpy(np.array(weights, dtype=np.float64))
     (domain,) = document["domains"]
+    names = [a["name"] for a in domain["axes"]]
+    if len(set(names)) < len(names):
+        raise InputError(f"the domain names a parameter twice: {names}")
     bounds = {
         a["name"]: tuple(
             None if abs(b) >= INFINITY else b
@@ -378,9 +389,12 @@ def _parts(document: dict, folder: Path, device: str | torch.device) -> tuple:
         for a in domain["axes"]
     }
     negative = flowscan["negative_signal"]
+    if not isinstance(negative, bool):
+        raise InputError(f"misc.flowscan.negative_signal is {negative!r}, not true or false")
     options = {
         "weights": weights, "constraints": constraints,
         "negative_signal": extended is True and negative is True,
         "max_yield": bounds["n_sig"][1] if extended is True else None,
     }  # fmt: skip
-    return densities, x, yields, options, bounds
+    scale = _number(flowscan["weight_scale"], "misc.flowscan.weight_scale")
+    return densities, x, yields, options, bounds, scale
