@@ -112,6 +112,7 @@ def write_likelihood(
 
     Raises `InputError` (`check_writable`) before anything is written."""
     check_writable(nll)
+    _checked_points(points or {}, nll.names, fixed)  # before anything is written
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     distributions, files = [], {}
@@ -191,10 +192,9 @@ def write_likelihood(
             }
         },
     }
+    _set_points(document, points or {}, fixed)
     path = folder / FILE
     _dump(document, path)
-    if points:
-        write_points(path, points, fixed)
     return path
 
 
@@ -210,15 +210,30 @@ def write_points(
     `"init"` where given, with the `fixed` parameters constant there."""
     path = Path(path)
     document = json.loads(path.read_text(encoding="utf-8"))
-    names = [a["name"] for a in document["domains"][0]["axes"]]
-    for key, values in points.items():
-        values = [float(v) for v in values]
+    _set_points(document, points, fixed)
+    _dump(document, path)
+
+
+def _checked_points(
+    points: dict[str, Sequence[float]], names: list[str], fixed: Sequence[str]
+) -> dict[str, list[float]]:
+    r"""`points` as lists of floats, refused unless each has a finite value per name
+    and `fixed` are among `names`."""
+    out = {key: [float(v) for v in values] for key, values in points.items()}
+    for key, values in out.items():
         if len(values) != len(names) or not all(map(math.isfinite, values)):
             raise InputError(f"parameter point {key!r} needs {len(names)} finite values for "
                              f"{names}, got {values}")  # fmt: skip
     unknown = sorted(set(fixed) - set(names))
     if unknown:
         raise InputError(f"fixed parameters {unknown} are not among {names}")
+    return out
+
+
+def _set_points(document: dict, points: dict[str, Sequence[float]], fixed: Sequence[str]) -> None:
+    r"""`write_points` on the `document` itself."""
+    names = [a["name"] for a in document["domains"][0]["axes"]]
+    points = _checked_points(points, names, fixed)
     kept = [p for p in document["parameter_points"] if p["name"] not in points]
     document["parameter_points"] = [
         _point(k, dict(zip(names, v, strict=True)), fixed if k == "init" else ())
@@ -226,7 +241,6 @@ def write_points(
     ] + kept
     if "init" in points:
         document["analyses"][0]["init"] = "init"
-    _dump(document, path)
 
 
 def _named(items: object, name: str, what: str) -> dict:
